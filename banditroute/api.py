@@ -1,0 +1,153 @@
+"""Request validation for the HTTP API: JSON objects in, typed requests out, or an ApiError. Pure.
+
+Every rule here turns bad input into a 4xx with `{"error": {"code", "message"}}` before anything is
+stored or learned.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from banditroute.types import FeedbackPart
+
+SOURCES = ("user", "judge", "system")
+ERRORS = ("timeout", "rate_limited", "server_error", "connection_error", "content_filter", "other")
+_EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
+_METADATA_MAX_KEYS = 32
+_METADATA_MAX_STRING = 512
+_METADATA_MAX_LIST = 32
+ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens"})
+REWARD_FIELDS = frozenset(
+    {"event_id", "quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
+)
+_FEEDBACK_VALUES = ("quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> bytes:
+        return orjson.dumps({"error": {"code": self.code, "message": self.message}})
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    query: str
+    metadata: dict[str, Any]
+    max_output_tokens: int | None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return obj
+
+
+def _reject_unknown(obj: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field(s) {unknown[:5]}; known: {sorted(known)}")
+
+
+def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
+    _reject_unknown(obj, ROUTE_FIELDS)
+    query = obj.get("query")
+    if not isinstance(query, str):
+        raise ApiError(400, "invalid_query", "query must be a string")
+    if not query.strip():
+        raise ApiError(400, "invalid_query", "query must not be empty")
+    if len(query) > max_query_chars:
+        raise ApiError(413, "query_too_long", f"query has {len(query)} characters; the limit is {max_query_chars}")
+    metadata = obj.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    _check_metadata(metadata)
+    max_out = obj.get("max_output_tokens")
+    if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
+        raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
+    return RouteRequest(query, metadata, max_out)
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict):
+        raise ApiError(400, "invalid_metadata", "metadata must be an object")
+    if len(metadata) > _METADATA_MAX_KEYS:
+        raise ApiError(400, "invalid_metadata", f"metadata has more than {_METADATA_MAX_KEYS} keys")
+    for key, value in metadata.items():
+        if len(key) > 64:
+            raise ApiError(400, "invalid_metadata", "metadata keys must be at most 64 characters")
+        if isinstance(value, list):
+            if len(value) > _METADATA_MAX_LIST or not all(
+                isinstance(v, str) and len(v) <= _METADATA_MAX_STRING for v in value
+            ):
+                raise ApiError(400, "invalid_metadata",
+                               f"metadata.{key}: a list must hold at most {_METADATA_MAX_LIST} short strings")
+        elif isinstance(value, str):
+            if len(value) > _METADATA_MAX_STRING:
+                raise ApiError(400, "invalid_metadata", f"metadata.{key} is longer than {_METADATA_MAX_STRING}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ApiError(400, "invalid_metadata", f"metadata.{key} must be finite")
+        elif value is not None and not isinstance(value, bool | int | float):
+            raise ApiError(400, "invalid_metadata",
+                           f"metadata.{key} must be a string, number, boolean, null or list of strings")
+    caps = metadata.get("capabilities")
+    if caps is not None and not isinstance(caps, list):
+        raise ApiError(400, "invalid_metadata", "metadata.capabilities must be a list of strings")
+
+
+def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
+    _reject_unknown(obj, REWARD_FIELDS)
+    event_id = obj.get("event_id")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ApiError(400, "invalid_event_id", "event_id must be the string /route returned")
+    if not any(obj.get(k) is not None for k in _FEEDBACK_VALUES):
+        raise ApiError(400, "empty_feedback", f"send at least one of {list(_FEEDBACK_VALUES)}")
+    quality = _number(obj, "quality", 0.0, 1.0)
+    latency = _number(obj, "latency_ms", 0.0, 86_400_000.0)
+    cost = _number(obj, "cost_usd", 0.0, 1_000_000.0)
+    tokens_in = _count(obj, "input_tokens")
+    tokens_out = _count(obj, "output_tokens")
+    source = obj.get("source", "user")
+    if source not in SOURCES:
+        raise ApiError(400, "invalid_source", f"source must be one of {list(SOURCES)}")
+    error = obj.get("error")
+    if error is not None and error not in ERRORS:
+        raise ApiError(400, "invalid_error", f"error must be one of {list(ERRORS)}")
+    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error)
+
+
+def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(400, f"invalid_{key}", f"{key} must be a finite number")
+    if not low <= value <= high:
+        raise ApiError(400, f"invalid_{key}", f"{key} must be in {low:g}..{high:g}")
+    return float(value)
+
+
+def _count(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not _is_int(value) or not 0 <= value <= 100_000_000:
+        raise ApiError(400, f"invalid_{key}", f"{key} must be an integer in 0..100000000")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

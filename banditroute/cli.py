@@ -1,0 +1,57 @@
+"""`banditroute serve | simulate | sweep | tune | ope | bench`: one entry point, thin over the library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from banditroute.config import ConfigError, load_config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from banditroute import logging as blog
+    from banditroute.server import run
+
+    blog.configure(args.log_level)
+    config = load_config(args.config)
+    server: dict[str, object] = {}
+    port = args.port if args.port is not None else os.environ.get("BANDITROUTE_PORT")
+    if port is not None:
+        server["port"] = int(port)
+    if args.host is not None:
+        server["host"] = args.host
+    if args.data_dir is not None:
+        server["data_dir"] = args.data_dir
+    if server:
+        config = config.with_overrides(server=server)
+    run(config)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="banditroute", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the HTTP service")
+    serve.add_argument("--config", help="TOML config file (default: the bundled one)")
+    serve.add_argument("--port", type=int, help="port (or env BANDITROUTE_PORT; default 8080)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"banditroute: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

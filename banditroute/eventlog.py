@@ -1,0 +1,127 @@
+"""Batched, ordered, durable appends to the store, off the event loop.
+
+Everything goes through one FIFO queue and one writer thread, so a feedback part is never
+committed before the decision it refers to, and a checkpoint never before the learned rows it
+includes. Decisions and learned rows are fire-and-forget (batched with whatever else is queued);
+feedback parts and checkpoints are awaited: `/reward` answers only once its part is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from banditroute.store import Checkpoint, Store, StoreError
+from banditroute.types import Decision, FeedbackPart, LearnedRow
+
+log = structlog.get_logger("banditroute.eventlog")
+
+_DECISION, _PART, _LEARNED, _CHECKPOINT = range(4)
+
+
+class EventLog:
+    """The router's LogSink for the service; `start()` inside a running loop, `close()` to drain."""
+
+    def __init__(self, store: Store, batch_max: int = 1024):
+        self.store = store
+        self.batch_max = batch_max
+        self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-writer")
+        self.healthy = True
+        self.last_error: str | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="banditroute-eventlog")
+
+    async def close(self) -> None:
+        if self._task is not None and self._queue is not None:
+            await self._queue.join()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    # LogSink ----------------------------------------------------------------------------------
+
+    def decision(self, decision: Decision) -> None:
+        self._put(_DECISION, decision, None)
+
+    def learned(self, row: LearnedRow) -> None:
+        self._put(_LEARNED, row, None)
+
+    # Awaited appends ----------------------------------------------------------------------------
+
+    async def feedback(self, part: FeedbackPart) -> None:
+        """Returns once the part is committed; raises StoreError when it could not be."""
+        fut = asyncio.get_running_loop().create_future()
+        self._put(_PART, part, fut)
+        await fut
+
+    async def checkpoint(self, checkpoint: Checkpoint) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._put(_CHECKPOINT, checkpoint, fut)
+        await fut
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """Run a read on the writer thread (the store is used from one thread at a time)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def pending(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def _put(self, kind: int, item: Any, fut: asyncio.Future[None] | None) -> None:
+        assert self._queue is not None, "EventLog.start() was not called"
+        self._queue.put_nowait((kind, item, fut))
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write(loop, batch)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[int, Any, Any]]) -> None:
+        decisions = [item for kind, item, _ in batch if kind == _DECISION]
+        parts = [item for kind, item, _ in batch if kind == _PART]
+        learned = [item for kind, item, _ in batch if kind == _LEARNED]
+        checkpoints = [item for kind, item, _ in batch if kind == _CHECKPOINT]
+        error: Exception | None = None
+        try:
+            await loop.run_in_executor(
+                self._executor, self.store.write, decisions, parts, learned, checkpoints[-1] if checkpoints else None
+            )
+            self.batches += 1
+            if not self.healthy:
+                log.info("store_recovered")
+            self.healthy, self.last_error = True, None
+        except StoreError as exc:
+            error = exc
+            self.healthy, self.last_error = False, str(exc)
+            log.error("store_write_failed", error=str(exc), decisions=len(decisions), parts=len(parts))
+            # Unacknowledged records go back to the queue's head on the next batch: decisions and
+            # learned rows must not be lost; awaited parts are failed so their clients retry.
+            self._requeue([(k, i, None) for k, i, f in batch if k in (_DECISION, _LEARNED)])
+            await asyncio.sleep(0.5)
+        for _, _, fut in batch:
+            if fut is not None and not fut.done():
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+
+    def _requeue(self, items: list[tuple[int, Any, None]]) -> None:
+        assert self._queue is not None
+        for item in items:
+            self._queue.put_nowait(item)

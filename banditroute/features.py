@@ -1,0 +1,127 @@
+"""Query + metadata -> the shared-context features of one decision, as VW text. Pure and fast.
+
+The result is a compact string (a few hundred bytes) in VW's text format with three namespaces:
+
+- `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words;
+- `x` structure: length buckets and signals for code, math, lists, questions, URLs, JSON and the
+  script the text is written in;
+- `u` metadata: `key=value` categories for the configured metadata keys.
+
+The policy crosses each of them with the action namespace, so every model gets its own weights per
+feature. Pending decisions keep this string, not a parsed VW example (about 32 KB each).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from banditroute.config import FeaturesConfig
+
+_WORD = re.compile(r"\w+")
+_UNSAFE = re.compile(r"[\s|:]+")  # characters VW's text format gives meaning to
+_CODE = re.compile(
+    r"```|^\s*(?:def|class|import|from|#include|public|private|function|const|let|var|SELECT|return)\b"
+    r"|[{};]\s*$|=>|::|\w+\(\)",
+    re.MULTILINE,
+)
+_MATH = re.compile(r"\\(?:frac|sqrt|sum|int|cdot)|\$[^$\n]+\$|\d\s*[-+*/^=<>]\s*\d|\b(?:solve|equation|integral|derivative|probability)\b", re.IGNORECASE)
+_LIST = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Da-d][.)])\s+", re.MULTILINE)
+_URL = re.compile(r"https?://|www\.")
+_QUESTION_WORDS = frozenset(
+    "what why how when where which who whom whose is are can could should would does do did will explain".split()
+)
+# A small sample of the text is enough for the signals; the lengths use the whole text.
+_SIGNAL_CHARS = 4000
+
+
+def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesConfig) -> str:
+    """The VW shared-namespace text for one request."""
+    head = query[:_SIGNAL_CHARS]
+    lowered = query[: config.max_words * 16].lower()
+    words = _WORD.findall(lowered)[: config.max_words]
+    parts = ["|w"]
+    parts.extend(dict.fromkeys(words))
+    if config.bigrams and len(words) > 1:
+        parts.extend(dict.fromkeys(f"{a}_{b}" for a, b in zip(words, words[1:])))
+    parts.append("|x")
+    parts.extend(_structure(query, head, words))
+    if metadata:
+        meta = _metadata(metadata, config.metadata_keys)
+        if meta:
+            parts.append("|u")
+            parts.extend(meta)
+    return " ".join(parts)
+
+
+def _structure(query: str, head: str, words: list[str]) -> list[str]:
+    n = len(query)
+    out = [
+        f"chars{n.bit_length()}",
+        f"words{len(words).bit_length()}",
+        f"lines{min(query.count(chr(10)), 64).bit_length()}",
+    ]
+    if _CODE.search(head):
+        out.append("code")
+    if _MATH.search(head):
+        out.append("math")
+    if _LIST.search(head):
+        out.append("list")
+    if _URL.search(head):
+        out.append("url")
+    stripped = head.lstrip()
+    if stripped[:1] in "{[" and stripped[-1:] in "}]":
+        out.append("json")
+    if head.rstrip().endswith("?"):
+        out.append("ends_q")
+    if words and words[0] in _QUESTION_WORDS:
+        out.append(f"q_{words[0]}")
+    digits = sum(c.isdigit() for c in head)
+    if head:
+        out.append(f"digits{(10 * digits) // len(head)}")
+    out.append(f"script_{_script(head)}")
+    return out
+
+
+def _script(text: str) -> str:
+    """The dominant writing system, told apart by code-point ranges of the first letters."""
+    for ch in text[:200]:
+        if not ch.isalpha():
+            continue
+        cp = ord(ch)
+        if cp < 0x250:
+            return "latin"
+        if 0x400 <= cp < 0x530:
+            return "cyrillic"
+        if 0x590 <= cp < 0x600:
+            return "hebrew"
+        if 0x600 <= cp < 0x700:
+            return "arabic"
+        if 0x900 <= cp < 0xE00:
+            return "indic"
+        if 0x3040 <= cp < 0x3100:
+            return "kana"
+        if 0xAC00 <= cp < 0xD7B0:
+            return "hangul"
+        if 0x4E00 <= cp < 0xA000:
+            return "cjk"
+        return "other"
+    return "none"
+
+
+def _metadata(metadata: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
+    out = []
+    for key in keys:
+        value = metadata.get(key)
+        if value is None or isinstance(value, dict | list):
+            continue
+        text = _UNSAFE.sub("_", str(value))[:64]
+        if text:
+            out.append(f"{key}={text}")
+    return out
+
+
+def estimate_tokens(text: str) -> int:
+    """Prompt tokens, estimated as characters / 4 (the usual rule of thumb for English BPE)."""
+    return (len(text) + 3) // 4

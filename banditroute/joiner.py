@@ -1,0 +1,129 @@
+"""Join decisions with their feedback parts. Pure: the caller passes the time in.
+
+A decision waits up to its deadline for the parts the reward needs (`required`: always a quality;
+a cost when cost counts; a latency when latency counts). It is released as soon as they are all
+in, when a failure is reported, or at its deadline with whatever arrived (the reward fills in the
+rest). Parts for an event that is no longer pending are the caller's to store and count: they
+are not learned (Personalizer semantics).
+
+Bounded: beyond `max_pending` the oldest decision is released early, as if its deadline had passed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from banditroute.types import Decision, FeedbackPart, Outcome
+
+PENDING = "pending"
+COMPLETE = "complete"
+NOT_PENDING = "not_pending"
+
+
+@dataclass(slots=True)
+class PartResult:
+    status: str  # PENDING, COMPLETE or NOT_PENDING
+    quality_applied: bool | None = None  # None when the part carried no quality
+    joined: tuple[Decision, Outcome] | None = None
+
+
+def required_parts(cost_weight: float, latency_weight: float) -> frozenset[str]:
+    parts = {"quality"}
+    if cost_weight > 0:
+        parts.add("cost")
+    if latency_weight > 0:
+        parts.add("latency")
+    return frozenset(parts)
+
+
+class Joiner:
+    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_deadlines")
+
+    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000):
+        self.required = required
+        self.quality_rule = quality_rule
+        self.max_pending = max_pending
+        self._pending: dict[str, tuple[Decision, Outcome | None, float]] = {}
+        self._deadlines: deque[tuple[float, str]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._pending
+
+    def add(self, decision: Decision, deadline: float) -> list[tuple[Decision, Outcome]]:
+        """Start waiting for `decision`; returns the decisions released to stay within bounds."""
+        self._pending[decision.event_id] = (decision, None, deadline)
+        self._deadlines.append((deadline, decision.event_id))
+        released = []
+        while len(self._pending) > self.max_pending:
+            released.extend(self._pop_oldest())
+        return released
+
+    def add_part(self, part: FeedbackPart) -> PartResult:
+        entry = self._pending.get(part.event_id)
+        quality_applied = None
+        if entry is None:
+            return PartResult(NOT_PENDING, quality_applied)
+        decision, outcome, deadline = entry
+        if outcome is None:
+            outcome = Outcome()
+            self._pending[part.event_id] = (decision, outcome, deadline)
+        quality_applied = merge(outcome, part, self.quality_rule)
+        if self._complete(outcome):
+            del self._pending[part.event_id]
+            return PartResult(COMPLETE, quality_applied, (decision, outcome))
+        return PartResult(PENDING, quality_applied)
+
+    def expire(self, now: float) -> list[tuple[Decision, Outcome]]:
+        """Release every decision whose deadline is at or before `now`."""
+        released = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            released.extend(self._pop_oldest())
+        return released
+
+    def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def _pop_oldest(self) -> list[tuple[Decision, Outcome]]:
+        _, event_id = self._deadlines.popleft()
+        entry = self._pending.pop(event_id, None)
+        if entry is None:  # already released when its parts completed
+            return []
+        decision, outcome, _ = entry
+        return [(decision, outcome if outcome is not None else Outcome())]
+
+    def _complete(self, outcome: Outcome) -> bool:
+        if outcome.error is not None:
+            return True
+        req = self.required
+        if "quality" in req and outcome.quality is None:
+            return False
+        if "cost" in req and outcome.cost_usd is None and outcome.output_tokens is None:
+            return False
+        if "latency" in req and outcome.latency_ms is None:
+            return False
+        return True
+
+
+def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | None:
+    """Fold one part into the outcome; returns whether its quality (if any) was applied.
+
+    Quality: with rule "first" the first quality stands, with "last" each new one replaces it.
+    Other fields: the latest value reported wins (a client may correct its own measurement).
+    """
+    applied = None
+    if part.quality is not None:
+        applied = outcome.quality is None or quality_rule == "last"
+        if applied:
+            outcome.quality = part.quality
+            outcome.quality_source = part.source
+    for name in ("latency_ms", "cost_usd", "input_tokens", "output_tokens", "error"):
+        value = getattr(part, name)
+        if value is not None:
+            setattr(outcome, name, value)
+    if part.source not in outcome.sources:
+        outcome.sources.append(part.source)
+    return applied

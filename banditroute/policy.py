@@ -1,0 +1,117 @@
+"""The contextual bandit: the one module that knows Vowpal Wabbit.
+
+`--cb_explore_adf`: each allowed model is an action with its own features (namespace `a`: an id
+indicator plus catalog attributes), the request's features are shared (namespaces `w`, `x`, `u`,
+see `features.py`), and every shared namespace is crossed with the action namespace so each model
+gets its own weights per request feature. VW returns a pmf over the actions; the caller samples.
+
+The bindings hold the GIL and are not thread-safe: one Policy per process, used from one thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import vowpal_wabbit_next as vw
+
+from banditroute.config import PolicyConfig
+from banditroute.types import ModelSpec
+
+SHARED_NAMESPACES = ("w", "x", "u")
+ACTION_NAMESPACE = "a"
+
+
+class PolicyError(ValueError):
+    """A policy snapshot or argument set that VW refuses."""
+
+
+def vw_args(config: PolicyConfig) -> list[str]:
+    exploration = {
+        "squarecb": ["--squarecb", "--gamma_scale", str(config.gamma_scale), "--gamma_exponent", str(config.gamma_exponent)],
+        "regcb": ["--regcb"],
+        "regcbopt": ["--regcbopt"],
+        "epsilon": ["--epsilon", str(config.epsilon)],
+        "greedy": ["--epsilon", "0"],
+        "softmax": ["--softmax", "--lambda", str(config.softmax_lambda)],
+        "bag": ["--bag", str(config.bag_size), "--epsilon", str(config.epsilon)],
+        "cover": ["--cover", str(config.cover_size)],
+    }[config.exploration]
+    args = ["--cb_explore_adf", *exploration, "--quiet", "-b", str(config.bits),
+            "-l", str(config.learning_rate), "--power_t", str(config.power_t), "--random_seed", "0"]
+    for ns in SHARED_NAMESPACES:
+        args += ["-q", ns + ACTION_NAMESPACE]
+    args += list(config.extra_args)
+    return args
+
+
+def action_features(spec: ModelSpec) -> str:
+    """Catalog attributes as categories, so a new model starts from what similar models learned."""
+    blended = (spec.input_price + 3 * spec.output_price) / 4
+    parts = [
+        f"|{ACTION_NAMESPACE}",
+        "id=" + _safe(spec.name),
+        f"price{_log_bucket(blended)}",
+        f"ctx{_log_bucket(spec.context_window / 1000)}",
+    ]
+    parts += ["cap=" + _safe(c) for c in sorted(spec.capabilities)]
+    if spec.allow_sensitive_data:
+        parts.append("onprem")
+    return " ".join(parts)
+
+
+def _log_bucket(value: float) -> int:
+    return int(math.floor(math.log2(value))) if value > 0 else -99
+
+
+def _safe(text: str) -> str:
+    return "".join("_" if c.isspace() or c in "|:" else c for c in text)
+
+
+class Policy:
+    """choose / learn / save / load over a VW Workspace."""
+
+    def __init__(self, config: PolicyConfig, specs: Sequence[ModelSpec] = (), model_data: bytes | None = None):
+        self.args = vw_args(config)
+        try:
+            self._ws = vw.Workspace(self.args, model_data=model_data)
+        except Exception as exc:  # VW raises its own error types for bad args or bytes
+            raise PolicyError(f"vowpal wabbit refused the policy: {exc}") from None
+        self._parser = vw.TextFormatParser(self._ws)
+        self._action_text: dict[str, str] = {}
+        self._action_examples: dict[str, vw.Example] = {}
+        self.set_catalog(specs)
+
+    def set_catalog(self, specs: Sequence[ModelSpec]) -> None:
+        """Refresh the action features; models no longer listed keep theirs for replaying old events."""
+        for spec in specs:
+            text = action_features(spec)
+            if self._action_text.get(spec.name) != text:
+                self._action_text[spec.name] = text
+                self._action_examples[spec.name] = self._parser.parse_line(text)
+
+    def predict(self, features: str, models: Sequence[str]) -> list[float]:
+        """The exploration pmf over `models`, aligned with them."""
+        examples = [self._parser.parse_line("shared " + features)]
+        cached = self._action_examples
+        examples.extend(cached[m] for m in models)
+        pmf = [0.0] * len(models)
+        for index, prob in self._ws.predict_one(examples):
+            pmf[index] = prob
+        return pmf
+
+    def learn(self, features: str, models: Sequence[str], chosen: int, probability: float, cost: float) -> None:
+        """One update from a logged decision: `cost` in [0, 1], `probability` the logged one."""
+        parse = self._parser.parse_line
+        examples = [parse("shared " + features)]
+        label = f"0:{cost:.6f}:{probability:.6f} "
+        for i, m in enumerate(models):
+            text = self._action_text[m]
+            examples.append(parse(label + text if i == chosen else text))
+        self._ws.learn_one(examples)
+
+    def knows(self, model: str) -> bool:
+        return model in self._action_text
+
+    def serialize(self) -> bytes:
+        return self._ws.serialize()

@@ -1,0 +1,185 @@
+"""The running router: Router + Store + EventLog + background work, without HTTP.
+
+Start-up recovery: load the newest checkpoint whose checksum holds and whose VW arguments match
+the configuration, replay every join learned after it, then wait again for the decisions that
+were pending (with the feedback parts already stored). A kill -9 therefore loses no acknowledged
+feedback and no learning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from banditroute.config import Config
+from banditroute.eventlog import EventLog
+from banditroute.joiner import COMPLETE, NOT_PENDING
+from banditroute.policy import Policy, PolicyError, vw_args
+from banditroute.router import Router
+from banditroute.store import Checkpoint, Store
+from banditroute.types import Decision, FeedbackPart
+
+log = structlog.get_logger("banditroute")
+
+DB_NAME = "banditroute.db"
+_RECENT_MAX = 100_000
+
+
+class UnknownEvent(LookupError):
+    pass
+
+
+class Service:
+    def __init__(self, config: Config, *, clock: Any = time.time):
+        self.config = config
+        self.clock = clock
+        self.store: Store | None = None
+        self.eventlog: EventLog | None = None
+        self.router: Router | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._checkpointed_seq = 0
+        # Events finished recently: known without a database read while their rows may be queued.
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.started_at = clock()
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.config.server.data_dir) / DB_NAME
+
+    async def start(self) -> None:
+        self.store = Store(self.db_path)
+        self.eventlog = EventLog(self.store, self.config.server.write_batch_max)
+        self.eventlog.start()
+        policy, seq = self._load_policy()
+        router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq)
+        counts = self.store.counts()
+        router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
+                             learned=counts["learned"])
+        router.selections.update(self.store.selection_counts())
+        replayed = router.replay(self.store.learned_after(seq))
+        router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
+        pending = self.store.unlearned_decisions()
+        router.restore_pending(pending, self.store.feedback_for_unlearned())
+        self.router = router
+        self._checkpointed_seq = seq
+        expired = router.expire(self.clock())
+        for row in expired:
+            self._remember(row.event_id)
+        log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
+                 pending_restored=len(pending), expired_at_start=len(expired),
+                 models=list(router.catalog.names), exploration=self.config.policy.exploration)
+        self._tasks = [
+            asyncio.get_running_loop().create_task(self._every(self.config.server.expire_interval_s, self.expire)),
+            asyncio.get_running_loop().create_task(
+                self._every(self.config.server.checkpoint_interval_s, self.checkpoint)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.checkpoint()
+        if self.eventlog is not None:
+            await self.eventlog.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _load_policy(self) -> tuple[Policy | None, int]:
+        assert self.store is not None
+        args = vw_args(self.config.policy)
+        for ckpt, checksum_ok in self.store.checkpoints():
+            if not checksum_ok:
+                log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
+                continue
+            if ckpt.vw_args != args:
+                log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
+                            old=ckpt.vw_args, new=args)
+                return None, 0
+            try:
+                return Policy(self.config.policy, self.config.models, model_data=ckpt.model), ckpt.learned_seq
+            except PolicyError as exc:
+                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
+        return None, 0
+
+    # -- the two verbs ----------------------------------------------------------------------
+
+    def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
+        assert self.router is not None
+        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+        log.info("decision", event_id=decision.event_id, model=decision.model,
+                 probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
+        return decision
+
+    async def reward(self, part: FeedbackPart) -> dict[str, Any]:
+        """Store one feedback part durably, then fold it in. Raises UnknownEvent for unknown ids."""
+        assert self.router is not None and self.eventlog is not None and self.store is not None
+        if not self.router.is_pending(part.event_id) and part.event_id not in self._recent:
+            known = await self.eventlog.call(self.store.decision, part.event_id)
+            if known is None:
+                raise UnknownEvent(part.event_id)
+        await self.eventlog.feedback(part)
+        result = self.router.feedback(part, self.clock())
+        if result.status == COMPLETE:
+            self._remember(part.event_id)
+        status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
+        log.info("reward", event_id=part.event_id, status=status, source=part.source,
+                 reward=result.learned.reward if result.learned else None)
+        answer: dict[str, Any] = {"event_id": part.event_id, "status": status, "stored": True}
+        if part.quality is not None:
+            answer["quality_rule"] = self.config.reward.quality_rule
+            answer["quality_applied"] = bool(result.quality_applied) and status != "late"
+        if result.learned is not None:
+            answer["reward"] = result.learned.reward
+        return answer
+
+    # -- background -------------------------------------------------------------------------
+
+    def expire(self) -> None:
+        assert self.router is not None
+        for row in self.router.expire(self.clock()):
+            self._remember(row.event_id)
+            log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
+                     defaulted=row.defaulted)
+
+    async def checkpoint(self) -> None:
+        assert self.router is not None and self.eventlog is not None
+        seq = self.router.learned_seq
+        if seq == self._checkpointed_seq:
+            return
+        model = self.router.policy.serialize()
+        await self.eventlog.checkpoint(Checkpoint(seq, self.router.policy.args, model, self.clock()))
+        self._checkpointed_seq = seq
+        log.info("checkpoint", learned_seq=seq, bytes=len(model))
+
+    async def _every(self, interval: float, fn: Any) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # a failed tick is retried at the next one
+                log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
+
+    def _remember(self, event_id: str) -> None:
+        self._recent[event_id] = None
+        if len(self._recent) > _RECENT_MAX:
+            self._recent.popitem(last=False)
+
+    def stats(self) -> dict[str, Any]:
+        assert self.router is not None and self.eventlog is not None
+        out = self.router.stats()
+        out["write_queue"] = self.eventlog.pending()
+        out["store_healthy"] = self.eventlog.healthy
+        out["cost_weight"] = self.config.reward.cost_weight
+        out["latency_weight"] = self.config.reward.latency_weight
+        out["uptime_s"] = round(self.clock() - self.started_at, 3)
+        return out

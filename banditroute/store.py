@@ -1,0 +1,211 @@
+"""The SQLite event log and policy checkpoints: the one module that knows SQLite.
+
+Tables (append-only but for nothing):
+- `decisions`: every routing decision with its compact features, allowed set and pmf;
+- `feedback`: every feedback part as received (raw parts, so any reward weight can be replayed);
+- `learned`: one row per finished join, with the reward and the VW cost learned (NULL: skipped);
+- `checkpoints`: policy snapshots with the last `learned.seq` they include and a SHA-256.
+
+WAL journal, `synchronous=FULL`: a committed batch survives a process kill and a power cut.
+A Store object is used from one thread at a time (the event log's writer thread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import sqlite_utils
+
+from banditroute.types import Decision, FeedbackPart, LearnedRow
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    learned_seq: int
+    vw_args: list[str]
+    model: bytes
+    ts: float
+
+
+class StoreError(RuntimeError):
+    """The log cannot be written or read (disk full, read-only, corrupt)."""
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.db = sqlite_utils.Database(self.conn)
+        self._create()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _create(self) -> None:
+        db = self.db
+        db["decisions"].create(
+            {"seq": int, "event_id": str, "ts": float, "features": str, "models": str, "chosen": int,
+             "pmf": str, "explored": int, "reason": str, "input_tokens": int, "tenant": str},
+            pk="seq", not_null={"event_id", "ts", "features", "models", "chosen", "pmf"}, if_not_exists=True,
+        )
+        db["feedback"].create(
+            {"seq": int, "event_id": str, "ts": float, "quality": float, "latency_ms": float, "cost_usd": float,
+             "input_tokens": int, "output_tokens": int, "source": str, "error": str},
+            pk="seq", not_null={"event_id", "ts"}, if_not_exists=True,
+        )
+        db["learned"].create(
+            {"seq": int, "event_id": str, "ts": float, "reward": float, "quality": float, "cost_usd": float,
+             "latency_ms": float, "vw_cost": float, "defaulted": str, "cost_weight": float, "latency_weight": float},
+            pk="seq", not_null={"event_id", "ts"}, if_not_exists=True,
+        )
+        db["checkpoints"].create(
+            {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
+            pk="seq", if_not_exists=True,
+        )
+        db["decisions"].create_index(["event_id"], unique=True, if_not_exists=True)
+        db["feedback"].create_index(["event_id"], if_not_exists=True)
+        db["learned"].create_index(["event_id"], unique=True, if_not_exists=True)
+        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        decisions: Iterable[Decision] = (),
+        parts: Iterable[FeedbackPart] = (),
+        learned: Iterable[LearnedRow] = (),
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        """Append one batch in one transaction, in this order (a part never precedes its decision)."""
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
+                    " reason, input_tokens, tenant) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(d.event_id, d.ts, d.features, orjson.dumps(d.models).decode(), d.chosen,
+                      orjson.dumps(d.pmf).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant)
+                     for d in decisions],
+                )
+                self.conn.executemany(
+                    "INSERT INTO feedback (event_id, ts, quality, latency_ms, cost_usd, input_tokens,"
+                    " output_tokens, source, error) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(p.event_id, p.ts, p.quality, p.latency_ms, p.cost_usd, p.input_tokens, p.output_tokens,
+                      p.source, p.error) for p in parts],
+                )
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO learned (seq, event_id, ts, reward, quality, cost_usd, latency_ms,"
+                    " vw_cost, defaulted, cost_weight, latency_weight) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(r.seq, r.event_id, r.ts, r.reward, r.quality, r.cost_usd, r.latency_ms, r.vw_cost,
+                      r.defaulted, r.cost_weight, r.latency_weight) for r in learned],
+                )
+                if checkpoint is not None:
+                    self.conn.execute(
+                        "INSERT INTO checkpoints (ts, learned_seq, vw_args, model, sha256) VALUES (?,?,?,?,?)",
+                        (checkpoint.ts, checkpoint.learned_seq, orjson.dumps(checkpoint.vw_args).decode(),
+                         checkpoint.model, hashlib.sha256(checkpoint.model).hexdigest()),
+                    )
+                    # Older snapshots are kept for rollback; the newest few are enough.
+                    self.conn.execute(
+                        "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 3)"
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the event log at {self.path}: {exc}") from exc
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def decision(self, event_id: str) -> Decision | None:
+        row = self.conn.execute(_DECISION_SELECT + " WHERE event_id = ?", (event_id,)).fetchone()
+        return _decision(row) if row else None
+
+    def is_learned(self, event_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM learned WHERE event_id = ?", (event_id,)).fetchone() is not None
+
+    def unlearned_decisions(self) -> list[Decision]:
+        """Decisions with no finished join: pending at the last stop, to be waited for again."""
+        rows = self.conn.execute(
+            _DECISION_SELECT + " WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = decisions.event_id)"
+            " ORDER BY seq"
+        ).fetchall()
+        return [_decision(r) for r in rows]
+
+    def feedback_for_unlearned(self) -> list[FeedbackPart]:
+        rows = self.conn.execute(
+            "SELECT event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error"
+            " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
+            " ORDER BY seq"
+        ).fetchall()
+        return [FeedbackPart(*r) for r in rows]
+
+    def feedback(self, event_id: str | None = None) -> list[FeedbackPart]:
+        sql = "SELECT event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error FROM feedback"
+        rows = (self.conn.execute(sql + " WHERE event_id = ? ORDER BY seq", (event_id,)) if event_id
+                else self.conn.execute(sql + " ORDER BY seq"))
+        return [FeedbackPart(*r) for r in rows.fetchall()]
+
+    def learned_after(self, seq: int) -> Iterator[tuple[LearnedRow, Decision]]:
+        """Finished joins after `seq` with their decisions, in learning order (for replay)."""
+        cur = self.conn.execute(
+            "SELECT l.seq, l.event_id, l.ts, l.reward, l.quality, l.cost_usd, l.latency_ms, l.vw_cost, l.defaulted,"
+            " l.cost_weight, l.latency_weight, " + _DECISION_COLUMNS_D +
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq > ? ORDER BY l.seq",
+            (seq,),
+        )
+        for row in cur:
+            yield LearnedRow(*row[:11]), _decision(row[11:])
+
+    def max_learned_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM learned").fetchone()[0]
+
+    def checkpoints(self) -> list[tuple[Checkpoint, bool]]:
+        """Snapshots newest first, each with whether its checksum matches."""
+        rows = self.conn.execute(
+            "SELECT learned_seq, vw_args, model, ts, sha256 FROM checkpoints ORDER BY seq DESC"
+        ).fetchall()
+        out = []
+        for learned_seq, args, model, ts, sha in rows:
+            model = bytes(model or b"")
+            out.append((Checkpoint(learned_seq, orjson.loads(args), model, ts),
+                        hashlib.sha256(model).hexdigest() == sha))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        q = self.conn.execute
+        return {
+            "decisions": q("SELECT count(*) FROM decisions").fetchone()[0],
+            "feedback_parts": q("SELECT count(*) FROM feedback").fetchone()[0],
+            "learned": q("SELECT count(*) FROM learned WHERE vw_cost IS NOT NULL").fetchone()[0],
+            "joins_finished": q("SELECT count(*) FROM learned").fetchone()[0],
+        }
+
+    def selection_counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT json_extract(models, '$[' || chosen || ']') AS model, count(*) FROM decisions GROUP BY model"
+        ).fetchall()
+        return {model: n for model, n in rows if model is not None}
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+_DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens", "tenant")
+_DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
+_DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
+
+
+def _decision(row: tuple) -> Decision:
+    event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant = row
+    return Decision(event_id, ts, features, tuple(orjson.loads(models)), chosen, tuple(orjson.loads(pmf)),
+                    bool(explored), reason, input_tokens or 0, tenant)

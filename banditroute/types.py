@@ -1,0 +1,112 @@
+"""The vocabulary every other module speaks: models, decisions, feedback, reward weights.
+
+Plain data only. The service, the simulators and the estimators share these definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One routable model as the catalog describes it."""
+
+    name: str
+    input_price: float  # USD per 1M input tokens
+    output_price: float  # USD per 1M output tokens
+    context_window: int  # tokens, input + output
+    capabilities: frozenset[str] = frozenset()
+    allow_sensitive_data: bool = False
+    latency_ttft_ms: float = 500.0  # prior: time to first token
+    tokens_per_s: float = 80.0  # prior: output speed
+    base_url: str | None = None
+    api_key_env: str | None = None
+    upstream_model: str | None = None
+
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class RewardWeights:
+    """reward = quality - cost_weight * cost/cost_scale - latency_weight * latency/latency_scale."""
+
+    cost_weight: float = 0.1
+    latency_weight: float = 0.0
+    cost_scale: float = 0.001  # USD: the cost term counts USD per 1,000 requests
+    latency_scale: float = 10_000.0  # ms
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the router chose for one request, with everything learning and OPE need later.
+
+    `features` is the compact shared-context feature string (not a parsed VW example), `models`
+    the allowed set in the order the policy scored it, `pmf` aligned with `models`.
+    """
+
+    event_id: str
+    ts: float
+    features: str
+    models: tuple[str, ...]
+    chosen: int
+    pmf: tuple[float, ...]
+    explored: bool
+    reason: str
+    input_tokens: int = 0
+    tenant: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.models[self.chosen]
+
+    @property
+    def probability(self) -> float:
+        return self.pmf[self.chosen]
+
+
+@dataclass(slots=True)
+class FeedbackPart:
+    """One piece of feedback for an event; several may arrive, late and in any order."""
+
+    event_id: str
+    ts: float
+    quality: float | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    source: str = "user"
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The joined feedback of one event, as the reward formula consumes it."""
+
+    quality: float | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None
+    quality_source: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedRow:
+    """One finished join as the log keeps it; `vw_cost` None when nothing was learned."""
+
+    seq: int
+    event_id: str
+    ts: float
+    reward: float | None
+    quality: float | None
+    cost_usd: float | None
+    latency_ms: float | None
+    vw_cost: float | None
+    defaulted: str
+    cost_weight: float
+    latency_weight: float
