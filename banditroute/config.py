@@ -29,8 +29,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: str = "var"
-    max_body_bytes: int = 1_000_000
-    max_query_chars: int = 200_000
+    max_body_bytes: int = 8_000_000
+    max_query_chars: int = 4_000_000  # about 1M tokens: the largest context windows
     checkpoint_interval_s: float = 30.0
     expire_interval_s: float = 1.0
     write_batch_max: int = 1024
@@ -145,6 +145,9 @@ def _section(cls: type, raw: Any, name: str, source: str) -> Any:
     for key, value in raw.items():
         if key not in allowed:
             raise ConfigError(f"{source}: unknown key {name}.{key}; known: {sorted(allowed)}")
+        if value is None and "None" in str(allowed[key].type):
+            values[key] = None
+            continue
         default = getattr(cls(), key)
         values[key] = _coerce(value, default, f"{name}.{key}", source)
     return cls(**values)

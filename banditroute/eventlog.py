@@ -2,8 +2,10 @@
 
 Everything goes through one FIFO queue and one writer thread, so a feedback part is never
 committed before the decision it refers to, and a checkpoint never before the learned rows it
-includes. Decisions and learned rows are fire-and-forget (batched with whatever else is queued);
-feedback parts and checkpoints are awaited: `/reward` answers only once its part is committed.
+includes. Whatever is queued while a batch is written goes into the next one (group commit).
+Learned rows are fire-and-forget (a lost one is learned again after restart from the stored
+parts); decisions, feedback parts and checkpoints can be awaited: `/route` and `/reward` answer
+only once their record is committed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class EventLog:
         self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-writer")
+        self._decision_commits: dict[str, asyncio.Future[None]] = {}
         self.healthy = True
         self.last_error: str | None = None
         self.batches = 0
@@ -52,12 +55,20 @@ class EventLog:
     # LogSink ----------------------------------------------------------------------------------
 
     def decision(self, decision: Decision) -> None:
-        self._put(_DECISION, decision, None)
+        fut = asyncio.get_running_loop().create_future()
+        self._decision_commits[decision.event_id] = fut
+        self._put(_DECISION, decision, fut)
 
     def learned(self, row: LearnedRow) -> None:
         self._put(_LEARNED, row, None)
 
     # Awaited appends ----------------------------------------------------------------------------
+
+    async def decision_committed(self, event_id: str) -> None:
+        """Returns once the decision logged for `event_id` is committed."""
+        fut = self._decision_commits.pop(event_id, None)
+        if fut is not None:
+            await fut
 
     async def feedback(self, part: FeedbackPart) -> None:
         """Returns once the part is committed; raises StoreError when it could not be."""
@@ -110,11 +121,13 @@ class EventLog:
             error = exc
             self.healthy, self.last_error = False, str(exc)
             log.error("store_write_failed", error=str(exc), decisions=len(decisions), parts=len(parts))
-            # Unacknowledged records go back to the queue's head on the next batch: decisions and
-            # learned rows must not be lost; awaited parts are failed so their clients retry.
-            self._requeue([(k, i, None) for k, i, f in batch if k in (_DECISION, _LEARNED)])
+            # Learned rows are queued again (they are the service's own records); every awaited
+            # record is failed, so its client gets a 503 and retries.
+            self._requeue([(k, i, None) for k, i, _ in batch if k == _LEARNED])
             await asyncio.sleep(0.5)
-        for _, _, fut in batch:
+        for kind, item, fut in batch:
+            if kind == _DECISION:
+                self._decision_commits.pop(item.event_id, None)
             if fut is not None and not fut.done():
                 if error is None:
                     fut.set_result(None)

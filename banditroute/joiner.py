@@ -77,6 +77,10 @@ class Joiner:
             return PartResult(COMPLETE, quality_applied, (decision, outcome))
         return PartResult(PENDING, quality_applied)
 
+    def discard(self, event_id: str) -> None:
+        """Stop waiting for an event without releasing it (its deadline entry is skipped later)."""
+        self._pending.pop(event_id, None)
+
     def expire(self, now: float) -> list[tuple[Decision, Outcome]]:
         """Release every decision whose deadline is at or before `now`."""
         released = []

@@ -183,6 +183,12 @@ class Router:
 
     # -- state ------------------------------------------------------------------------------
 
+    def forget(self, decision: Decision) -> None:
+        """Undo a decision that could not be logged: no feedback will be joined to it."""
+        self.joiner.discard(decision.event_id)
+        self.selections[decision.model] -= 1
+        self.counts["decisions"] -= 1
+
     def is_pending(self, event_id: str) -> bool:
         return event_id in self.joiner
 

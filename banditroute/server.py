@@ -38,8 +38,9 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as exc:
         return web.Response(body=exc.body(), status=exc.status, content_type="application/json")
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, "body_too_large", f"the body is larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVICE].config.server.max_body_bytes
+        return error_response(413, "body_too_large", f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -61,7 +62,7 @@ async def route(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     req = parse_route(await read_object(request), service.config.server.max_query_chars)
     try:
-        decision = service.route(req.query, req.metadata, req.max_output_tokens)
+        decision = await service.route(req.query, req.metadata, req.max_output_tokens)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
     pmf = dict(zip(decision.models, decision.pmf))

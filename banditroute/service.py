@@ -22,7 +22,7 @@ from banditroute.eventlog import EventLog
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.policy import Policy, PolicyError, vw_args
 from banditroute.router import Router
-from banditroute.store import Checkpoint, Store
+from banditroute.store import Checkpoint, Store, StoreError
 from banditroute.types import Decision, FeedbackPart
 
 log = structlog.get_logger("banditroute")
@@ -111,9 +111,15 @@ class Service:
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
-        assert self.router is not None
+    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
+        """Decide, then answer once the decision is committed: an event id handed out always exists."""
+        assert self.router is not None and self.eventlog is not None
         decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+        try:
+            await self.eventlog.decision_committed(decision.event_id)
+        except StoreError:
+            self.router.forget(decision)  # never acknowledged: it must not collect feedback
+            raise
         log.info("decision", event_id=decision.event_id, model=decision.model,
                  probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
         return decision

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from banditroute.config import FeaturesConfig
+from banditroute.features import estimate_tokens, featurize
+
+CFG = FeaturesConfig()
+
+
+def namespaces(text: str) -> dict[str, list[str]]:
+    out = {}
+    for chunk in text.split("|")[1:]:
+        name, *feats = chunk.split()
+        out[name] = feats
+    return out
+
+
+@pytest.mark.parametrize(
+    ("query", "signal"),
+    [
+        ("```python\ndef f(x):\n    return x\n```", "code"),
+        ("Solve the equation 3x + 5 = 20", "math"),
+        ("Steps:\n1. open\n2. close", "list"),
+        ("see https://example.org/page", "url"),
+        ('{"a": 1, "b": [2]}', "json"),
+        ("Is this right?", "ends_q"),
+        ("How do magnets work", "q_how"),
+        ("Привет, как дела", "script_cyrillic"),
+        ("これは日本語です", "script_kana"),
+    ],
+)
+def test_structure_signals(query: str, signal: str) -> None:
+    assert signal in namespaces(featurize(query, None, CFG))["x"]
+
+
+def test_words_bigrams_and_metadata_are_safe_vw_text() -> None:
+    text = featurize("Hello World: a|b c", {"user_tier": "pro plan", "task": "x:y|z", "ignored": "v"}, CFG)
+    ns = namespaces(text)
+    assert {"hello", "world", "hello_world"} <= set(ns["w"])
+    assert ns["u"] == ["user_tier=pro_plan", "task=x_y_z"]
+    assert text.count("|") == 3 and ":" not in text
+
+
+def test_deterministic_bounded_and_deduplicated() -> None:
+    long = "spam " * 100_000
+    a = featurize(long, None, CFG)
+    assert a == featurize(long, None, CFG)
+    assert len(a) < 2000 and namespaces(a)["w"] == ["spam", "spam_spam"]
+    assert "chars19" in namespaces(a)["x"]  # lengths use the whole text
+
+
+def test_metadata_without_configured_keys_adds_no_namespace() -> None:
+    assert "|u" not in featurize("hi", {"other": 1, "capabilities": ["tools"]}, CFG)
+
+
+def test_estimate_tokens() -> None:
+    assert estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from banditroute.config import PolicyConfig, load_config
+from banditroute.policy import Policy, PolicyError, action_features, vw_args
+
+SPECS = load_config().models
+NAMES = tuple(m.name for m in SPECS)
+
+
+@pytest.mark.parametrize("exploration", ["squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "greedy"])
+def test_every_exploration_gives_a_pmf_and_learns(exploration: str) -> None:
+    policy = Policy(PolicyConfig(exploration=exploration), SPECS)
+    for i in range(300):
+        features = "|w code python |x code" if i % 2 else "|w poem roses |x chars5"
+        best = 3 if i % 2 else 1
+        chosen = (i // 2) % len(NAMES)
+        policy.learn(features, NAMES, chosen, 1 / len(NAMES), 0.0 if chosen == best else 1.0)
+    for features, best in (("|w code python |x code", 3), ("|w poem roses |x chars5", 1)):
+        pmf = policy.predict(features, NAMES)
+        assert sum(pmf) == pytest.approx(1.0, abs=1e-4) and min(pmf) >= 0
+        assert max(range(len(pmf)), key=pmf.__getitem__) == best, (exploration, pmf)
+
+
+def test_cached_action_examples_predict_like_fresh_ones() -> None:
+    a, b = Policy(PolicyConfig(), SPECS), Policy(PolicyConfig(), SPECS)
+    for i in range(50):
+        for p in (a, b):
+            p.learn(f"|w word{i % 5}", NAMES, i % 8, 0.125, (i % 3) / 2)
+    for i in range(5):
+        b.set_catalog([])  # no-op: keeps caches
+        fresh = Policy(PolicyConfig(), SPECS, model_data=a.serialize())
+        assert a.predict(f"|w word{i}", NAMES) == pytest.approx(fresh.predict(f"|w word{i}", NAMES), abs=1e-6)
+        assert a.predict(f"|w word{i}", NAMES) == pytest.approx(b.predict(f"|w word{i}", NAMES), abs=1e-6)
+
+
+def test_subset_and_order_of_actions() -> None:
+    policy = Policy(PolicyConfig(), SPECS)
+    pmf = policy.predict("|w hi", NAMES[:3])
+    assert len(pmf) == 3 and sum(pmf) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_interactions_are_shared_x_action_with_distinct_letters() -> None:
+    args = vw_args(PolicyConfig())
+    pairs = [args[i + 1] for i, a in enumerate(args) if a == "-q"]
+    assert sorted(pairs) == ["ua", "wa", "xa"]
+
+
+def test_action_features_carry_catalog_attributes() -> None:
+    text = action_features(next(m for m in SPECS if m.allow_sensitive_data))
+    assert text.startswith("|a id=") and "onprem" in text and "ctx" in text and ":" not in text
+
+
+def test_garbage_model_bytes_are_refused() -> None:
+    with pytest.raises(PolicyError):
+        Policy(PolicyConfig(), SPECS, model_data=b"not a model")
