@@ -5,7 +5,15 @@ The result is a compact string (a few hundred bytes) in VW's text format with th
 - `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words;
 - `x` structure: length buckets and signals for code, math, lists, questions, URLs, JSON and the
   script the text is written in;
+- `c` characters (when `char_ngrams` > 0): character n-grams of the first `char_window` characters,
+  lower-cased, with digits folded to `0` so that "2015-10-18 18:01:47" and "2016-01-02 07:30:00"
+  give the same grams: the format of a log line, a stack trace or a code snippet shows here even
+  when its words are all identifiers never seen before;
 - `u` metadata: `key=value` categories for the configured metadata keys.
+
+With `shape_numbers`, a word with a digit in it is replaced by its shape (`#num3` for a number of
+up to 3 digits... `#hex` for a hex string, `#id` for a mixed id) so that ids, counters and
+addresses, each seen once, become a few features that recur.
 
 The policy crosses each of them with the action namespace, so every model gets its own weights per
 feature. Pending decisions keep this string, not a parsed VW example (about 32 KB each).
@@ -21,6 +29,10 @@ from banditroute.config import FeaturesConfig
 
 _WORD = re.compile(r"\w+")
 _UNSAFE = re.compile(r"[\s|:]+")  # characters VW's text format gives meaning to
+_DIGITS = str.maketrans("123456789", "000000000")
+# Characters VW's text format gives meaning to, mapped to stand-ins inside character grams.
+_CHAR_SAFE = str.maketrans({" ": "_", "\t": "_", "\n": "~", "\r": "~", "|": "!", ":": ";"})
+_HEX = re.compile(r"(?:0x)?[0-9a-f]+")
 _CODE = re.compile(
     r"```|^\s*(?:def|class|import|from|#include|public|private|function|const|let|var|SELECT|return)\b"
     r"|[{};]\s*$|=>|::|\w+\(\)",
@@ -41,18 +53,43 @@ def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesCo
     head = query[:_SIGNAL_CHARS]
     lowered = query[: config.max_words * 16].lower()
     words = _WORD.findall(lowered)[: config.max_words]
+    if config.shape_numbers:
+        words = [_shape(w) if _has_digit(w) else w for w in words]
     parts = ["|w"]
     parts.extend(dict.fromkeys(words))
     if config.bigrams and len(words) > 1:
         parts.extend(dict.fromkeys(f"{a}_{b}" for a, b in zip(words, words[1:])))
     parts.append("|x")
     parts.extend(_structure(query, head, words))
+    if config.char_ngrams > 0:
+        grams = _char_grams(query[: config.char_window], config.char_ngrams)
+        if grams:
+            parts.append("|c")
+            parts.extend(grams)
     if metadata:
         meta = _metadata(metadata, config.metadata_keys)
         if meta:
             parts.append("|u")
             parts.extend(meta)
     return " ".join(parts)
+
+
+def _has_digit(word: str) -> bool:
+    return any(c.isdigit() for c in word)
+
+
+def _shape(word: str) -> str:
+    """A number-bearing word as its shape: #num<digits bucket>, #hex or #id."""
+    if word.isdigit():
+        return f"#num{len(word).bit_length()}"
+    if _HEX.fullmatch(word):
+        return "#hex"
+    return "#id"
+
+
+def _char_grams(text: str, n: int) -> list[str]:
+    folded = text.lower().translate(_DIGITS).translate(_CHAR_SAFE)
+    return list(dict.fromkeys(folded[i : i + n] for i in range(len(folded) - n + 1)))
 
 
 def _structure(query: str, head: str, words: list[str]) -> list[str]:

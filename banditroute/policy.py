@@ -18,7 +18,7 @@ import vowpal_wabbit_next as vw
 from banditroute.config import PolicyConfig
 from banditroute.types import ModelSpec
 
-SHARED_NAMESPACES = ("w", "x", "u")
+SHARED_NAMESPACES = ("w", "x", "u", "c")
 ACTION_NAMESPACE = "a"
 
 

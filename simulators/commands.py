@@ -1,4 +1,4 @@
-"""The offline commands: `banditroute simulate | sweep | tune | ope` (argument parsing in banditroute.cli)."""
+"""The offline commands: `banditroute simulate | sweep | quality | tune | ope` (argument parsing in banditroute.cli)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,22 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+QUALITY_WEIGHTS = "0.03,0.1,0.3,1"
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from simulators.report import run
+
+    out = Path(args.out)
+    rows = run(Path(args.data), args.sets.split(","), _weights(args.weights), seed=args.seed, out=out,
+               with_task=args.with_task, config_path=args.config, limit=args.limit, progress=True)
+    print((out / "quality.md").read_text(encoding="utf-8"), end="")
+    misses = [r for r in rows if not (r["beats_best_fixed"] and r["on_hull"])]
+    print(f"wrote {out}/quality.md and a csv and png per set; "
+          f"{len(rows) - len(misses)} of {len(rows)} (set, weight) pairs at or above best fixed and the hull")
+    return 0
+
+
 def tune(args: argparse.Namespace) -> int:
     """The weight that meets a target quality (the largest such weight) or a budget (the smallest)."""
     if (args.target_quality is None) == (args.budget is None):
@@ -246,6 +262,17 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="out/sweep")
     p.add_argument("--no-skyline", action="store_true", help="skip the offline full-information baseline")
     p.set_defaults(func=run_sweep)
+
+    p = sub.add_parser("quality", help="sweep several data sets; write the routing-quality table and plots")
+    p.add_argument("--data", required=True, help="a folder holding one folder per data set")
+    p.add_argument("--sets", default="routerbench,llmrouter,logpai", help="data set folders, comma-separated")
+    p.add_argument("--weights", default=QUALITY_WEIGHTS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use the first N prompts of each file only")
+    p.add_argument("--with-task", action="store_true", help="pass the data set's task label as metadata.task")
+    p.add_argument("--config", help="TOML config; default: bundled")
+    p.add_argument("--out", default="out/quality")
+    p.set_defaults(func=run_quality)
 
     p = sub.add_parser("tune", help="the cost weight that meets a target quality or a budget")
     source = p.add_mutually_exclusive_group(required=True)
