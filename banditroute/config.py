@@ -18,7 +18,6 @@ from banditroute.types import ModelSpec, RewardWeights
 
 EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
 QUALITY_RULES = ("first", "last")
-SPANS = ("request", "catalog")
 
 
 class ConfigError(ValueError):
@@ -48,7 +47,6 @@ class RewardConfig:
     default_quality: float | None = 0.5  # None: learn nothing from an event without quality
     quality_rule: str = "first"
     default_output_tokens: int = 256  # cost estimate when neither cost nor tokens arrive
-    span: str = "catalog"  # how the reward is mapped onto VW's [0, 1] cost: "request" or "catalog"
 
     @property
     def weights(self) -> RewardWeights:
@@ -58,7 +56,7 @@ class RewardConfig:
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     exploration: str = "squarecb"
-    gamma_scale: float = 10.0  # squarecb, regcb
+    gamma_scale: float = 100.0  # squarecb, regcb
     gamma_exponent: float = 0.5
     epsilon: float = 0.05  # epsilon, bag
     softmax_lambda: float = 10.0
@@ -67,13 +65,14 @@ class PolicyConfig:
     bits: int = 20
     learning_rate: float = 0.5
     power_t: float = 0.5
+    cross_attributes: bool = False  # cross the catalog attributes, not only the model id, with the request
     extra_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class FeaturesConfig:
-    max_words: int = 256  # tokens read from the query; longer queries are cut for featurizing only
-    bigrams: bool = True
+    max_words: int = 64  # tokens read from the query; longer queries are cut for featurizing only
+    bigrams: bool = False
     shape_numbers: bool = False  # words with digits become their shape (#num, #hex, #id)
     char_ngrams: int = 0  # n of the character n-grams (namespace c); 0: none
     char_window: int = 128  # characters read for the character n-grams
@@ -200,7 +199,6 @@ def validate(cfg: Config, source: str = "config") -> None:
          'reward.default_quality must be in 0..1 or "skip"'),
         (r.quality_rule in QUALITY_RULES, f"reward.quality_rule must be one of {QUALITY_RULES}"),
         (r.default_output_tokens >= 0, "reward.default_output_tokens must be >= 0"),
-        (r.span in SPANS, f"reward.span must be one of {SPANS}"),
         (p.exploration in EXPLORATIONS, f"policy.exploration must be one of {EXPLORATIONS}"),
         (0.0 <= p.epsilon <= 1.0, "policy.epsilon must be in 0..1"),
         (_finite_pos(p.gamma_scale), "policy.gamma_scale must be > 0"),

@@ -1,9 +1,14 @@
 """The contextual bandit: the one module that knows Vowpal Wabbit.
 
-`--cb_explore_adf`: each allowed model is an action with its own features (namespace `a`: an id
-indicator plus catalog attributes), the request's features are shared (namespaces `w`, `x`, `u`,
-see `features.py`), and every shared namespace is crossed with the action namespace so each model
-gets its own weights per request feature. VW returns a pmf over the actions; the caller samples.
+`--cb_explore_adf`: each allowed model is an action with its own features: namespace `a` holds its
+id, namespace `m` its catalog attributes (price and context classes, capabilities). The request's
+features are shared (namespaces `w`, `x`, `u`, `c`, see `features.py`), and every shared namespace
+is crossed with `a`, so each model gets its own weights per request feature. The attributes act
+linearly only: a model added later starts from the bias of models of its class, but no model's
+per-request estimates are tied to another's. (Crossing them with the text, `cross_attributes`,
+lets a strong model's results on some requests raise the estimates of every model of its price
+class there; on the bundled data sets that kept a weaker same-class model in heavy use.) VW
+returns a pmf over the actions; the caller samples.
 
 The bindings hold the GIL and are not thread-safe: one Policy per process, used from one thread.
 """
@@ -20,6 +25,7 @@ from banditroute.types import ModelSpec
 
 SHARED_NAMESPACES = ("w", "x", "u", "c")
 ACTION_NAMESPACE = "a"
+ATTRIBUTE_NAMESPACE = "m"
 
 
 class PolicyError(ValueError):
@@ -45,12 +51,14 @@ def vw_args(config: PolicyConfig) -> list[str]:
     return args
 
 
-def action_features(spec: ModelSpec) -> str:
-    """Catalog attributes as categories, so a new model starts from what similar models learned."""
+def action_features(spec: ModelSpec, cross_attributes: bool = False) -> str:
+    """The model's id, and its catalog attributes as categories, so a new model starts from what
+    similar models learned."""
     blended = (spec.input_price + 3 * spec.output_price) / 4
     parts = [
         f"|{ACTION_NAMESPACE}",
         "id=" + _safe(spec.name),
+        *(() if cross_attributes else (f"|{ATTRIBUTE_NAMESPACE}",)),
         f"price{_log_bucket(blended)}",
         f"ctx{_log_bucket(spec.context_window / 1000)}",
     ]
@@ -73,6 +81,7 @@ class Policy:
 
     def __init__(self, config: PolicyConfig, specs: Sequence[ModelSpec] = (), model_data: bytes | None = None):
         self.args = vw_args(config)
+        self._cross = config.cross_attributes
         try:
             self._ws = vw.Workspace(self.args, model_data=model_data)
         except Exception as exc:  # VW raises its own error types for bad args or bytes
@@ -85,7 +94,7 @@ class Policy:
     def set_catalog(self, specs: Sequence[ModelSpec]) -> None:
         """Refresh the action features; models no longer listed keep theirs for replaying old events."""
         for spec in specs:
-            text = action_features(spec)
+            text = action_features(spec, self._cross)
             if self._action_text.get(spec.name) != text:
                 self._action_text[spec.name] = text
                 self._action_examples[spec.name] = self._parser.parse_line(text)
@@ -131,7 +140,7 @@ class RewardModel:
             args += ["-q", ns + ACTION_NAMESPACE]
         self._ws = vw.Workspace(args)
         self._parser = vw.TextFormatParser(self._ws)
-        self._action_text = {spec.name: action_features(spec) for spec in specs}
+        self._action_text = {spec.name: action_features(spec, config.cross_attributes) for spec in specs}
 
     def learn(self, features: str, models: Sequence[str], index: int, cost: float) -> None:
         """One observation: serving with `models[index]` cost `cost` (in [0, 1])."""

@@ -7,19 +7,11 @@
 
 Vowpal Wabbit minimises a cost in [0, 1], so the reward is mapped affinely onto that range:
 
-    vw_cost = clip((1 - reward) / span, 0, 1),  span = 1 + penalty_ref
+    vw_cost = clip((1 - reward) / span, 0, 1),  span = 1 + cost_weight * c_ref + latency_weight * l_ref
 
-`reward.span` chooses the reference penalty (cost and latency terms, without quality):
-
-- "request" (default): the smallest estimated penalty among the models allowed for *this* request
-  (its input tokens, `default_output_tokens` out). The floor `1 - span` is then the reward of the
-  least-penalised allowed model at zero quality, so whatever is clipped is dominated by that model
-  and the argmax is kept; the span depends only on the request (the context), so the map is affine
-  per context and the policy still optimises the same objective. Quality differences are not
-  diluted by the price of an expensive model that is never worth it at a high cost weight.
-- "catalog": the largest penalty of any catalog model on a reference request of 500 input tokens;
-  nothing is clipped unless it is costlier than that, but at a high cost weight a quality point
-  becomes a small fraction of VW's [0, 1] cost.
+where `c_ref` and `l_ref` are the normalised cost and latency of the most expensive and slowest
+catalog model on a reference request. An affine map keeps the argmax of the expected reward, so the
+policy optimises the same objective; only rewards below the reference floor are clipped.
 """
 
 from __future__ import annotations
@@ -100,20 +92,6 @@ def reward_span(specs: Iterable[ModelSpec], config: RewardConfig, reference_inpu
     c_ref = max(estimated_cost(s, reference_input_tokens, config.default_output_tokens) for s in specs)
     l_ref = max(estimated_latency(s, config.default_output_tokens) for s in specs)
     return 1.0 + w.cost_weight * c_ref / w.cost_scale + w.latency_weight * l_ref / w.latency_scale
-
-
-def request_span(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig) -> float:
-    """The span of one request under `reward.span = "request"` (see module docstring)."""
-    w = config.weights
-    out = config.default_output_tokens
-    least = min((w.cost_weight * estimated_cost(s, input_tokens, out) / w.cost_scale
-                 + w.latency_weight * estimated_latency(s, out) / w.latency_scale for s in specs), default=0.0)
-    return 1.0 + least
-
-
-def decision_span(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig, catalog_span: float) -> float:
-    """The span that maps one decision's reward, per `config.span`."""
-    return request_span(specs, input_tokens, config) if config.span == "request" else catalog_span
 
 
 def to_vw_cost(reward: float, span: float) -> float:

@@ -144,9 +144,7 @@ class Router:
             row = LearnedRow(self.learned_seq, decision.event_id, now, None, None, outcome.cost_usd,
                              outcome.latency_ms, None, "quality", weights.cost_weight, weights.latency_weight)
         else:
-            span = reward.decision_span([self._known[m] for m in decision.models], decision.input_tokens,
-                                        self.config.reward, self._span)
-            vw_cost = reward.to_vw_cost(r.value, span)
+            vw_cost = reward.to_vw_cost(r.value, self._span)
             self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability, vw_cost)
             self.counts["learned"] += 1
             if "quality" in r.defaulted:

@@ -112,8 +112,7 @@ def target_pmfs(target: str, rounds: list[Round], weights: RewardWeights, config
             d = r.decision
             pmfs.append(policy.predict(d.features, d.models))
             value = reward_formula.combine(r.quality, r.cost_usd, r.latency_ms, weights)
-            d_span = reward_formula.decision_span([known[m] for m in d.models], d.input_tokens, cfg.reward, span)
-            policy.learn(d.features, d.models, d.chosen, d.probability, reward_formula.to_vw_cost(value, d_span))
+            policy.learn(d.features, d.models, d.chosen, d.probability, reward_formula.to_vw_cost(value, span))
         return pmfs, keep
     for i, r in enumerate(rounds):
         models = r.decision.models

@@ -6,6 +6,7 @@ from banditroute.config import FeaturesConfig
 from banditroute.features import estimate_tokens, featurize
 
 CFG = FeaturesConfig()
+BIGRAMS = FeaturesConfig(bigrams=True)
 
 
 def namespaces(text: str) -> dict[str, list[str]]:
@@ -35,7 +36,7 @@ def test_structure_signals(query: str, signal: str) -> None:
 
 
 def test_words_bigrams_and_metadata_are_safe_vw_text() -> None:
-    text = featurize("Hello World: a|b c", {"user_tier": "pro plan", "task": "x:y|z", "ignored": "v"}, CFG)
+    text = featurize("Hello World: a|b c", {"user_tier": "pro plan", "task": "x:y|z", "ignored": "v"}, BIGRAMS)
     ns = namespaces(text)
     assert {"hello", "world", "hello_world"} <= set(ns["w"])
     assert ns["u"] == ["user_tier=pro_plan", "task=x_y_z"]
@@ -44,8 +45,8 @@ def test_words_bigrams_and_metadata_are_safe_vw_text() -> None:
 
 def test_deterministic_bounded_and_deduplicated() -> None:
     long = "spam " * 100_000
-    a = featurize(long, None, CFG)
-    assert a == featurize(long, None, CFG)
+    a = featurize(long, None, BIGRAMS)
+    assert a == featurize(long, None, BIGRAMS)
     assert len(a) < 2000 and namespaces(a)["w"] == ["spam", "spam_spam"]
     assert "chars19" in namespaces(a)["x"]  # lengths use the whole text
 
@@ -56,3 +57,12 @@ def test_metadata_without_configured_keys_adds_no_namespace() -> None:
 
 def test_estimate_tokens() -> None:
     assert estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2
+
+
+def test_digits_fold_in_character_grams_and_number_shapes() -> None:
+    cfg = FeaturesConfig(char_ngrams=3, char_window=10, shape_numbers=True)
+    a = namespaces(featurize("at 12:30 id 0x1f blk_77", None, cfg))
+    b = namespaces(featurize("at 09:45 id 0x2e blk_12", None, cfg))
+    assert a["c"] == b["c"] and len(a["c"]) == 8  # 10 characters, 3-grams, ":" made safe
+    assert {"#num2", "#hex"} <= set(a["w"]) and a["w"] == b["w"]
+    assert "|c" not in featurize("at 12:30", None, CFG)

@@ -44,12 +44,12 @@ def test_subset_and_order_of_actions() -> None:
 def test_interactions_are_shared_x_action_with_distinct_letters() -> None:
     args = vw_args(PolicyConfig())
     pairs = [args[i + 1] for i, a in enumerate(args) if a == "-q"]
-    assert sorted(pairs) == ["ua", "wa", "xa"]
+    assert sorted(pairs) == ["ca", "ua", "wa", "xa"]
 
 
 def test_action_features_carry_catalog_attributes() -> None:
     text = action_features(next(m for m in SPECS if m.allow_sensitive_data))
-    assert text.startswith("|a id=") and "onprem" in text and "ctx" in text and ":" not in text
+    assert text.startswith("|a id=") and "|m " in text and "onprem" in text and "ctx" in text and ":" not in text
 
 
 def test_garbage_model_bytes_are_refused() -> None:
