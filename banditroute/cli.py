@@ -7,7 +7,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from banditroute.auth import AuthConfigError, parse_env_keys
 from banditroute.config import ConfigError, load_config
+from banditroute.store import StoreError
+
+API_KEYS_ENV = "BANDITROUTE_API_KEYS"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,8 +28,12 @@ def _serve(args: argparse.Namespace) -> int:
         server["host"] = args.host
     if args.data_dir is not None:
         server["data_dir"] = args.data_dir
-    if server:
-        config = config.with_overrides(server=server)
+    sections: dict[str, dict[str, object]] = {"server": server} if server else {}
+    env_keys = os.environ.get(API_KEYS_ENV)
+    if env_keys:
+        sections["auth"] = {"keys": config.auth.keys + parse_env_keys(env_keys, API_KEYS_ENV)}
+    if sections:
+        config = config.with_overrides(**sections)
     run(config)
     return 0
 
@@ -48,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, AuthConfigError, StoreError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 

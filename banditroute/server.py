@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -10,15 +12,20 @@ import orjson
 import structlog
 from aiohttp import web
 
-from banditroute.api import ApiError, parse_json_object, parse_reward, parse_route
-from banditroute.config import Config
+from banditroute.api import ApiError, parse_json_object, parse_reward, parse_reward_token, parse_route
+from banditroute.auth import Gate
+from banditroute.config import Config, ConfigError
+from banditroute.eventlog import Overloaded
 from banditroute.guardrails import NoModelAllowed
-from banditroute.service import Service, UnknownEvent
+from banditroute.service import RewardRefused, Service, UnknownEvent
 from banditroute.store import StoreError
 
 log = structlog.get_logger("banditroute.server")
 
 SERVICE = web.AppKey("service", Service)
+GATE = web.AppKey("gate", Gate)
+# Seconds a client is asked to wait after a 503 for an overloaded or failing event log.
+_RETRY_AFTER_STORE_S = 1
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,8 +34,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.Response(body=ApiError(status, code, message).body(), status=status, content_type="application/json")
+def error_response(status: int, code: str, message: str, retry_after_s: float = 0.0) -> web.Response:
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))} if retry_after_s > 0 else None
+    return web.Response(body=ApiError(status, code, message).body(), status=status, content_type="application/json",
+                        headers=headers)
 
 
 @web.middleware
@@ -46,16 +55,42 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         code = exc.reason.lower().replace(" ", "_")
         return error_response(exc.status, code, exc.reason)
+    except Overloaded as exc:
+        log.warning("overloaded", error=str(exc))
+        return error_response(503, "overloaded", "too many writes are waiting; retry shortly", _RETRY_AFTER_STORE_S)
     except StoreError as exc:
         log.error("store_unavailable", error=str(exc))
-        return error_response(503, "store_unavailable", "the event log cannot be written now; retry later")
+        return error_response(503, "store_unavailable", "the event log cannot be written now; retry later",
+                              _RETRY_AFTER_STORE_S)
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal_error", "internal error; the request was not applied")
 
 
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before any body is read: API key, scope and rate limit, then the declared body size."""
+    verdict = request.app[GATE].check(request.path, request.headers.get("Authorization"), time.monotonic())
+    if verdict.status:
+        response = error_response(verdict.status, verdict.code, verdict.message, verdict.retry_after_s)
+        if verdict.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    limit = request.app[SERVICE].config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, "body_too_large", f"the body is larger than the limit of {limit} bytes")
+    return await handler(request)
+
+
 async def read_object(request: web.Request) -> dict[str, Any]:
-    return parse_json_object(await request.read())
+    """The JSON object in the body, which must arrive within `server.read_timeout_s` (else 408)."""
+    timeout = request.app[SERVICE].config.server.read_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"the body did not arrive within {timeout:g} s") from None
+    return parse_json_object(body)
 
 
 async def route(request: web.Request) -> web.Response:
@@ -75,16 +110,20 @@ async def route(request: web.Request) -> web.Response:
         "fallbacks": sorted((m for m in decision.models if m != decision.model), key=pmf.__getitem__,
                             reverse=True),
         "reason": decision.reason,
+        "reward_token": service.reward_token(decision),
     })
 
 
 async def reward(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    part = parse_reward(await read_object(request), time.time())
+    body = await read_object(request)
+    part = parse_reward(body, time.time())
     try:
-        answer = await service.reward(part)
+        answer = await service.reward(part, parse_reward_token(body))
     except UnknownEvent:
         raise ApiError(404, "unknown_event", "no decision has this event_id") from None
+    except RewardRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
     return json_response(answer, status=202)
 
 
@@ -104,10 +143,22 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
 
 
+def create_gate(config: Config) -> Gate:
+    a = config.auth
+    enabled = a.enabled(config.server.host)
+    if enabled and not a.keys:
+        raise ConfigError(
+            f"auth is on (host {config.server.host} is not loopback, or auth.mode = \"on\") but no API key is set:"
+            " add [auth].keys or BANDITROUTE_API_KEYS, or set auth.mode = \"off\" to run open on purpose")
+    return Gate(a.keys, enabled, a.route_rate_per_s, a.reward_rate_per_s, a.rate_burst_s, a.rate_max_clients)
+
+
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, guard],
+                          handler_args={"max_headers": config.server.max_headers})
     service = Service(config)
     app[SERVICE] = service
+    app[GATE] = create_gate(config)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await service.start()

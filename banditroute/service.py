@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import stat
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -17,7 +20,8 @@ from typing import Any
 
 import structlog
 
-from banditroute.config import Config
+from banditroute import auth
+from banditroute.config import Config, ConfigError
 from banditroute.eventlog import EventLog
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.policy import Policy, PolicyError, vw_args
@@ -28,24 +32,69 @@ from banditroute.types import Decision, FeedbackPart
 log = structlog.get_logger("banditroute")
 
 DB_NAME = "banditroute.db"
+SECRET_NAME = "reward_secret"
+SECRET_ENV = "BANDITROUTE_SECRET"
+_SECRET_BYTES = 32
+_SECRET_MIN_CHARS = 16
 _RECENT_MAX = 100_000
+_TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read the decision if needed)
 
 
 class UnknownEvent(LookupError):
     pass
 
 
+class RewardRefused(Exception):
+    """A feedback part that may not be applied: `status` and `code` say why (401/403/409)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
+    """The reward-token secret: env BANDITROUTE_SECRET, else a random one kept in `path` (0600).
+
+    Kept on disk so tokens handed out before a restart stay valid after it.
+    """
+    from_env = environ.get(SECRET_ENV)
+    if from_env is not None:
+        if len(from_env) < _SECRET_MIN_CHARS:
+            raise ConfigError(f"{SECRET_ENV} must be at least {_SECRET_MIN_CHARS} characters")
+        return from_env.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
+        value = bytes.fromhex(path.read_text().strip())
+        if len(value) < _SECRET_BYTES:
+            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret")
+        return value
+    value = secrets.token_bytes(_SECRET_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(value.hex())
+        f.flush()
+        os.fsync(f.fileno())
+    return value
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time):
+    def __init__(self, config: Config, *, clock: Any = time.time, environ: Any = os.environ):
         self.config = config
         self.clock = clock
+        self.environ = environ
+        self.auth_enabled = config.auth.enabled(config.server.host)
+        self.secret = b""
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpointed_seq = 0
-        # Events finished recently: known without a database read while their rows may be queued.
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Events finished recently, with their tenant: known without a database read. Bounded.
+        self._recent: OrderedDict[str, Any] = OrderedDict()
         self.started_at = clock()
 
     @property
@@ -53,8 +102,9 @@ class Service:
         return Path(self.config.server.data_dir) / DB_NAME
 
     async def start(self) -> None:
+        self.secret = load_or_create_secret(self.db_path.parent / SECRET_NAME, self.environ)
         self.store = Store(self.db_path)
-        self.eventlog = EventLog(self.store, self.config.server.write_batch_max)
+        self.eventlog = EventLog(self.store, self.config.server.write_batch_max, self.config.server.max_write_queue)
         self.eventlog.start()
         policy, seq = self._load_policy()
         router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq)
@@ -70,8 +120,8 @@ class Service:
         self._checkpointed_seq = seq
         expired = router.expire(self.clock())
         for row in expired:
-            self._remember(row.event_id)
-        log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
+            self._remember(row.event_id, _TENANT_UNKNOWN)
+        log.info("started", db=str(self.db_path), auth=self.auth_summary(), checkpoint_seq=seq, replayed=replayed,
                  pending_restored=len(pending), expired_at_start=len(expired),
                  models=list(router.catalog.names), exploration=self.config.policy.exploration)
         self._tasks = [
@@ -92,6 +142,12 @@ class Service:
         if self.store is not None:
             self.store.close()
 
+    def auth_summary(self) -> str:
+        a = self.config.auth
+        if not self.auth_enabled:
+            return f"off: no API keys are required (host {self.config.server.host} is loopback, no keys set)"
+        return f"on: {len(a.keys)} API key(s); /reward requires reward_token"
+
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
         args = vw_args(self.config.policy)
@@ -106,7 +162,8 @@ class Service:
             try:
                 return Policy(self.config.policy, self.config.models, model_data=ckpt.model), ckpt.learned_seq
             except PolicyError as exc:
-                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
+                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
+                          action="trying the previous checkpoint")
         return None, 0
 
     # -- the two verbs ----------------------------------------------------------------------
@@ -114,6 +171,7 @@ class Service:
     async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
         """Decide, then answer once the decision is committed: an event id handed out always exists."""
         assert self.router is not None and self.eventlog is not None
+        self.eventlog.admit()
         decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
         try:
             await self.eventlog.decision_committed(decision.event_id)
@@ -124,17 +182,40 @@ class Service:
                  probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
         return decision
 
-    async def reward(self, part: FeedbackPart) -> dict[str, Any]:
-        """Store one feedback part durably, then fold it in. Raises UnknownEvent for unknown ids."""
+    def reward_token(self, decision: Decision) -> str:
+        """The token /route hands out with a decision; /reward checks it (see auth.reward_token)."""
+        return auth.reward_token(self.secret, decision.event_id, decision.tenant)
+
+    async def reward(self, part: FeedbackPart, reward_token: str | None = None) -> dict[str, Any]:
+        """Store one feedback part durably, then fold it in.
+
+        Raises UnknownEvent for unknown ids, RewardRefused for a missing or wrong reward token (the
+        token is required when auth is on, checked whenever given) or too many parts for one event.
+        """
         assert self.router is not None and self.eventlog is not None and self.store is not None
-        if not self.router.is_pending(part.event_id) and part.event_id not in self._recent:
-            known = await self.eventlog.call(self.store.decision, part.event_id)
+        self.eventlog.admit()
+        event_id = part.event_id
+        pending = self.router.joiner.decision(event_id)
+        tenant = pending.tenant if pending is not None else self._recent.get(event_id, _TENANT_UNKNOWN)
+        if pending is None and (tenant is _TENANT_UNKNOWN or event_id not in self._recent):
+            known = await self.eventlog.call(self.store.decision, event_id)
             if known is None:
-                raise UnknownEvent(part.event_id)
+                raise UnknownEvent(event_id)
+            tenant = known.tenant
+        if reward_token is None and self.auth_enabled:
+            raise RewardRefused(401, "reward_token_required", "reward_token is required: send the one /route returned")
+        if reward_token is not None and not auth.verify_reward_token(self.secret, event_id, tenant, reward_token):
+            raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
+        parts = self.router.joiner.parts(event_id)
+        if parts is None:
+            parts = await self.eventlog.call(self.store.feedback_count, event_id)
+        if parts >= self.config.reward.max_parts_per_event:
+            raise RewardRefused(409, "too_many_parts",
+                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
         await self.eventlog.feedback(part)
         result = self.router.feedback(part, self.clock())
         if result.status == COMPLETE:
-            self._remember(part.event_id)
+            self._remember(event_id, tenant)
         status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
         log.info("reward", event_id=part.event_id, status=status, source=part.source,
                  reward=result.learned.reward if result.learned else None)
@@ -151,7 +232,7 @@ class Service:
     def expire(self) -> None:
         assert self.router is not None
         for row in self.router.expire(self.clock()):
-            self._remember(row.event_id)
+            self._remember(row.event_id, _TENANT_UNKNOWN)
             log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
                      defaulted=row.defaulted)
 
@@ -159,6 +240,10 @@ class Service:
         assert self.router is not None and self.eventlog is not None
         seq = self.router.learned_seq
         if seq == self._checkpointed_seq:
+            return
+        if not self.router.policy.is_finite():
+            log.error("checkpoint_skipped", reason="the live policy has NaN or infinite weights",
+                      learned_seq=seq, kept=self._checkpointed_seq)
             return
         model = self.router.policy.serialize()
         await self.eventlog.checkpoint(Checkpoint(seq, self.router.policy.args, model, self.clock()))
@@ -175,8 +260,8 @@ class Service:
             except Exception as exc:  # a failed tick is retried at the next one
                 log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
 
-    def _remember(self, event_id: str) -> None:
-        self._recent[event_id] = None
+    def _remember(self, event_id: str, tenant: Any) -> None:
+        self._recent[event_id] = tenant
         if len(self._recent) > _RECENT_MAX:
             self._recent.popitem(last=False)
 
@@ -184,6 +269,8 @@ class Service:
         assert self.router is not None and self.eventlog is not None
         out = self.router.stats()
         out["write_queue"] = self.eventlog.pending()
+        out["recent_events"] = len(self._recent)
+        out["auth"] = "on" if self.auth_enabled else "off"
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight

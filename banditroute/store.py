@@ -41,14 +41,17 @@ class StoreError(RuntimeError):
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self.db = sqlite_utils.Database(self.conn)
-        self._create()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            self.db = sqlite_utils.Database(self.conn)
+            self._create()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -129,6 +132,9 @@ class Store:
     def decision(self, event_id: str) -> Decision | None:
         row = self.conn.execute(_DECISION_SELECT + " WHERE event_id = ?", (event_id,)).fetchone()
         return _decision(row) if row else None
+
+    def feedback_count(self, event_id: str) -> int:
+        return self.conn.execute("SELECT count(*) FROM feedback WHERE event_id = ?", (event_id,)).fetchone()[0]
 
     def is_learned(self, event_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM learned WHERE event_id = ?", (event_id,)).fetchone() is not None
