@@ -16,6 +16,7 @@ from banditroute.server import SERVICE, create_app
 from banditroute.service import Service
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
@@ -35,13 +36,14 @@ class Api:
     def service(self) -> Service:
         return self.server.app[SERVICE]
 
-    async def post(self, path: str, body: Any = None, *, data: bytes | None = None) -> tuple[int, Any]:
-        kwargs = {"data": io.BytesIO(data)} if data is not None else {"json": body}
-        async with self.session.post(self.server.make_url(path), **kwargs) as resp:
+    async def post(self, path: str, body: Any = None, *, data: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"data": io.BytesIO(data)} if data is not None else {"json": body}
+        async with self.session.post(self.server.make_url(path), headers=headers, **kwargs) as resp:
             return resp.status, await resp.json(content_type=None)
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.server.make_url(path)) as resp:
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with self.session.get(self.server.make_url(path), headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
 
