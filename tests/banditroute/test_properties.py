@@ -1,0 +1,196 @@
+"""Property tests (hypothesis): any input to a pure module gives a valid result or a clean error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from banditroute import features, guardrails, reward
+from banditroute.api import ApiError, parse_reward, parse_reward_token, parse_route
+from banditroute.catalog import Catalog
+from banditroute.config import load_config
+from banditroute.joiner import COMPLETE, NOT_PENDING, PENDING, Joiner, required_parts
+from banditroute.policy import Policy
+from banditroute.types import Decision, FeedbackPart, ModelSpec, Outcome
+
+CONFIG = load_config()
+POLICY = Policy(CONFIG.policy, CONFIG.models)
+CATALOG = Catalog(CONFIG.models)
+CAPABILITIES = sorted({c for m in CONFIG.models for c in m.capabilities} | {"teleportation"})
+# Bounded so the whole file runs in a few seconds; the profile is the same in CI.
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_scalars = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+metadata_values = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                   | st.text(max_size=80) | st.lists(st.text(max_size=20), max_size=5))
+metadata = st.dictionaries(st.sampled_from(["user_tier", "channel", "task", "tenant", "language", "other"]),
+                           metadata_values, max_size=6)
+
+
+# -- features ---------------------------------------------------------------------------------
+
+@FAST
+@given(query=st.text(max_size=3000), meta=metadata)
+def test_features_are_valid_vw_text_the_policy_accepts(query: str, meta: dict) -> None:
+    text = features.featurize(query, meta, CONFIG.features)
+    assert text.startswith("|w") and "|x" in text
+    assert "\n" not in text and "\r" not in text
+    for token in text.split(" "):
+        assert token, "no empty tokens (VW would read a double space as nothing, but keep it clean)"
+        if token not in ("|w", "|x", "|u"):
+            assert "|" not in token and ":" not in token and not any(c.isspace() for c in token)
+    pmf = POLICY.predict(text, CATALOG.names)
+    assert all(math.isfinite(p) and p >= 0 for p in pmf)
+    assert sum(pmf) == pytest.approx(1.0, abs=1e-4)
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+@FAST
+@given(caps=st.none() | st.lists(st.sampled_from(CAPABILITIES), max_size=3),
+       input_tokens=st.integers(0, 2_000_000), max_out=st.none() | st.integers(1, 10_000_000))
+def test_rules_give_a_consistent_allowed_set_or_name_the_rule(caps: list | None, input_tokens: int,
+                                                              max_out: int | None) -> None:
+    meta = {} if caps is None else {"capabilities": caps}
+    try:
+        verdict = guardrails.allowed(CATALOG, meta, input_tokens, max_out)
+    except guardrails.NoModelAllowed as exc:
+        assert exc.rule in ("capabilities", "context_window")
+        assert set(exc.excluded) == set(CATALOG.names)
+        return
+    assert verdict.allowed and set(verdict.allowed) <= set(CATALOG.names)
+    assert set(verdict.allowed).isdisjoint(verdict.excluded)
+    assert set(verdict.allowed) | set(verdict.excluded) == set(CATALOG.names)
+    for name in verdict.allowed:
+        spec = CATALOG[name]
+        assert set(caps or ()) <= spec.capabilities
+        assert spec.context_window >= input_tokens + (max_out or 0)
+
+
+# -- reward -----------------------------------------------------------------------------------
+
+finite_nonneg = st.floats(0.0, 1e6, allow_nan=False)
+outcomes = st.builds(
+    Outcome,
+    quality=st.none() | st.floats(0.0, 1.0),
+    latency_ms=st.none() | st.floats(0.0, 86_400_000.0),
+    cost_usd=st.none() | finite_nonneg,
+    input_tokens=st.none() | st.integers(0, 100_000_000),
+    output_tokens=st.none() | st.integers(0, 100_000_000),
+    error=st.none() | st.sampled_from(["timeout", "other"]),
+)
+reward_configs = st.builds(
+    lambda cw, lw, dq: replace(CONFIG.reward, cost_weight=cw, latency_weight=lw, default_quality=dq),
+    st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.none() | st.floats(0.0, 1.0))
+
+
+@FAST
+@given(outcome=outcomes, model=st.sampled_from(CONFIG.models), input_tokens=st.integers(0, 10_000_000),
+       cfg=reward_configs)
+def test_reward_is_finite_and_maps_into_vw_range(outcome: Outcome, model: ModelSpec, input_tokens: int,
+                                                 cfg) -> None:
+    r = reward.resolve(outcome, model, input_tokens, cfg)
+    if r is None:
+        assert outcome.quality is None and outcome.error is None and cfg.default_quality is None
+        return
+    assert math.isfinite(r.value) and r.value <= 1.0
+    assert 0.0 <= r.quality <= 1.0 and r.cost_usd >= 0 and r.latency_ms >= 0
+    span = reward.reward_span(CONFIG.models, cfg)
+    cost = reward.to_vw_cost(r.value, span)
+    assert 0.0 <= cost <= 1.0
+    better = reward.combine(min(1.0, r.quality + 0.1), r.cost_usd, r.latency_ms, cfg.weights)
+    assert better >= r.value  # more quality never lowers the reward
+    assert reward.to_vw_cost(better, span) <= cost
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True), span=st.floats(1.0, 1e9))
+def test_vw_cost_is_always_in_range(value: float, span: float) -> None:
+    cost = reward.to_vw_cost(value, span)
+    assert 0.0 <= cost <= 1.0
+
+
+# -- joiner -----------------------------------------------------------------------------------
+
+def decision(i: int) -> Decision:
+    return Decision(f"e{i}", float(i), "|w x", ("a", "b"), 0, (0.5, 0.5), False, "", 1, None)
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.floats(0.0, 50.0)),
+    st.tuples(st.just("part"), st.integers(0, 60), st.sampled_from(["quality", "cost", "latency", "error"])),
+    st.tuples(st.just("expire"), st.floats(0.0, 20.0)),
+    st.tuples(st.just("discard"), st.integers(0, 60)),
+), max_size=120)
+
+
+@FAST
+@given(steps=ops, max_pending=st.integers(1, 8), cost_weight=st.sampled_from([0.0, 0.1]),
+       rule=st.sampled_from(["first", "last"]))
+def test_joiner_releases_each_decision_exactly_once_within_bounds(steps: list, max_pending: int,
+                                                                  cost_weight: float, rule: str) -> None:
+    joiner = Joiner(required_parts(cost_weight, 0.0), rule, max_pending)
+    now, added, released, discarded = 0.0, [], [], set()
+    for step in steps:
+        if step[0] == "add":
+            d = decision(len(added))
+            added.append(d.event_id)
+            released += [dec.event_id for dec, _ in joiner.add(d, now + step[1])]
+        elif step[0] == "part":
+            value = {"quality": {"quality": 0.5}, "cost": {"cost_usd": 0.1}, "latency": {"latency_ms": 3.0},
+                     "error": {"error": "timeout"}}[step[2]]
+            result = joiner.add_part(FeedbackPart(f"e{step[1]}", now, **value))
+            assert result.status in (PENDING, COMPLETE, NOT_PENDING)
+            if result.status == COMPLETE:
+                released.append(result.joined[0].event_id)
+        elif step[0] == "expire":
+            now += step[1]
+            released += [dec.event_id for dec, _ in joiner.expire(now)]
+        else:
+            eid = f"e{step[1]}"
+            if eid in joiner:
+                discarded.add(eid)
+            joiner.discard(eid)
+        assert len(joiner) <= max_pending
+        assert joiner.deadline_entries() <= 2 * len(joiner) + 1024 + 1
+    released += [dec.event_id for dec, _ in joiner.expire(math.inf)]
+    assert len(joiner) == 0
+    assert len(released) == len(set(released)), "a decision was released twice"
+    assert set(released) | discarded == set(added) and not set(released) & discarded
+
+
+# -- the API's validation -------------------------------------------------------------------------
+
+@FAST
+@given(obj=st.dictionaries(st.sampled_from(["query", "metadata", "max_output_tokens", "other"]), json_values)
+       | st.fixed_dictionaries({"query": st.text(max_size=50)}, optional={"metadata": json_values}))
+def test_route_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
+    try:
+        req = parse_route(obj, max_query_chars=1000)
+    except ApiError as exc:
+        assert exc.status in (400, 413) and exc.code and exc.message
+        return
+    assert isinstance(req.query, str) and req.query.strip() and len(req.query) <= 1000
+    assert isinstance(req.metadata, dict) and len(req.metadata) <= 32
+
+
+@FAST
+@given(obj=st.dictionaries(st.sampled_from(["event_id", "quality", "latency_ms", "cost_usd", "input_tokens",
+                                            "output_tokens", "source", "error", "reward_token", "x"]),
+                           json_values | st.floats(-2.0, 2.0) | st.sampled_from(["e1", "user", "timeout"])))
+def test_reward_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
+    try:
+        part = parse_reward(obj, now=1.0)
+        parse_reward_token(obj)
+    except ApiError as exc:
+        assert exc.status == 400 and exc.code and exc.message
+        return
+    assert part.quality is None or 0.0 <= part.quality <= 1.0
+    assert part.latency_ms is None or part.latency_ms >= 0
+    assert any(v is not None for v in (part.quality, part.latency_ms, part.cost_usd, part.input_tokens,
+                                       part.output_tokens, part.error))
