@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 
 import pytest
@@ -21,8 +22,9 @@ CONFIG = load_config()
 POLICY = Policy(CONFIG.policy, CONFIG.models)
 CATALOG = Catalog(CONFIG.models)
 CAPABILITIES = sorted({c for m in CONFIG.models for c in m.capabilities} | {"teleportation"})
-# Bounded so the whole file runs in a few seconds; the profile is the same in CI.
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Bounded so the whole file runs in seconds; BANDITROUTE_PROPERTY_EXAMPLES=5000 for a deeper search.
+FAST = settings(max_examples=int(os.environ.get("BANDITROUTE_PROPERTY_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
