@@ -74,14 +74,14 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     metadata = obj.get("metadata", {})
     if metadata is None:
         metadata = {}
-    _check_metadata(metadata)
+    check_metadata(metadata)
     max_out = obj.get("max_output_tokens")
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
     return RouteRequest(query, metadata, max_out)
 
 
-def _check_metadata(metadata: Any) -> None:
+def check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be an object")
     if len(metadata) > _METADATA_MAX_KEYS:

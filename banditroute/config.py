@@ -81,6 +81,7 @@ class ProxyConfig:
     """The OpenAI-compatible proxy (`/v1/chat/completions`)."""
 
     total_deadline_s: float = 120.0  # first attempt to a committed answer, fallbacks included
+    attempt_timeout_s: float = 60.0  # an attempt not answering by then (streamed: no first chunk) is abandoned
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0  # longest silence between two chunks of an upstream answer
     max_connections: int = 100  # pooled connections to all upstreams together
@@ -275,6 +276,7 @@ def validate(cfg: Config, source: str = "config") -> None:
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
         (_finite_pos(x.total_deadline_s), "proxy.total_deadline_s must be > 0"),
         (_finite_pos(x.connect_timeout_s), "proxy.connect_timeout_s must be > 0"),
+        (_finite_pos(x.attempt_timeout_s), "proxy.attempt_timeout_s must be > 0"),
         (_finite_pos(x.read_timeout_s), "proxy.read_timeout_s must be > 0"),
         (x.max_connections > 0, "proxy.max_connections must be > 0"),
         (x.max_response_bytes > 0, "proxy.max_response_bytes must be > 0"),
