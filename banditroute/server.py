@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ log = structlog.get_logger("banditroute.server")
 
 SERVICE = web.AppKey("service", Service)
 UPSTREAM = web.AppKey("upstream", Upstream)
+BOOKKEEPING = web.AppKey("bookkeeping", set)
 EVENT_HEADER = "x-banditroute-event-id"
 MODEL_HEADER = "x-banditroute-model"
 
@@ -162,9 +164,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             log.warning("upstream_failed", event_id=decision.event_id, model=name, error=exc.kind,
                         detail=exc.detail, attempt=attempt)
             if attempt == 0:  # the failure of the model the policy chose is its feedback
-                await _feed_back(service, FeedbackPart(decision.event_id, time.time(), source="system",
-                                                       error=exc.kind,
-                                                       latency_ms=1000 * (time.monotonic() - started)))
+                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                    decision.event_id, time.time(), source="system", error=exc.kind,
+                    latency_ms=1000 * (time.monotonic() - started))))
     status, code = (504, "upstream_timeout") if last_error == "timeout" else (502, "upstream_unavailable")
     response = error_response(status, code, f"no upstream answered within {config.proxy.total_deadline_s} s "
                                             f"(tried {candidates[:attempt + 1]}; last error {last_error})")
@@ -189,8 +191,9 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
             await response.prepare(request)
             ttft, broke = await _relay(response, reply, meter, first, started)
             if broke is not None and chosen:  # the upstream failed mid-answer: too late for a fallback
-                await _feed_back(service, FeedbackPart(decision.event_id, time.time(), source="system",
-                                                       error=broke, latency_ms=1000 * (time.monotonic() - started)))
+                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                    decision.event_id, time.time(), source="system", error=broke,
+                    latency_ms=1000 * (time.monotonic() - started))))
             if ttft is None:  # cut short: the client went away, or the upstream broke
                 return response
             text, chars = "".join(meter.text), meter.chars
@@ -216,14 +219,28 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
         return response
     spec = service.router.catalog[name]  # type: ignore[union-attr]
     used = proxy.tokens_used(usage, chat.input_tokens, chars)
-    await _feed_back(service, FeedbackPart(
-        decision.event_id, time.time(), latency_ms=latency_ms, ttft_ms=ttft, input_tokens=used.input_tokens,
-        output_tokens=used.output_tokens, cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens),
-        source="system"))
-    if keep:
-        await _keep_sample(service, JudgeSample(decision.event_id, time.time(), name,
-                                                orjson.dumps(chat.body.get("messages")).decode(), text))
+    part = FeedbackPart(decision.event_id, time.time(), latency_ms=latency_ms, ttft_ms=ttft,
+                        input_tokens=used.input_tokens, output_tokens=used.output_tokens,
+                        cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens), source="system")
+    sample = JudgeSample(decision.event_id, time.time(), name, orjson.dumps(chat.body.get("messages")).decode(),
+                         text) if keep else None
+    await _bookkeep(request, _record(service, part, sample))
     return response
+
+
+async def _bookkeep(request: web.Request, work: Coroutine[Any, Any, None]) -> None:
+    """Run the proxy's own records to the end even when the client hangs up (which cancels the handler)."""
+    pending = request.app[BOOKKEEPING]
+    task = asyncio.get_running_loop().create_task(work)
+    pending.add(task)
+    task.add_done_callback(pending.discard)
+    await asyncio.shield(task)
+
+
+async def _record(service: Service, part: FeedbackPart, sample: JudgeSample | None) -> None:
+    await _feed_back(service, part)
+    if sample is not None:
+        await _keep_sample(service, sample)
 
 
 async def _relay(response: web.StreamResponse, reply: Reply, meter: proxy.StreamMeter, first: bytes,
@@ -295,12 +312,14 @@ def create_app(config: Config) -> web.Application:
     upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
                                  config.proxy.max_connections))
     app[UPSTREAM] = upstream
+    app[BOOKKEEPING] = set()
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await service.start()
         await upstream.start()
         yield
         await upstream.close()
+        await asyncio.gather(*app[BOOKKEEPING], return_exceptions=True)
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
