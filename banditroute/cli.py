@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
     judge.add_argument("--log-level", default="info")
     judge.set_defaults(func=_judge)
+
+    from simulators import commands as offline
+
+    offline.register(sub)
     return parser
 
 
