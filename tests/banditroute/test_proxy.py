@@ -325,3 +325,19 @@ async def test_models_without_an_upstream_are_not_routed_to(api: Api) -> None:
     assert (status, answer["error"]["code"]) == (422, "no_model_allowed")
     status, answer = await api.post("/v1/chat/completions", chat(model="gpt-4.1"))
     assert (status, answer["error"]["code"]) == (400, "model_not_proxied")
+
+
+async def test_a_stream_that_breaks_midway_is_reported_to_client_and_policy(
+        clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
+    upstream.behaviours = {f"up-{n}": Behaviour(reply="a b c d e f", break_after_chunks=3) for n in "abc"}
+    _, client = clients
+    stream = await client.chat.completions.create(model="auto", stream=True,
+                                                  messages=[{"role": "user", "content": "hello"}])
+    event_id = stream.response.headers["x-banditroute-event-id"]
+    pieces = []
+    with pytest.raises(openai.APIError):
+        async for chunk in stream:
+            pieces.append(chunk.choices[0].delta.content or "")
+    assert "".join(pieces) == "a b "  # what came before the break, then the error
+    [part] = await system_parts(gateway, event_id)
+    assert part.error == "connection_error"
