@@ -21,6 +21,9 @@ from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
 
 
+Restriction = tuple[str, "frozenset[str]"]
+
+
 class LogSink(Protocol):
     def decision(self, decision: Decision) -> None: ...
     def learned(self, row: LearnedRow) -> None: ...
@@ -88,12 +91,20 @@ class Router:
     # -- deciding ---------------------------------------------------------------------------
 
     def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
-              event_id: str | None = None, max_output_tokens: int | None = None) -> Decision:
-        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it."""
+              event_id: str | None = None, max_output_tokens: int | None = None,
+              input_tokens: int | None = None, restrict_to: Restriction | None = None) -> Decision:
+        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it.
+
+        `input_tokens`: the whole prompt's size when the query is only part of it (a conversation).
+        `restrict_to`: a caller's own rule, (name, models it keeps), applied after the catalog's rules.
+        """
         meta = metadata or {}
         event_id = event_id or new_event_id()
-        input_tokens = features.estimate_tokens(query)
+        if input_tokens is None:
+            input_tokens = features.estimate_tokens(query)
         verdict = guardrails.allowed(self.catalog, meta, input_tokens, max_output_tokens)
+        if restrict_to is not None:
+            verdict = guardrails.restrict(verdict, *restrict_to)
         feats = features.featurize(query, meta, self.config.features)
         pmf = self.policy.predict(feats, verdict.allowed)
         chosen = sample(pmf, uniform_from(event_id))
