@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import os
 import stat
@@ -9,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 import structlog
 
@@ -16,7 +19,11 @@ from banditroute.auth import parse_keys
 from banditroute.config import Config, ConfigError
 from banditroute.server import create_app
 from banditroute.service import SECRET_ENV, load_or_create_secret
+from feedback.judge import JUDGE_KEY_ENV
+from tests.banditroute.test_proxy import proxy_config, system_parts
 from tests.conftest import ROOT, Api, make_config, start_api, stop_api
+from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.feedback.test_judge import JUDGE, judge_config, run_judge
 
 ROUTER_KEY = "router-key-7f3a9c1d2e"  # route + reward
 ROUTE_ONLY_KEY = "route-only-key-55aa11"
@@ -172,3 +179,54 @@ def test_auth_is_on_off_loopback_and_refuses_to_run_without_keys(tmp_path: Path)
                            "--data-dir", str(tmp_path / "var")], capture_output=True, text=True, timeout=60,
                           cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and "no API key is set" in proc.stderr
+
+
+async def test_the_proxy_needs_a_route_key_and_hands_out_reward_tokens(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    config = dataclasses.replace(proxy_config(tmp_path, fake.base_url), auth=auth_config(tmp_path).auth)
+    api = await start_api(config)
+    try:
+        url = str(api.server.make_url("/v1"))
+        anonymous = openai.AsyncOpenAI(base_url=url, api_key="not-a-key", max_retries=0)
+        client = openai.AsyncOpenAI(base_url=url, api_key=ROUTER_KEY, max_retries=0)  # sent as Bearer
+        messages = [{"role": "user", "content": "what is six times seven"}]
+        with pytest.raises(openai.AuthenticationError):
+            await anonymous.chat.completions.create(model="auto", messages=messages)
+        raw = await client.chat.completions.with_raw_response.create(model="auto", messages=messages)
+        event_id, token = raw.headers["x-banditroute-event-id"], raw.headers["x-banditroute-reward-token"]
+        await system_parts(api, event_id)  # the proxy's own measurement passed the token check
+        status, answer = await api.post("/reward", {"event_id": event_id, "quality": 1.0, "reward_token": token},
+                                        headers=bearer(ROUTER_KEY))
+        assert (status, answer["status"]) == (202, "learned")
+        await anonymous.close()
+        await client.close()
+    finally:
+        await stop_api(api)
+        await fake.close()
+
+
+async def test_the_judge_worker_signs_its_rewards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    fake.behaviours[JUDGE] = Behaviour(reply=lambda _: '{"score": 10, "reason": "right"}')
+    config = dataclasses.replace(judge_config(tmp_path, fake), auth=auth_config(tmp_path).auth)
+    api = await start_api(config)
+    try:
+        client = openai.AsyncOpenAI(base_url=str(api.server.make_url("/v1")), api_key=ROUTER_KEY, max_retries=0)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "grade me"}])
+        await client.close()
+        event_id = raw.headers["x-banditroute-event-id"]
+        for _ in range(200):  # the proxy keeps the sample just after its own feedback
+            if await api.service.eventlog.call(api.service.store.samples):
+                break
+            await asyncio.sleep(0.02)
+        monkeypatch.setenv(JUDGE_KEY_ENV, ROUTER_KEY)
+        worker = await run_judge(api, config)
+        assert worker.counts == {"judged": 1, "skipped": 0, "failed": 0}
+        parts = await api.service.eventlog.call(api.service.store.feedback, event_id)
+        assert [p.quality for p in parts if p.source == "judge"] == [1.0]
+    finally:
+        await stop_api(api)
+        await fake.close()
