@@ -17,6 +17,7 @@ from banditroute.config import load_config
 from banditroute.joiner import COMPLETE, NOT_PENDING, PENDING, Joiner, required_parts
 from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, ModelSpec, Outcome
+from simulators import estimators
 
 CONFIG = load_config()
 POLICY = Policy(CONFIG.policy, CONFIG.models)
@@ -196,3 +197,44 @@ def test_reward_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
     assert part.latency_ms is None or part.latency_ms >= 0
     assert any(v is not None for v in (part.quality, part.latency_ms, part.cost_usd, part.input_tokens,
                                        part.output_tokens, part.error))
+
+
+# -- estimators -------------------------------------------------------------------------------
+
+probabilities = st.floats(estimators.MIN_LOGGED_PROB, 1.0)
+rounds = st.integers(1, 40).flatmap(lambda n: st.tuples(
+    st.lists(st.floats(-1.0, 1.0), min_size=n, max_size=n),
+    st.lists(probabilities, min_size=n, max_size=n),
+    st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n)))
+
+
+@FAST
+@given(data=rounds, ci=st.sampled_from(["normal", "bootstrap"]))
+def test_estimators_give_finite_bounded_values_on_valid_logs(data: tuple, ci: str) -> None:
+    rewards, logged, target = data
+    found = estimators.evaluate_all(rewards, logged, target, q_hat_logged=rewards, q_hat_target=target,
+                                    ci=ci, n_boot=50)
+    low_r, high_r = min(rewards), max(rewards)
+    for est in found.values() if isinstance(found, dict) else found:
+        assert est.n == len(rewards)
+        if math.isnan(est.value):  # SNIPS with every weight zero: undefined, said so
+            assert est.method == "snips" and not any(target)
+            continue
+        assert math.isfinite(est.value), est
+        if ci == "normal" and est.n > 1 and math.isfinite(est.stderr):
+            assert est.ci_low <= est.value <= est.ci_high
+        if est.method == "snips":
+            assert low_r - 1e-9 <= est.value <= high_r + 1e-9
+
+
+@FAST
+@given(rewards=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+       logged=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+       target=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5))
+def test_estimators_refuse_bad_logs_cleanly(rewards: list, logged: list, target: list) -> None:
+    try:
+        found = estimators.evaluate_all(rewards, logged, target)
+    except ValueError:
+        return
+    for est in found.values() if isinstance(found, dict) else found:
+        assert math.isfinite(est.value) or est.method == "snips"
