@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,8 +16,8 @@ from aiohttp import web
 
 from banditroute.api import ApiError, parse_json_object, parse_reward, parse_route
 from banditroute.config import Config
-from banditroute.guardrails import NoModelAllowed
-from banditroute.service import Service, UnknownEvent
+from banditroute.guardrails import NoModelAllowed, UnknownModel
+from banditroute.service import ReloadError, Service, UnknownEvent
 from banditroute.store import StoreError
 
 log = structlog.get_logger("banditroute.server")
@@ -62,18 +66,19 @@ async def route(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     req = parse_route(await read_object(request), service.config.server.max_query_chars)
     try:
-        decision = await service.route(req.query, req.metadata, req.max_output_tokens)
+        decision = await service.route(req.query, req.metadata, req.max_output_tokens, req.escalate_from)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
-    pmf = dict(zip(decision.models, decision.pmf))
+    except UnknownModel as exc:
+        raise ApiError(400, "invalid_escalate_from", f"escalate_from names no catalog model: {exc}") from None
     return json_response({
         "event_id": decision.event_id,
         "model": decision.model,
         "probability": decision.probability,
-        "pmf": pmf,
+        "pmf": dict(zip(decision.models, decision.pmf)),
         "explored": decision.explored,
-        "fallbacks": sorted((m for m in decision.models if m != decision.model), key=pmf.__getitem__,
-                            reverse=True),
+        "fallbacks": list(decision.fallbacks),
+        "excluded": decision.excluded,
         "reason": decision.reason,
     })
 
@@ -104,14 +109,32 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
 
 
-def create_app(config: Config) -> web.Application:
+async def admin_reload(request: web.Request) -> web.Response:
+    """Re-read the configuration file: new catalog and rules at once, the learned policy kept."""
+    try:
+        summary = request.app[SERVICE].reload()
+    except ReloadError as exc:
+        raise ApiError(400, "invalid_config", str(exc)) from None
+    return json_response({"status": "reloaded", **summary})
+
+
+def create_app(config: Config, config_path: str | Path | None = None) -> web.Application:
+    """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one)."""
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json])
-    service = Service(config)
+    service = Service(config, config_path=config_path)
     app[SERVICE] = service
+
+    def reload_on_signal() -> None:
+        with contextlib.suppress(ReloadError):  # already logged; the running catalog stays
+            service.reload()
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await service.start()
+        loop = asyncio.get_running_loop()
+        hup = _add_signal_handler(loop, reload_on_signal)
         yield
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
@@ -120,10 +143,20 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/admin/reload", admin_reload)
     return app
 
 
-def run(config: Config) -> None:
-    web.run_app(create_app(config), host=config.server.host, port=config.server.port,
+def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:
+    """SIGHUP reloads the catalog where the platform and thread allow signal handlers."""
+    try:
+        loop.add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def run(config: Config, config_path: str | Path | None = None) -> None:
+    web.run_app(create_app(config, config_path), host=config.server.host, port=config.server.port,
                 access_log=None, print=lambda *_: None,
                 handle_signals=True)

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from banditroute.config import Config
+from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.policy import Policy, PolicyError, vw_args
@@ -35,9 +36,14 @@ class UnknownEvent(LookupError):
     pass
 
 
+class ReloadError(ValueError):
+    """The configuration file could not be reloaded; nothing was changed."""
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time):
+    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None):
         self.config = config
+        self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
@@ -62,6 +68,10 @@ class Service:
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
+        router.rewards.update(self.store.rewards_per_model())
+        now = self.clock()
+        for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
+            router.spend.add(tenant, usd, now)
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -111,10 +121,12 @@ class Service:
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
+    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
+                    escalate_from: str | None = None) -> Decision:
         """Decide, then answer once the decision is committed: an event id handed out always exists."""
         assert self.router is not None and self.eventlog is not None
-        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
+                                     escalate_from=escalate_from)
         try:
             await self.eventlog.decision_committed(decision.event_id)
         except StoreError:
@@ -145,6 +157,29 @@ class Service:
         if result.learned is not None:
             answer["reward"] = result.learned.reward
         return answer
+
+    # -- model lifecycle ----------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
+
+        Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
+        sections ([server], [reward], [policy], [features]) need a restart; the answer's `needs_restart`
+        names those of the last three that differ from the running ones.
+        """
+        assert self.router is not None
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            raise ReloadError(str(exc)) from None
+        needs_restart = [name for name in ("reward", "policy", "features")
+                         if getattr(fresh, name) != getattr(self.config, name)]
+        summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
+        self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        summary["needs_restart"] = needs_restart
+        log.info("reloaded", **summary)
+        return summary
 
     # -- background -------------------------------------------------------------------------
 
@@ -182,7 +217,7 @@ class Service:
 
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
-        out = self.router.stats()
+        out = self.router.stats(self.clock())
         out["write_queue"] = self.eventlog.pending()
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight

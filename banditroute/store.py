@@ -196,6 +196,23 @@ class Store:
         ).fetchall()
         return {model: n for model, n in rows if model is not None}
 
+    def rewards_per_model(self) -> dict[str, int]:
+        """Rewards learned per chosen model: the cold-start counts after a restart."""
+        rows = self.conn.execute(
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, count(*)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.vw_cost IS NOT NULL GROUP BY model"
+        ).fetchall()
+        return {model: n for model, n in rows if model is not None}
+
+    def spend_since(self, ts: float) -> dict[str, float]:
+        """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
+        rows = self.conn.execute(
+            "SELECT d.tenant, sum(l.cost_usd) FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.ts >= ? AND d.tenant IS NOT NULL AND l.cost_usd IS NOT NULL GROUP BY d.tenant",
+            (ts,),
+        ).fetchall()
+        return {tenant: usd for tenant, usd in rows}
+
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
