@@ -74,7 +74,7 @@ def request_from(query: str, metadata: Mapping[str, Any], input_tokens: int, max
         sensitive, why = tagged, "tagged"
     elif pii_detection:
         kinds = pii.detect(query)
-        sensitive, why = bool(kinds), "detected " + "+".join(sorted(kinds))
+        sensitive, why = bool(kinds), ("detected " + "+".join(sorted(kinds))) if kinds else ""
     else:
         sensitive, why = False, ""
     caps = metadata.get("capabilities")

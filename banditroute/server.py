@@ -65,6 +65,8 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 async def route(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     req = parse_route(await read_object(request), service.config.server.max_query_chars)
+    if req.escalate_from is not None and not service.config.rules.escalation:
+        raise ApiError(400, "escalation_disabled", "escalate_from is turned off (rules.escalation = false)")
     try:
         decision = await service.route(req.query, req.metadata, req.max_output_tokens, req.escalate_from)
     except NoModelAllowed as exc:
