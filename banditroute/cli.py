@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+
+    from simulators import commands as offline
+
+    offline.register(sub)
     return parser
 
 
