@@ -312,14 +312,6 @@ class Router:
 
     # -- state ------------------------------------------------------------------------------
 
-    def reload_catalog(self, specs: Iterable[ModelSpec]) -> None:
-        """Take a new catalog at once, keeping what the policy learned (see issue 5 for the full lifecycle)."""
-        specs = tuple(specs)
-        self.catalog = Catalog(specs)
-        self._known.update({m.name: m for m in specs})
-        self.policy.set_catalog(specs)
-        self._span = reward.reward_span(specs, self.config.reward)
-
     def forget(self, decision: Decision) -> None:
         """Undo a decision that could not be logged: no feedback will be joined to it."""
         self.joiner.discard(decision.event_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -97,8 +97,7 @@ def replay(router: Router, world: World, feedback: Feedback = Feedback(), *, see
 
 def new_router(world: World, config: Config, **kwargs: Any) -> Router:
     """A Router whose catalog is the world's at step 0, with the given configuration otherwise."""
-    cfg = config.__class__(server=config.server, reward=config.reward, policy=config.policy,
-                           features=config.features, models=world.models(0))
+    cfg = replace(config, models=world.models(0))
     return Router(cfg, **kwargs)
 
 

@@ -102,11 +102,11 @@ def test_unknown_escalation_source() -> None:
 
 
 SENSITIVITY = [
-    ("reach me at jane.doe@example.com", {}, True, True),
-    ("reach me at jane.doe@example.com", {"sensitive": False}, True, False),  # the tag overrides detection
+    ("reach me at jane.doe@northwind-traders.de", {}, True, True),
+    ("reach me at jane.doe@northwind-traders.de", {"sensitive": False}, True, False),  # the tag overrides detection
     ("what is the boiling point of water?", {"sensitive": True}, True, True),
     ("what is the boiling point of water?", {}, True, False),
-    ("reach me at jane.doe@example.com", {}, False, False),  # detection turned off
+    ("reach me at jane.doe@northwind-traders.de", {}, False, False),  # detection turned off
 ]
 
 
