@@ -45,8 +45,8 @@ class Api:
             return resp.status, await resp.json(content_type=None)
 
 
-async def start_api(config: Config) -> Api:
-    server = TestServer(create_app(config), host="127.0.0.1")
+async def start_api(config: Config, config_path: Path | None = None) -> Api:
+    server = TestServer(create_app(config, config_path), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 
