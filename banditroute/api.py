@@ -81,7 +81,8 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
     escalate_from = obj.get("escalate_from")
-    if escalate_from is not None and (not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
+    if escalate_from is not None and (
+            not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
         raise ApiError(400, "invalid_escalate_from", "escalate_from must be the name of a catalog model")
     return RouteRequest(query, metadata, max_out, escalate_from)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from banditroute.catalog import Catalog
-from banditroute.config import ConfigError, RulesConfig, default_config_text, load_config, parse_config
+from banditroute.config import ConfigError, RulesConfig, load_config, parse_config
 from banditroute.guardrails import LiveState, NoModelAllowed, RuleRequest, Rules, UnknownModel, request_from
+from tests.conftest import config_text
 
 CONFIG = load_config()
 CATALOG = Catalog(CONFIG.models)
@@ -125,7 +128,7 @@ def test_request_fields_are_read_from_metadata() -> None:
 
 
 def with_rules(text: str) -> str:
-    return default_config_text() + "\n" + text
+    return config_text(rules=text)
 
 
 @pytest.mark.parametrize(
@@ -159,3 +162,11 @@ def test_rules_config_example_loads() -> None:
         "[rules.tiers]\nfree = ['gpt-4o-mini', 'gpt-4.1-nano']\n[rules.budgets]\nacme = 25\n"))
     assert cfg.rules.tiers == {"free": ("gpt-4o-mini", "gpt-4.1-nano")}
     assert cfg.rules.budgets == {"acme": 25.0} and cfg.rules.default_model == "gpt-4o-mini"
+
+
+def test_the_readme_rules_example_is_a_valid_config() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Rules"):]
+    example = section[section.index("```toml") + len("```toml"):section.index("```\n", section.index("```toml") + 7)]
+    cfg = parse_config(with_rules(example))
+    assert cfg.rules.tiers["free"] and cfg.rules.budgets == {"acme": 50.0}

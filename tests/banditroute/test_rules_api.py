@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from banditroute.config import default_config_text, load_config
-from tests.conftest import Api, start_api, stop_api
+from banditroute.config import load_config
+from tests.conftest import Api, config_text, start_api, stop_api
 
 ONPREM_2 = """
 [[models]]
@@ -33,13 +33,13 @@ capabilities = ["tools", "code", "vision"]
 SENSITIVE_OK = {"llama-3.1-8b-onprem", "mistral-small-onprem"}
 
 
-def write_config(tmp_path: Path, extra: str = "", rules: str = "") -> Path:
-    """The bundled config, data under tmp_path, plus extra [[models]] and [rules] text."""
-    text = default_config_text().replace(
+def write_config(tmp_path: Path, extra: str = "", rules: str | None = None) -> Path:
+    """The bundled config with data under tmp_path, its [rules] replaced by `rules`, plus extra [[models]]."""
+    text = config_text(rules).replace(
         'data_dir = "var"\n', f'data_dir = "{tmp_path / "var"}"\ncheckpoint_interval_s = 3600.0\n'
                                "expire_interval_s = 0.05\n", 1)
     path = tmp_path / "config.toml"
-    path.write_text(text + extra + rules)
+    path.write_text(text + extra)
     return path
 
 
@@ -88,7 +88,7 @@ async def test_a_thousand_routes_with_an_email_never_reach_a_disallowed_model(tm
 
 
 async def test_pii_detection_can_be_turned_off(tmp_path: Path) -> None:
-    api = await start_from(write_config(tmp_path, rules="\n[rules]\npii_detection = false\n"))
+    api = await start_from(write_config(tmp_path, rules="[rules]\npii_detection = false\n"))
     try:
         _, d = await api.post("/route", {"query": EMAIL_QUERIES[1]})
         assert "data_policy" not in d["reason"] and len(d["pmf"]) == 8
@@ -97,7 +97,7 @@ async def test_pii_detection_can_be_turned_off(tmp_path: Path) -> None:
 
 
 async def test_a_failing_model_cools_down_visibly_and_returns(tmp_path: Path) -> None:
-    rules = ('\n[rules]\ncooldown_failures = 3\ncooldown_window_s = 60\ncooldown_s = 1.0\n'
+    rules = ('[rules]\ncooldown_failures = 3\ncooldown_window_s = 60\ncooldown_s = 1.0\n'
              '[rules.tiers]\nt = ["gpt-4o-mini", "codestral"]\n')
     api = await start_from(write_config(tmp_path, rules=rules))
     meta = {"user_tier": "t"}
@@ -219,7 +219,7 @@ async def test_escalation_returns_a_stronger_model(tmp_path: Path) -> None:
         assert (status, err["error"]["code"]) == (400, "invalid_escalate_from")
     finally:
         await stop_api(api)
-    off = await start_from(write_config(tmp_path, rules="\n[rules]\nescalation = false\n"))
+    off = await start_from(write_config(tmp_path, rules="[rules]\nescalation = false\n"))
     try:
         status, err = await off.post("/route", {"query": "x", "escalate_from": "gpt-4o-mini"})
         assert (status, err["error"]["code"]) == (400, "escalation_disabled")
@@ -228,7 +228,7 @@ async def test_escalation_returns_a_stronger_model(tmp_path: Path) -> None:
 
 
 async def test_spend_survives_a_restart(tmp_path: Path) -> None:
-    path = write_config(tmp_path, rules="\n[rules.budgets]\nacme = 0.01\n")
+    path = write_config(tmp_path, rules="[rules.budgets]\nacme = 0.01\n")
     api = await start_from(path)
     try:
         for _ in range(2):
@@ -249,14 +249,14 @@ async def test_spend_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_no_model_left_is_a_422_naming_the_rule_or_the_default_model(tmp_path: Path) -> None:
-    api = await start_from(write_config(tmp_path, rules='\n[rules.tiers]\nfree = ["gpt-4o-mini"]\n'))
+    api = await start_from(write_config(tmp_path, rules='[rules.tiers]\nfree = ["gpt-4o-mini"]\n'))
     try:
         status, err = await api.post("/route", {"query": "x", "metadata": {"user_tier": "free",
                                                                             "capabilities": ["code"]}})
         assert (status, err["error"]["code"]) == (422, "no_model_allowed") and "'tier'" in err["error"]["message"]
     finally:
         await stop_api(api)
-    rules = '\n[rules]\non_empty = "default"\ndefault_model = "gpt-4o-mini"\n[rules.tiers]\nfree = ["gpt-4o-mini"]\n'
+    rules = '[rules]\non_empty = "default"\ndefault_model = "gpt-4o-mini"\n[rules.tiers]\nfree = ["gpt-4o-mini"]\n'
     api = await start_from(write_config(tmp_path, rules=rules))
     try:
         status, d = await api.post("/route", {"query": "x", "metadata": {"user_tier": "free",
