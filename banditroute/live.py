@@ -115,21 +115,24 @@ class Spend:
     def __init__(self, period_s: float, budgets: Mapping[str, float]):
         self.period_s = period_s
         self.budgets = dict(budgets)
-        self._spent: dict[str, tuple[int, float]] = {}  # tenant -> (period index, USD)
+        self._spent: dict[str, tuple[float, float]] = {}  # tenant -> (period index, USD)
+
+    def _period(self, now: float) -> float:
+        return now // self.period_s  # a float, so a simulator's final `now = inf` stays harmless
 
     def period_start(self, now: float) -> float:
-        return math.floor(now / self.period_s) * self.period_s
+        return self._period(now) * self.period_s
 
     def add(self, tenant: str | None, usd: float, now: float) -> None:
         if tenant is None or tenant not in self.budgets:
             return
-        period = math.floor(now / self.period_s)
+        period = self._period(now)
         last, spent = self._spent.get(tenant, (period, 0.0))
         self._spent[tenant] = (period, (spent if last == period else 0.0) + usd)
 
     def spent(self, tenant: str, now: float) -> float:
         period, spent = self._spent.get(tenant, (None, 0.0))
-        return spent if period == math.floor(now / self.period_s) else 0.0
+        return spent if period == self._period(now) else 0.0
 
     def exhausted(self, tenant: str | None, now: float) -> bool:
         if tenant is None:

@@ -7,6 +7,7 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -86,6 +87,7 @@ class Router:
         self.counts: Counter[str] = Counter()
         # Rewards learned per model: a model with fewer than `cold_start_rewards` is explored on purpose.
         self.rewards: Counter[str] = Counter()
+        self.last_now = 0.0  # the latest time seen, for stats() without a time
         r = config.rules
         self.rules = guardrails.Rules(self.catalog, r)
         self.latency = live.LatencyTracker(r.latency_window, r.latency_min_samples, self._latency_priors())
@@ -109,6 +111,7 @@ class Router:
         """
         meta = metadata or {}
         event_id = event_id or new_event_id()
+        self._saw(now)
         rules = self.config.rules
         input_tokens = features.estimate_tokens(query)
         request = guardrails.request_from(query, meta, input_tokens, max_output_tokens, escalate_from,
@@ -188,6 +191,7 @@ class Router:
 
     def feedback(self, part: FeedbackPart, now: float) -> FeedbackResult:
         """Fold one feedback part in; learns when the event's join completes."""
+        self._saw(now)
         self.counts["feedback_parts"] += 1
         result: PartResult = self.joiner.add_part(part)
         learned = None
@@ -199,6 +203,7 @@ class Router:
 
     def expire(self, now: float) -> list[LearnedRow]:
         """Finish every decision whose wait window has passed, with defaults for what is missing."""
+        self._saw(now)
         out = []
         for decision, outcome in self.joiner.expire(now):
             self.counts["expired"] += 1
@@ -321,7 +326,13 @@ class Router:
     def is_pending(self, event_id: str) -> bool:
         return event_id in self.joiner
 
-    def stats(self, now: float) -> dict[str, Any]:
+    def _saw(self, now: float) -> None:
+        if self.last_now < now < math.inf:
+            self.last_now = now
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Counters and the rules' online state as of `now` (default: the latest time seen)."""
+        now = self.last_now if now is None else now
         total = sum(self.selections.values())
         n_cold = self.config.rules.cold_start_rewards
         return {
