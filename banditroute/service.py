@@ -72,6 +72,8 @@ class Service:
         now = self.clock()
         for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
             router.spend.add(tenant, usd, now)
+        for model, latency_ms in self.store.recent_latencies(self.config.rules.latency_window):
+            router.latency.observe(model, latency_ms)
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()

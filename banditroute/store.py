@@ -213,6 +213,18 @@ class Store:
         ).fetchall()
         return {tenant: usd for tenant, usd in rows}
 
+    def recent_latencies(self, per_model: int) -> list[tuple[str, float]]:
+        """The latest reported (not defaulted) latencies, at most `per_model` per chosen model, oldest first."""
+        model = "json_extract(d.models, '$[' || d.chosen || ']')"
+        return self.conn.execute(
+            "SELECT model, latency_ms FROM (SELECT " + model + " AS model, l.latency_ms, l.seq,"
+            " row_number() OVER (PARTITION BY " + model + " ORDER BY l.seq DESC) AS rank"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.latency_ms IS NOT NULL AND instr(l.defaulted, 'latency') = 0)"
+            " WHERE rank <= ? AND model IS NOT NULL ORDER BY seq",
+            (per_model,),
+        ).fetchall()
+
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

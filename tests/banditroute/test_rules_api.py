@@ -60,17 +60,21 @@ async def test_a_thousand_routes_with_an_email_never_reach_a_disallowed_model(tm
     api = await start_from(write_config(tmp_path, ONPREM_2))
     rng = random.Random(11)
     seen = set()
+
+    async def one(i: int) -> None:
+        meta = rng.choice([{}, {"user_tier": "pro"}, {"conversation_id": f"c{i % 13}"}, {"task": "email"}])
+        status, d = await api.post("/route", {"query": rng.choice(EMAIL_QUERIES), "metadata": meta})
+        assert status == 200, d
+        assert d["model"] in SENSITIVE_OK and set(d["pmf"]) <= SENSITIVE_OK and set(d["fallbacks"]) <= SENSITIVE_OK
+        assert all(rule == "data_policy" for rule in d["excluded"].values())
+        assert "data_policy(detected email)" in d["reason"]
+        seen.add(d["model"])
+        # Reward the allowed choice as worthless: learning must not open the rail.
+        await api.post("/reward", {"event_id": d["event_id"], "quality": 0.0, "cost_usd": 0.0})
+
     try:
-        for i in range(1000):
-            meta = rng.choice([{}, {"user_tier": "pro"}, {"conversation_id": f"c{i % 13}"}, {"task": "email"}])
-            status, d = await api.post("/route", {"query": rng.choice(EMAIL_QUERIES), "metadata": meta})
-            assert status == 200, d
-            assert d["model"] in SENSITIVE_OK and set(d["pmf"]) <= SENSITIVE_OK and set(d["fallbacks"]) <= SENSITIVE_OK
-            assert all(rule == "data_policy" for rule in d["excluded"].values())
-            assert "data_policy(detected email)" in d["reason"]
-            seen.add(d["model"])
-            # Reward the forbidden choice as if it were best: learning must not open the rail.
-            await api.post("/reward", {"event_id": d["event_id"], "quality": 0.0, "cost_usd": 0.0})
+        for batch in range(0, 1000, 50):  # 50 clients at a time: the log commits them in groups
+            await asyncio.gather(*(one(i) for i in range(batch, batch + 50)))
         assert seen == SENSITIVE_OK  # the bandit still chose between the two allowed models
         # The tag overrides detection both ways.
         _, d = await api.post("/route", {"query": EMAIL_QUERIES[0], "metadata": {"sensitive": False}})
@@ -227,21 +231,24 @@ async def test_escalation_returns_a_stronger_model(tmp_path: Path) -> None:
         await stop_api(off)
 
 
-async def test_spend_survives_a_restart(tmp_path: Path) -> None:
-    path = write_config(tmp_path, rules="[rules.budgets]\nacme = 0.01\n")
+async def test_spend_and_latencies_survive_a_restart(tmp_path: Path) -> None:
+    path = write_config(tmp_path, rules="[rules]\nlatency_min_samples = 2\n[rules.budgets]\nacme = 0.01\n")
     api = await start_from(path)
     try:
-        for _ in range(2):
+        for i in range(2):
             _, d = await api.post("/route", {"query": "hi", "metadata": {"tenant": "acme"}})
-            await api.post("/reward", {"event_id": d["event_id"], "quality": 1.0, "cost_usd": 0.006})
+            await api.post("/reward", {"event_id": d["event_id"], "quality": 1.0, "cost_usd": 0.006,
+                                       "latency_ms": 100.0 * (i + 1)})
         _, d = await api.post("/route", {"query": "hi", "metadata": {"tenant": "acme"}})
         assert "budget" in d["excluded"].values()
+        _, before = await api.get("/stats")
     finally:
         await stop_api(api)
     api = await start_from(path)
     try:
         _, stats = await api.get("/stats")
         assert stats["budgets"]["acme"]["spent_usd"] == pytest.approx(0.012)
+        assert stats["latency"] == before["latency"] and sum(v["samples"] for v in stats["latency"].values()) == 2
         _, d = await api.post("/route", {"query": "hi", "metadata": {"tenant": "acme"}})
         assert "budget" in d["excluded"].values()
     finally:
