@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data
 
-.PHONY: setup run test simulate sweep ope bench clean
+.PHONY: setup run judge test simulate sweep ope bench clean
 SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
@@ -18,6 +18,9 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/banditroute serve
+
+judge: setup  # the LLM-as-judge worker; JUDGE_ARGS="--config my.toml" to pass options
+	$(BIN)/banditroute judge $(JUDGE_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -30,6 +30,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from banditroute import logging as blog
+    from feedback.judge import serve
+
+    blog.configure(args.log_level)
+    config = load_config(args.config)
+    if args.data_dir is not None:
+        config = config.with_overrides(server={"data_dir": args.data_dir})
+    try:
+        asyncio.run(serve(config, args.service_url, once=args.once))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="banditroute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+    judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
+    judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
+    judge.add_argument("--service-url", help="the banditroute service to post /reward to "
+                                             "(default: judge.service_url, else server.host:port)")
+    judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
+    judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
+    judge.add_argument("--log-level", default="info")
+    judge.set_defaults(func=_judge)
 
     from simulators import commands as offline
 

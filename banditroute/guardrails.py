@@ -185,3 +185,13 @@ class Rules:
 
         return Verdict(tuple(candidates), excluded, tuple(rules), notes)
 
+
+def restrict(verdict: Verdict, rule: str, keep: frozenset[str]) -> Verdict:
+    """Apply one more rule, given as the set of models it keeps, to a verdict (a caller's own rule)."""
+    kept = tuple(m for m in verdict.allowed if m in keep)
+    excluded = dict(verdict.excluded)
+    excluded.update((m, rule) for m in verdict.allowed if m not in keep)
+    rules = (*verdict.rules, rule)
+    if not kept:
+        raise NoModelAllowed(rule, excluded, rules)
+    return Verdict(kept, excluded, rules, verdict.notes)

@@ -21,6 +21,8 @@ from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, requir
 from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
 
+Restriction = tuple[str, "frozenset[str]"]
+
 
 class LogSink(Protocol):
     def decision(self, decision: Decision) -> None: ...
@@ -103,8 +105,13 @@ class Router:
 
     def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
               event_id: str | None = None, max_output_tokens: int | None = None,
-              escalate_from: str | None = None) -> Decision:
+              escalate_from: str | None = None, input_tokens: int | None = None,
+              restrict_to: Restriction | None = None) -> Decision:
         """Choose a model for one request.
+
+        `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
+        prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
+        own rule, (name, models it keeps), applied after the configured rules.
 
         Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
         it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
@@ -113,7 +120,8 @@ class Router:
         event_id = event_id or new_event_id()
         self._saw(now)
         rules = self.config.rules
-        input_tokens = features.estimate_tokens(query)
+        if input_tokens is None:
+            input_tokens = features.estimate_tokens(query)
         request = guardrails.request_from(query, meta, input_tokens, max_output_tokens, escalate_from,
                                           rules.pii_detection)
         state = guardrails.LiveState(self.cooldowns.active(now), self.spend.exhausted(request.tenant, now),
@@ -122,8 +130,10 @@ class Router:
         conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
         try:
             verdict = self.rules.evaluate(request, state)
+            if restrict_to is not None:
+                verdict = guardrails.restrict(verdict, *restrict_to)
         except guardrails.NoModelAllowed as exc:
-            verdict = self._default_verdict(exc, request)
+            verdict = self._default_verdict(exc, request, restrict_to)
             models, pmf, chosen, fallbacks, explored = verdict.allowed, [1.0], 0, (), False
             how = f"default model (rule {exc.rule} left no model)"
         else:
@@ -159,12 +169,17 @@ class Router:
             self._finish(*released, now)
         return decision
 
-    def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest) -> guardrails.Verdict:
-        """The configured default model for a request the rules left without one; never breaks the data policy."""
+    def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest,
+                         restrict_to: Restriction | None) -> guardrails.Verdict:
+        """The configured default model for a request the rules left without one.
+
+        Never breaks the data policy, nor the caller's own restriction (e.g. the proxy's "has an upstream").
+        """
         rules = self.config.rules
         default = rules.default_model
         usable = (rules.on_empty == "default" and default in self.catalog
-                  and (not request.sensitive or self.rules.sensitive_ok(default)))
+                  and (not request.sensitive or self.rules.sensitive_ok(default))
+                  and (restrict_to is None or default in restrict_to[1]))
         if not usable:
             raise exc
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}

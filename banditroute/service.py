@@ -124,11 +124,14 @@ class Service:
     # -- the two verbs ----------------------------------------------------------------------
 
     async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
-                    escalate_from: str | None = None) -> Decision:
-        """Decide, then answer once the decision is committed: an event id handed out always exists."""
+                    **options: Any) -> Decision:
+        """Decide, then answer once the decision is committed: an event id handed out always exists.
+
+        `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
+        """
         assert self.router is not None and self.eventlog is not None
         decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
-                                     escalate_from=escalate_from)
+                                     **options)
         try:
             await self.eventlog.decision_committed(decision.event_id)
         except StoreError:
@@ -166,8 +169,8 @@ class Service:
         """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
 
         Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
-        sections ([server], [reward], [policy], [features]) need a restart; the answer's `needs_restart`
-        names those of the last three that differ from the running ones.
+        sections need a restart; the answer's `needs_restart` names those among [reward], [policy],
+        [features], [proxy] and [judge] that differ from the running ones.
         """
         assert self.router is not None
         try:
@@ -175,7 +178,7 @@ class Service:
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ReloadError(str(exc)) from None
-        needs_restart = [name for name in ("reward", "policy", "features")
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge")
                          if getattr(fresh, name) != getattr(self.config, name)]
         summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
         self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
