@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from banditroute.config import load_config
-from tests.conftest import Api, config_text, start_api, stop_api
+from banditroute.types import ModelSpec
+from tests.conftest import Api, config_text, make_config, start_api, stop_api
+from tests.fake_upstream import Behaviour, FakeUpstream
 
 ONPREM_2 = """
 [[models]]
@@ -272,3 +275,30 @@ async def test_no_model_left_is_a_422_naming_the_rule_or_the_default_model(tmp_p
         assert "default model (rule tier left no model)" in d["reason"]
     finally:
         await stop_api(api)
+
+
+async def test_the_proxy_skips_a_model_in_cooldown(tmp_path: Path) -> None:
+    """Upstream b always fails: its failures cool it down, then the proxy neither routes to it nor falls back on it."""
+    upstream = FakeUpstream(behaviours={"up-b": Behaviour(status=500)})
+    await upstream.start()
+    cfg = make_config(tmp_path, rules={"cooldown_failures": 3, "cooldown_s": 3600.0, "cold_start_share": 0.3})
+    cfg = dataclasses.replace(cfg, models=tuple(
+        ModelSpec(n, 1.0, 3.0, 100_000, base_url=upstream.base_url, upstream_model=f"up-{n}") for n in "abc"))
+    api = await start_api(cfg)
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    try:
+        for _ in range(200):
+            status, answer = await api.post("/v1/chat/completions", body)
+            assert status == 200, answer  # a fallback serves every failure of b
+            if "b" in (await api.get("/stats"))[1]["cooldowns"]:
+                break
+        assert (await api.get("/stats"))[1]["cooldowns_started"] == 1
+        tried_b = sum(r.get("model") == "up-b" for r in upstream.requests)
+        assert tried_b >= 3
+        for i in range(30):
+            status, _ = await api.post("/v1/chat/completions", body)
+            assert status == 200
+        assert sum(r.get("model") == "up-b" for r in upstream.requests) == tried_b
+    finally:
+        await stop_api(api)
+        await upstream.close()
