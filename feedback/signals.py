@@ -25,10 +25,11 @@ Several signals for the same answer are combined by `combine_signals`:
    averaged (a copy and a regenerate cancel out to 0.5).
 3. No signals: None, so the caller can fall back to a judge or a default.
 
-The user's quality and an LLM judge's quality for the same event are combined by
-`combine_sources`: the user wins whenever present. The judge is a proxy for the user's
-satisfaction, with its own biases (length, style, its own model family); the user's signal is the
-thing itself, so averaging would only pull a direct measurement towards a noisier estimate.
+The user's quality and an LLM judge's quality for the same event are combined where all feedback
+is joined, in `banditroute.joiner.merge`: the user wins whenever present. The judge is a proxy for
+the user's satisfaction, with its own biases (length, style, its own model family); the user's
+signal is the thing itself, so averaging would only pull a direct measurement towards a noisier
+estimate.
 """
 
 from __future__ import annotations
@@ -226,17 +227,3 @@ def combine_signals(signals: Sequence[Signal]) -> float | None:
     strongest = max(IMPLICIT_STRENGTH[s.kind] for s in signals)
     qualities = [s.quality for s in signals if IMPLICIT_STRENGTH[s.kind] == strongest]
     return sum(qualities) / len(qualities)
-
-
-def combine_sources(user: float | None, judge: float | None) -> tuple[float | None, str]:
-    """The quality to learn from and where it came from: "user", "judge" or "none".
-
-    The user wins when present; the module doc says why.
-    """
-    user = None if user is None else _check_unit("user quality", user)
-    judge = None if judge is None else _check_unit("judge quality", judge)
-    if user is not None:
-        return user, "user"
-    if judge is not None:
-        return judge, "judge"
-    return None, "none"

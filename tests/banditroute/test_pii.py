@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -163,16 +162,12 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_linear_time_on_adversarial_input(name: str) -> None:
-    # Catastrophic backtracking would take seconds to minutes; linear scanning takes milliseconds.
-    # The bound is loose so a loaded CI machine does not fail the test.
-    text = ADVERSARIAL[name]
-    start = time.process_time()
-    detect(text)
-    assert time.process_time() - start < 0.5
+def test_adversarial_input_finds_nothing(name: str) -> None:
+    # Patterns that backtrack badly would stall here for minutes; speed itself is for `make bench`.
+    assert detect(ADVERSARIAL[name]) == frozenset()
 
 
-def test_long_realistic_prompt_is_fast_and_finds_a_late_hit() -> None:
+def test_long_realistic_prompt_finds_only_a_late_hit() -> None:
     rng = random.Random(7)
     parts = [
         "def area(r: float) -> float:\n    return 3.14159 * r ** 2  # v1.2.3\n",
@@ -181,7 +176,5 @@ def test_long_realistic_prompt_is_fast_and_finds_a_late_hit() -> None:
         "2024-01-15 10:30:00,123 ERROR [pool-2] id=550e8400-e29b-41d4-a716-446655440000 took 1532ms\n",
     ]
     text = "".join(rng.choice(parts) for _ in range(2_000))[:100_000]
-    start = time.process_time()
     assert detect(text) == frozenset()
-    assert time.process_time() - start < 0.25
     assert detect(text + " reach me at jane.doe@gmail.com") == {"email"}
