@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         sections["auth"] = {"keys": config.auth.keys + parse_env_keys(env_keys, API_KEYS_ENV)}
     if sections:
         config = config.with_overrides(**sections)
-    run(config)
+    run(config, args.config)
     return 0
 
 

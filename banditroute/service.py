@@ -15,13 +15,14 @@ import secrets
 import stat
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from banditroute import auth
-from banditroute.config import Config, ConfigError
+from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.policy import Policy, PolicyError, vw_args
@@ -42,6 +43,10 @@ _TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read t
 
 class UnknownEvent(LookupError):
     pass
+
+
+class ReloadError(ValueError):
+    """The configuration file could not be reloaded; nothing was changed."""
 
 
 class RewardRefused(Exception):
@@ -82,8 +87,10 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
 
 
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time, environ: Any = os.environ):
+    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
+                 environ: Any = os.environ):
         self.config = config
+        self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
         self.environ = environ
         self.auth_enabled = config.auth.enabled(config.server.host)
@@ -112,6 +119,12 @@ class Service:
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
+        router.rewards.update(self.store.rewards_per_model())
+        now = self.clock()
+        for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
+            router.spend.add(tenant, usd, now)
+        for model, latency_ms in self.store.recent_latencies(self.config.rules.latency_window):
+            router.latency.observe(model, latency_ms)
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -172,7 +185,7 @@ class Service:
                     **options: Any) -> Decision:
         """Decide, then answer once the decision is committed: an event id handed out always exists.
 
-        `options` go to Router.route (`input_tokens`, `restrict_to`).
+        `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
         assert self.router is not None and self.eventlog is not None
         self.eventlog.admit()
@@ -232,6 +245,29 @@ class Service:
             answer["reward"] = result.learned.reward
         return answer
 
+    # -- model lifecycle ----------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
+
+        Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
+        sections need a restart; the answer's `needs_restart` names those among [reward], [policy],
+        [features], [proxy] and [judge] that differ from the running ones.
+        """
+        assert self.router is not None
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            raise ReloadError(str(exc)) from None
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge")
+                         if getattr(fresh, name) != getattr(self.config, name)]
+        summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
+        self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        summary["needs_restart"] = needs_restart
+        log.info("reloaded", **summary)
+        return summary
+
     # -- background -------------------------------------------------------------------------
 
     def expire(self) -> None:
@@ -272,7 +308,7 @@ class Service:
 
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
-        out = self.router.stats()
+        out = self.router.stats(self.clock())
         out["write_queue"] = self.eventlog.pending()
         out["recent_events"] = len(self._recent)
         out["auth"] = "on" if self.auth_enabled else "off"

@@ -32,6 +32,15 @@ def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     return load_config().with_overrides(server=server, **sections)
 
 
+def config_text(rules: str | None = None) -> str:
+    """The bundled config text, with its [rules] table replaced by `rules` when given."""
+    default = default_config_text()
+    if rules is None:
+        return default
+    start, end = default.index("[rules]"), default.index("[[models]]")
+    return default[:start] + rules + "\n\n" + default[end:]
+
+
 class Api:
     """A real HTTP client against a real server on 127.0.0.1."""
 
@@ -54,8 +63,8 @@ class Api:
             return resp.status, await resp.json(content_type=None)
 
 
-async def start_api(config: Config) -> Api:
-    server = TestServer(create_app(config), host="127.0.0.1")
+async def start_api(config: Config, config_path: Path | None = None) -> Api:
+    server = TestServer(create_app(config, config_path), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 
