@@ -55,25 +55,71 @@ def test_features_are_valid_vw_text_the_policy_accepts(query: str, meta: dict) -
 
 # -- rules ------------------------------------------------------------------------------------
 
+NAMES = list(CATALOG.names)
+model_sets = st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True).map(tuple)
+rules_configs = st.builds(
+    lambda tiers, tenants, ceiling: replace(CONFIG.rules, tiers=tiers, tenants=tenants, budget_price_ceiling=ceiling),
+    st.dictionaries(st.sampled_from(["free", "pro"]), model_sets, max_size=2),
+    st.dictionaries(st.sampled_from(["acme", "globex"]), model_sets, max_size=2),
+    st.floats(0.0, 100.0))
+rule_requests = st.builds(
+    guardrails.RuleRequest,
+    input_tokens=st.integers(0, 2_000_000),
+    max_output_tokens=st.none() | st.integers(1, 10_000_000),
+    capabilities=st.frozensets(st.sampled_from(CAPABILITIES), max_size=3),
+    sensitive=st.booleans(),
+    user_tier=st.none() | st.sampled_from(["free", "pro", "enterprise"]),
+    tenant=st.none() | st.sampled_from(["acme", "globex", "initech"]),
+    max_latency_ms=st.none() | st.floats(0.0, 10_000.0),
+    escalate_from=st.none() | st.sampled_from([*NAMES, "no-such-model"]),
+)
+p95s = st.dictionaries(st.sampled_from(NAMES), st.floats(0.0, 10_000.0))
+live_states = st.builds(lambda cooling, exhausted, p95: guardrails.LiveState(
+    frozenset(cooling), exhausted, (lambda m: p95.get(m, 500.0))),
+    st.sets(st.sampled_from(NAMES), max_size=4), st.booleans(), p95s)
+
+
 @FAST
-@given(caps=st.none() | st.lists(st.sampled_from(CAPABILITIES), max_size=3),
-       input_tokens=st.integers(0, 2_000_000), max_out=st.none() | st.integers(1, 10_000_000))
-def test_rules_give_a_consistent_allowed_set_or_name_the_rule(caps: list | None, input_tokens: int,
-                                                              max_out: int | None) -> None:
-    meta = {} if caps is None else {"capabilities": caps}
+@given(cfg=rules_configs, req=rule_requests, live=live_states)
+def test_rules_give_a_consistent_allowed_set_or_name_the_rule(cfg, req, live) -> None:
+    rules = guardrails.Rules(CATALOG, cfg)
     try:
-        verdict = guardrails.allowed(CATALOG, meta, input_tokens, max_out)
-    except guardrails.NoModelAllowed as exc:
-        assert exc.rule in ("capabilities", "context_window")
-        assert set(exc.excluded) == set(CATALOG.names)
+        verdict = rules.evaluate(req, live)
+    except guardrails.UnknownModel:
+        assert req.escalate_from not in CATALOG
         return
-    assert verdict.allowed and set(verdict.allowed) <= set(CATALOG.names)
+    except guardrails.NoModelAllowed as exc:
+        assert exc.rule in guardrails.RULE_ORDER and exc.rules[-1] == exc.rule
+        assert set(exc.excluded) == set(NAMES) and set(exc.excluded.values()) <= set(exc.rules)
+        return
+    assert verdict.allowed and set(verdict.allowed) <= set(NAMES)
     assert set(verdict.allowed).isdisjoint(verdict.excluded)
-    assert set(verdict.allowed) | set(verdict.excluded) == set(CATALOG.names)
+    assert set(verdict.allowed) | set(verdict.excluded) == set(NAMES)
+    assert set(verdict.excluded.values()) <= set(verdict.rules) <= set(guardrails.RULE_ORDER)
     for name in verdict.allowed:
         spec = CATALOG[name]
-        assert set(caps or ()) <= spec.capabilities
-        assert spec.context_window >= input_tokens + (max_out or 0)
+        assert req.capabilities <= spec.capabilities
+        assert spec.context_window >= req.input_tokens + (req.max_output_tokens or 0)
+        assert not req.sensitive or spec.allow_sensitive_data
+        assert req.user_tier not in cfg.tiers or name in cfg.tiers[req.user_tier]
+        assert req.tenant not in cfg.tenants or name in cfg.tenants[req.tenant]
+        assert req.escalate_from is None or spec.output_price > CATALOG[req.escalate_from].output_price
+        assert not live.budget_exhausted or spec.output_price <= cfg.budget_price_ceiling
+        assert req.max_latency_ms is None or live.p95_ms(name) <= req.max_latency_ms
+        assert name not in live.cooling
+
+
+@FAST
+@given(query=st.text(min_size=1, max_size=500),
+       meta=st.dictionaries(st.sampled_from(["capabilities", "sensitive", "max_latency_ms", "user_tier", "tenant"])
+                            | st.text(max_size=12), json_values, max_size=6))
+def test_rule_inputs_read_any_metadata_the_api_accepts(query: str, meta: dict) -> None:
+    try:
+        parsed = parse_route({"query": query, "metadata": meta}, max_query_chars=1000)
+    except ApiError:
+        return
+    req = guardrails.request_from(parsed.query, parsed.metadata, features.estimate_tokens(query), None, None, True)
+    assert isinstance(req.sensitive, bool) and all(isinstance(c, str) for c in req.capabilities)
 
 
 # -- reward -----------------------------------------------------------------------------------
