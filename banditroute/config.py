@@ -7,6 +7,7 @@ here, in the dataclasses below.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -76,11 +77,28 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    # Hex SHA-256 of the admin key (only the hash lives in the file). Empty: take the key from the
+    # environment variable BANDITROUTE_ADMIN_KEY; with neither, the admin endpoints are disabled.
+    key_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    interval_s: float = 5.0  # width of one time-series bucket
+    history: int = 360  # buckets kept (360 x 5 s = 30 minutes)
+    recent_decisions: int = 50  # decisions listed with their reasons
+    poll_interval_s: float = 2.0  # how often the page asks for new data
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     models: tuple[ModelSpec, ...] = ()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
@@ -112,7 +130,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "models"}
+    known = {"server", "reward", "policy", "features", "admin", "dashboard", "models"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -124,6 +142,8 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         reward=_section(RewardConfig, reward_raw, "reward", source),
         policy=_section(PolicyConfig, raw.get("policy", {}), "policy", source),
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
+        admin=_section(AdminConfig, raw.get("admin", {}), "admin", source),
+        dashboard=_section(DashboardConfig, raw.get("dashboard", {}), "dashboard", source),
         models=_models(raw.get("models", []), source),
     )
     validate(cfg, source)
@@ -177,7 +197,7 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
 
 
 def validate(cfg: Config, source: str = "config") -> None:
-    s, r, p = cfg.server, cfg.reward, cfg.policy
+    s, r, p, d = cfg.server, cfg.reward, cfg.policy, cfg.dashboard
     checks = [
         (0 <= s.port <= 65535, "server.port must be in 0..65535"),
         (s.max_body_bytes > 0, "server.max_body_bytes must be > 0"),
@@ -202,6 +222,12 @@ def validate(cfg: Config, source: str = "config") -> None:
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        (cfg.admin.key_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", cfg.admin.key_sha256) is not None,
+         "admin.key_sha256 must be 64 lowercase hex digits (sha256 of the key) or empty"),
+        (_finite_pos(d.interval_s), "dashboard.interval_s must be > 0"),
+        (d.history >= 1, "dashboard.history must be >= 1"),
+        (d.recent_decisions >= 1, "dashboard.recent_decisions must be >= 1"),
+        (_finite_pos(d.poll_interval_s), "dashboard.poll_interval_s must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

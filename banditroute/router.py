@@ -26,6 +26,13 @@ class LogSink(Protocol):
     def learned(self, row: LearnedRow) -> None: ...
 
 
+class Observer(Protocol):
+    """Told of every decision (with the models the rules excluded) and every finished join."""
+
+    def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None: ...
+    def learned(self, decision: Decision, row: LearnedRow) -> None: ...
+
+
 class MemorySink:
     """Keeps everything in lists: for simulators, OPE on simulated logs, and tests."""
 
@@ -69,8 +76,12 @@ def sample(pmf: list[float], u: float) -> int:
 
 class Router:
     def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0):
+                 learned_seq: int = 0, observer: Observer | None = None):
         self.config = config
+        self.observer = observer
+        # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
+        self.exploration_paused = False
+        self.shadow_baseline: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -99,16 +110,35 @@ class Router:
         chosen = sample(pmf, uniform_from(event_id))
         best = max(range(len(pmf)), key=pmf.__getitem__)
         explored = chosen != best
+        exploration = self.config.policy.exploration
+        how = ("explore" if explored else "exploit") + f" via {exploration} (p={pmf[chosen]:.3f})"
+        logged_pmf, shadow_pmf, shadow_chosen = tuple(pmf), None, None
+        baseline = self.shadow_baseline
+        if baseline is not None and baseline in verdict.allowed:
+            # The baseline is served deterministically; the bandit's pick is only logged.
+            shadow_pmf, shadow_chosen = logged_pmf, chosen
+            chosen = verdict.allowed.index(baseline)
+            logged_pmf, explored = _degenerate(len(pmf), chosen), False
+            how = f"shadow: served baseline {baseline}; bandit would pick {verdict.allowed[shadow_chosen]} " \
+                  f"(p={pmf[shadow_chosen]:.3f})"
+        elif self.exploration_paused:
+            # The pmf logged is the one actually sampled from: all mass on the argmax.
+            chosen, explored = best, False
+            logged_pmf = _degenerate(len(pmf), chosen)
+            how = f"exploit only (exploration paused): argmax of {exploration} (p={pmf[best]:.3f})"
+        elif baseline is not None:
+            how += f"; shadow baseline {baseline} not allowed"
         decision = Decision(
             event_id=event_id, ts=now, features=feats, models=verdict.allowed, chosen=chosen,
-            pmf=tuple(pmf), explored=explored, reason=_reason(self.config.policy.exploration, pmf[chosen],
-                                                              explored, verdict),
-            input_tokens=input_tokens, tenant=_tenant(meta),
+            pmf=logged_pmf, explored=explored, reason=_reason(how, verdict),
+            input_tokens=input_tokens, tenant=_tenant(meta), shadow_pmf=shadow_pmf, shadow_chosen=shadow_chosen,
         )
         self.selections[decision.model] += 1
         self.counts["decisions"] += 1
         if self.sink is not None:
             self.sink.decision(decision)
+        if self.observer is not None:
+            self.observer.decided(decision, verdict.excluded)
         for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
             self._finish(*released, now)
         return decision
@@ -154,7 +184,27 @@ class Router:
                              weights.latency_weight)
         if self.sink is not None:
             self.sink.learned(row)
+        if self.observer is not None:
+            self.observer.learned(decision, row)
         return row
+
+    # -- run-time tuning --------------------------------------------------------------------
+
+    def set_weights(self, cost_weight: float, latency_weight: float) -> None:
+        """Learn under new reward weights from now on: the reward, its VW span and the join's needs.
+
+        Raises ConfigError for invalid weights (nothing changes then). Decisions already pending
+        are finished under the new weights, as every join is resolved at learning time.
+        """
+        self.config = self.config.with_overrides(reward={"cost_weight": cost_weight,
+                                                         "latency_weight": latency_weight})
+        self.joiner.required = required_parts(cost_weight, latency_weight)
+        self._span = reward.reward_span(self.config.models, self.config.reward)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
+        policy.set_catalog(self.config.models)
+        self.policy = policy
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -207,9 +257,12 @@ class Router:
         }
 
 
-def _reason(exploration: str, p: float, explored: bool, verdict: guardrails.Verdict) -> str:
-    how = "explore" if explored else "exploit"
-    text = f"{how} via {exploration} (p={p:.3f}) among {len(verdict.allowed)} allowed"
+def _degenerate(n: int, chosen: int) -> tuple[float, ...]:
+    return tuple(1.0 if i == chosen else 0.0 for i in range(n))
+
+
+def _reason(how: str, verdict: guardrails.Verdict) -> str:
+    text = f"{how} among {len(verdict.allowed)} allowed"
     if verdict.excluded:
         by_rule = Counter(verdict.excluded.values())
         text += "; excluded " + ", ".join(f"{n} by {rule}" for rule, n in by_rule.items())

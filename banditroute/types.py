@@ -56,6 +56,10 @@ class Decision:
     reason: str
     input_tokens: int = 0
     tenant: str | None = None
+    # Shadow mode: the bandit's own pmf over `models` and its sampled pick, logged next to the
+    # baseline that was served (then `pmf` is the baseline's degenerate pmf). None otherwise.
+    shadow_pmf: tuple[float, ...] | None = None
+    shadow_chosen: int | None = None
 
     @property
     def model(self) -> str:
@@ -110,3 +114,12 @@ class LearnedRow:
     defaulted: str
     cost_weight: float
     latency_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """A run-time change an operator made (weights, exploration, shadow mode, a policy load)."""
+
+    ts: float
+    kind: str
+    payload: dict[str, object]
