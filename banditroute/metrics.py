@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from banditroute.types import Decision, LearnedRow
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# Bucket edges. Reward and quality live in [0, 1] (reward goes below 0 when cost counts);
-# cost in USD per request spans cheap small models to long calls to the largest ones; latency
+# Bucket edges. Quality lives in [0, 1]; cost in USD per request spans cheap small models to long calls to the largest ones; latency
 # and the learner's lag span sub-second answers to the default 600 s feedback window.
-REWARD_BUCKETS = (-1.0, -0.5, -0.25, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 QUALITY_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COST_BUCKETS = (1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -40,8 +38,9 @@ class Metrics:
                                        "Share of decisions since start that explored", registry=r)
         self.rewards = Counter("banditroute_rewards_learned", "Finished joins the policy learned from, by model",
                                by_model, registry=r)
-        self.reward = Histogram("banditroute_reward", "Learned reward per event, by model", by_model,
-                                buckets=REWARD_BUCKETS, registry=r)
+        # A summary, not a histogram: rewards go below 0 when cost counts, and the client drops the
+        # `_sum` of histograms with negative buckets; `_sum / _count` is the mean reward.
+        self.reward = Summary("banditroute_reward", "Learned reward per event, by model", by_model, registry=r)
         self.quality = Histogram("banditroute_quality", "Quality used in the learned reward, by model", by_model,
                                  buckets=QUALITY_BUCKETS, registry=r)
         self.cost = Histogram("banditroute_cost_usd", "Cost in USD used in the learned reward, by model", by_model,

@@ -44,6 +44,13 @@ class Api:
         async with self.session.get(self.server.make_url(path)) as resp:
             return resp.status, await resp.json(content_type=None)
 
+    async def raw(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
+                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """Any request; the status, the headers and the body as bytes."""
+        async with self.session.request(method, self.server.make_url(path), json=json, data=data,
+                                        headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
 
 async def start_api(config: Config) -> Api:
     server = TestServer(create_app(config), host="127.0.0.1")
