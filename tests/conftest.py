@@ -47,7 +47,8 @@ class Api:
     async def raw(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         """Any request; the status, the headers and the body as bytes."""
-        async with self.session.request(method, self.server.make_url(path), json=json, data=data,
+        body = io.BytesIO(data) if data is not None else None
+        async with self.session.request(method, self.server.make_url(path), json=json, data=body,
                                         headers=headers) as resp:
             return resp.status, dict(resp.headers), await resp.read()
 
