@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data
 
-.PHONY: setup browser run test demo simulate sweep ope bench clean
+.PHONY: setup browser run judge test demo simulate sweep ope bench clean
+SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,9 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/banditroute serve
+
+judge: setup  # the LLM-as-judge worker; JUDGE_ARGS="--config my.toml" to pass options
+	$(BIN)/banditroute judge $(JUDGE_ARGS)
 
 # The dashboard's browser test needs Debian's chromium. Quick when it is there; when it cannot be
 # installed (no root, no apt) this says so and the test reports itself skipped with the reason.
@@ -36,6 +40,22 @@ DEMO_ARGS ?=
 demo: setup browser
 	$(BIN)/python -m simulators.demo --data $(DATA)/routerbench --port $(DEMO_PORT) \
 	  --screenshot docs/dashboard.png $(DEMO_ARGS)
+
+# Offline evaluation on the bundled data (../shared/data); outputs under out/.
+simulate: setup
+	$(BIN)/banditroute simulate --dataset $(DATA)/routerbench --cost-weight 0.1
+	$(BIN)/banditroute simulate --dataset $(DATA)/logpai --cost-weight 0.1 --world outage
+
+sweep: setup
+	for set in $(SETS); do \
+	  $(BIN)/banditroute sweep --dataset $(DATA)/$$set --weights 0,0.03,0.1,0.3,1,3 --seed 0 --out out/sweep/$$set || exit 1; \
+	done
+
+ope: setup
+	$(BIN)/banditroute simulate --dataset $(DATA)/llmrouter --cost-weight 0.1 --quality-delay 120 \
+	  --missing-quality 0.2 --judge-noise 0.1 --save-log out/ope/banditroute.db
+	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 0.1
+	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 1 --target retrained --target greedy
 
 clean:
 	rm -rf $(VENV) var out *.egg-info

@@ -23,10 +23,10 @@ _METADATA_MAX_STRING = 512
 _METADATA_MAX_LIST = 32
 ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens"})
 REWARD_FIELDS = frozenset(
-    {"event_id", "quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
+    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
 )
 WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
-_FEEDBACK_VALUES = ("quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+_FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
 
 
 class ApiError(Exception):
@@ -75,14 +75,14 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     metadata = obj.get("metadata", {})
     if metadata is None:
         metadata = {}
-    _check_metadata(metadata)
+    check_metadata(metadata)
     max_out = obj.get("max_output_tokens")
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
     return RouteRequest(query, metadata, max_out)
 
 
-def _check_metadata(metadata: Any) -> None:
+def check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be an object")
     if len(metadata) > _METADATA_MAX_KEYS:
@@ -118,6 +118,7 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
         raise ApiError(400, "empty_feedback", f"send at least one of {list(_FEEDBACK_VALUES)}")
     quality = _number(obj, "quality", 0.0, 1.0)
     latency = _number(obj, "latency_ms", 0.0, 86_400_000.0)
+    ttft = _number(obj, "ttft_ms", 0.0, 86_400_000.0)
     cost = _number(obj, "cost_usd", 0.0, 1_000_000.0)
     tokens_in = _count(obj, "input_tokens")
     tokens_out = _count(obj, "output_tokens")
@@ -127,7 +128,7 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
     error = obj.get("error")
     if error is not None and error not in ERRORS:
         raise ApiError(400, "invalid_error", f"error must be one of {list(ERRORS)}")
-    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error)
+    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error, ttft)
 
 
 def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:

@@ -1,4 +1,4 @@
-"""`banditroute serve | stats | export-log | replay-log`: one entry point, thin over the library."""
+"""`banditroute serve | judge | stats | export-log | replay-log | simulate | sweep | ope`: one entry point, thin over the library."""
 
 from __future__ import annotations
 
@@ -104,6 +104,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from banditroute import logging as blog
+    from feedback.judge import serve
+
+    blog.configure(args.log_level)
+    config = load_config(args.config)
+    if args.data_dir is not None:
+        config = config.with_overrides(server={"data_dir": args.data_dir})
+    try:
+        asyncio.run(serve(config, args.service_url, once=args.once))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="banditroute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
     replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
     replay.set_defaults(func=_replay_log)
+
+    judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
+    judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
+    judge.add_argument("--service-url", help="the banditroute service to post /reward to "
+                                             "(default: judge.service_url, else server.host:port)")
+    judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
+    judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
+    judge.add_argument("--log-level", default="info")
+    judge.set_defaults(func=_judge)
+
+    from simulators import commands as offline
+
+    offline.register(sub)
     return parser
 
 

@@ -73,7 +73,58 @@ class PolicyConfig:
 class FeaturesConfig:
     max_words: int = 256  # tokens read from the query; longer queries are cut for featurizing only
     bigrams: bool = True
-    metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language")
+    metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language",
+                                      "turns", "system_prompt", "tools", "response_format")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The OpenAI-compatible proxy (`/v1/chat/completions`)."""
+
+    total_deadline_s: float = 120.0  # first attempt to a committed answer, fallbacks included
+    attempt_timeout_s: float = 60.0  # an attempt not answering by then (streamed: no first chunk) is abandoned
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0  # longest silence between two chunks of an upstream answer
+    max_connections: int = 100  # pooled connections to all upstreams together
+    max_response_bytes: int = 32_000_000  # a non-streaming upstream answer larger than this fails
+    # profile name -> metadata merged into the routing metadata of requests that name it as `model`
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+DEFAULT_RUBRIC = (
+    "You are grading an AI assistant's answer to a user. Judge helpfulness, correctness and whether it "
+    "follows the user's instructions; ignore style unless it hurts clarity. Reply with a JSON object "
+    'and nothing else: {"score": N, "reason": "one sentence"}, where N is an integer from 1 (useless '
+    "or wrong) to 10 (excellent)."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    """The LLM-as-judge worker (`banditroute judge`) and the proxy's sampling for it."""
+
+    endpoint: str = ""  # OpenAI-compatible API root, e.g. http://host:port/v1; "" = no judge
+    model: str = ""
+    api_key_env: str = ""  # name of the environment variable holding the judge's key; "" = none
+    sample_rate: float = 0.0  # fraction of completed proxy events kept for judging
+    rubric: str = DEFAULT_RUBRIC
+    score_min: float = 1.0  # the rubric's scale, mapped linearly onto quality 0..1
+    score_max: float = 10.0
+    concurrency: int = 4
+    rate_limit_per_s: float = 5.0  # judge requests started per second at most
+    max_retries: int = 3  # per sample, for failed calls and malformed answers
+    backoff_s: float = 1.0  # first retry delay; doubles each retry
+    max_spend_usd: float = 5.0  # the worker stops judging once its recorded spend reaches this
+    input_price: float = 0.0  # the judge model's USD per 1M tokens, for the spend
+    output_price: float = 0.0
+    max_output_tokens: int = 200
+    timeout_s: float = 60.0
+    delay_s: float = 0.0  # a sample is judged only this long after its event (users answer first)
+    retention_s: float = 7 * 86_400.0  # samples older than this are deleted
+    max_samples: int = 10_000  # samples kept at most; the oldest go first
+    max_sample_chars: int = 32_000  # prompt and response are each cut to this length
+    poll_interval_s: float = 1.0
+    service_url: str = ""  # where the worker posts /reward; "" = http://server.host:server.port
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +150,8 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     models: tuple[ModelSpec, ...] = ()
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
@@ -130,7 +183,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "admin", "dashboard", "models"}
+    known = {"server", "reward", "policy", "features", "proxy", "judge", "admin", "dashboard", "models"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -144,6 +197,8 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
         admin=_section(AdminConfig, raw.get("admin", {}), "admin", source),
         dashboard=_section(DashboardConfig, raw.get("dashboard", {}), "dashboard", source),
+        proxy=_proxy(raw.get("proxy", {}), source),
+        judge=_section(JudgeConfig, raw.get("judge", {}), "judge", source),
         models=_models(raw.get("models", []), source),
     )
     validate(cfg, source)
@@ -155,6 +210,23 @@ def _models(raw: Any, source: str) -> tuple[ModelSpec, ...]:
         return tuple(parse_models(raw, source))
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _proxy(raw: Any, source: str) -> ProxyConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [proxy] must be a table")
+    raw = dict(raw)
+    profiles = raw.pop("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"{source}: [proxy.profiles] must hold one table per profile")
+    for name, meta in profiles.items():
+        for key, value in meta.items():
+            ok = isinstance(value, str | bool | int | float) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value))
+            if not ok:
+                raise ConfigError(f"{source}: proxy.profiles.{name}.{key} must be a string, number, boolean "
+                                  "or list of strings")
+    return replace(_section(ProxyConfig, raw, "proxy", source), profiles=profiles)
 
 
 def _section(cls: type, raw: Any, name: str, source: str) -> Any:
@@ -197,7 +269,7 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
 
 
 def validate(cfg: Config, source: str = "config") -> None:
-    s, r, p, d = cfg.server, cfg.reward, cfg.policy, cfg.dashboard
+    s, r, p, x, j, d = cfg.server, cfg.reward, cfg.policy, cfg.proxy, cfg.judge, cfg.dashboard
     checks = [
         (0 <= s.port <= 65535, "server.port must be in 0..65535"),
         (s.max_body_bytes > 0, "server.max_body_bytes must be > 0"),
@@ -228,7 +300,31 @@ def validate(cfg: Config, source: str = "config") -> None:
         (d.history >= 1, "dashboard.history must be >= 1"),
         (d.recent_decisions >= 1, "dashboard.recent_decisions must be >= 1"),
         (_finite_pos(d.poll_interval_s), "dashboard.poll_interval_s must be > 0"),
+        (_finite_pos(x.total_deadline_s), "proxy.total_deadline_s must be > 0"),
+        (_finite_pos(x.connect_timeout_s), "proxy.connect_timeout_s must be > 0"),
+        (_finite_pos(x.attempt_timeout_s), "proxy.attempt_timeout_s must be > 0"),
+        (_finite_pos(x.read_timeout_s), "proxy.read_timeout_s must be > 0"),
+        (x.max_connections > 0, "proxy.max_connections must be > 0"),
+        (x.max_response_bytes > 0, "proxy.max_response_bytes must be > 0"),
+        (0.0 <= j.sample_rate <= 1.0, "judge.sample_rate must be in 0..1"),
+        (j.score_max > j.score_min, "judge.score_max must be > judge.score_min"),
+        (j.concurrency >= 1, "judge.concurrency must be >= 1"),
+        (_finite_pos(j.rate_limit_per_s), "judge.rate_limit_per_s must be > 0"),
+        (j.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (_finite_nonneg(j.backoff_s), "judge.backoff_s must be >= 0"),
+        (_finite_nonneg(j.max_spend_usd), "judge.max_spend_usd must be >= 0"),
+        (_finite_nonneg(j.input_price) and _finite_nonneg(j.output_price), "judge prices must be >= 0"),
+        (j.max_output_tokens >= 1, "judge.max_output_tokens must be >= 1"),
+        (_finite_pos(j.timeout_s), "judge.timeout_s must be > 0"),
+        (_finite_nonneg(j.delay_s), "judge.delay_s must be >= 0"),
+        (_finite_pos(j.retention_s), "judge.retention_s must be > 0"),
+        (j.max_samples >= 1, "judge.max_samples must be >= 1"),
+        (j.max_sample_chars >= 1, "judge.max_sample_chars must be >= 1"),
+        (_finite_pos(j.poll_interval_s), "judge.poll_interval_s must be > 0"),
     ]
+    reserved = sorted(set(x.profiles) & ({"auto"} | {m.name for m in cfg.models}))
+    if reserved:
+        raise ConfigError(f"{source}: proxy.profiles {reserved} clash with \"auto\" or a model name")
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")

@@ -61,3 +61,13 @@ def allowed(
         apply("context_window", lambda m: m.context_window >= total)
 
     return Verdict(tuple(candidates), excluded, tuple(rules))
+
+
+def restrict(verdict: Verdict, rule: str, keep: frozenset[str]) -> Verdict:
+    """Apply one more rule, given as the set of models it keeps, to a verdict."""
+    kept = tuple(m for m in verdict.allowed if m in keep)
+    excluded = dict(verdict.excluded)
+    excluded.update((m, rule) for m in verdict.allowed if m not in keep)
+    if not kept:
+        raise NoModelAllowed(rule, excluded)
+    return Verdict(kept, excluded, (*verdict.rules, rule))

@@ -115,12 +115,18 @@ class Joiner:
 def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | None:
     """Fold one part into the outcome; returns whether its quality (if any) was applied.
 
-    Quality: with rule "first" the first quality stands, with "last" each new one replaces it.
-    Other fields: the latest value reported wins (a client may correct its own measurement).
+    Quality: a source of higher precedence (user > judge > system) replaces a lower one and is never
+    replaced by it; between qualities of the same source, with rule "first" the first stands, with
+    "last" each new one replaces it. Other fields: the latest value reported wins (a client may
+    correct its own measurement).
     """
     applied = None
     if part.quality is not None:
-        applied = outcome.quality is None or quality_rule == "last"
+        if outcome.quality is None:
+            applied = True
+        else:
+            mine, theirs = _rank(part.source), _rank(outcome.quality_source)
+            applied = mine > theirs or (mine == theirs and quality_rule == "last")
         if applied:
             outcome.quality = part.quality
             outcome.quality_source = part.source
@@ -131,3 +137,11 @@ def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | Non
     if part.source not in outcome.sources:
         outcome.sources.append(part.source)
     return applied
+
+
+# Whose word on quality counts most: the user saw the answer, the judge only guesses.
+QUALITY_PRECEDENCE = ("system", "judge", "user")
+
+
+def _rank(source: str | None) -> int:
+    return QUALITY_PRECEDENCE.index(source) if source in QUALITY_PRECEDENCE else -1

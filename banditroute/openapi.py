@@ -41,8 +41,8 @@ def map_of(values: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": values}
 
 
-ESTIMATE = obj({"method": STRING, "value": NUMBER, "ci_low": NUMBER, "ci_high": NUMBER, "n": INTEGER,
-                "stderr": NUMBER})
+ESTIMATE = obj({"method": STRING, "value": NUMBER, "ci_low": NULLABLE_NUMBER, "ci_high": NULLABLE_NUMBER,
+                "n": INTEGER, "stderr": NULLABLE_NUMBER}, description="null interval: a single round")
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"error": obj({"code": STRING, "message": STRING})},
@@ -62,6 +62,7 @@ SCHEMAS: dict[str, Any] = {
         "event_id": {"type": "string", "pattern": "^[0-9A-Za-z_\\-]{1,128}$"},
         "quality": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "latency_ms": {"type": ["number", "null"], "minimum": 0},
+        "ttft_ms": {"type": ["number", "null"], "minimum": 0},
         "cost_usd": {"type": ["number", "null"], "minimum": 0},
         "input_tokens": {"type": ["integer", "null"], "minimum": 0},
         "output_tokens": {"type": ["integer", "null"], "minimum": 0},
@@ -121,6 +122,16 @@ SCHEMAS: dict[str, Any] = {
     }),
     "ConfigChange": obj({"ts": NUMBER, "kind": {"enum": ["weights", "exploration", "shadow", "policy_loaded"]},
                          "payload": {"type": "object"}}),
+    "ChatCompletionRequest": obj({
+        "model": {"type": "string", "description": '"auto", a proxy profile, or a catalog model (passed through)'},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "stream": BOOLEAN,
+        "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000},
+        "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000},
+    }, required=("model", "messages"), closed=False,
+        description="An OpenAI chat completion request; other fields are passed to the upstream as they are."),
+    "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": obj({
+        "id": STRING, "object": {"const": "model"}, "created": INTEGER, "owned_by": STRING})}}),
     "DashboardData": obj({
         "interval_s": NUMBER, "series": {"type": "array", "items": ref("Bucket")},
         "recent": {"type": "array", "items": ref("RecentDecision")}, "now": NUMBER, "poll_interval_s": NUMBER,
@@ -141,7 +152,8 @@ def _answer(description: str, schema: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     what = {400: "invalid request", 401: "no admin key presented", 403: "admin endpoints disabled or wrong key",
             404: "unknown", 409: "conflicts with the running configuration", 413: "too large",
-            422: "no model is allowed for this request", 503: "the event log cannot be written now"}
+            422: "no model is allowed for this request", 502: "no upstream answered (errors)",
+            503: "the event log cannot be written now", 504: "no upstream answered in time"}
     return {str(s): _answer(what[s], "Error") for s in statuses}
 
 
@@ -167,6 +179,16 @@ PATHS: dict[str, Any] = {
     "/reward": {"post": _op("Report feedback for an event (one part of it)", {
         "202": _answer("the part is durably stored", "RewardResponse"), **_errors(400, 404, 413, 503)},
         body="RewardRequest")},
+    "/v1/chat/completions": {"post": _op("OpenAI-compatible proxy: route, forward with fallbacks, learn", {
+        "200": {"description": "the upstream's chat completion (headers x-banditroute-event-id and "
+                               "x-banditroute-model name the event and the model that answered)",
+                "content": {JSON: {"schema": {"type": "object"}}, "text/event-stream": {"schema": STRING}}},
+        **_errors(400, 404, 413, 422, 502, 504),
+        "default": {"description": "an upstream's own error answer, passed through",
+                    "content": {JSON: {"schema": {"type": "object"}}}}},
+        body="ChatCompletionRequest", tag="proxy")},
+    "/v1/models": {"get": _op("The models a proxy client may name", {
+        "200": _answer('"auto", the profiles, then the catalog', "ModelList")}, tag="proxy")},
     "/healthz": {"get": _op("Liveness and log health", {
         "200": _answer("healthy", "Health"), "503": _answer("the log cannot be written", "Health")}, tag="operate")},
     "/models": {"get": _op("The model catalog", {"200": _answer("every configured model", "Models")},

@@ -21,6 +21,9 @@ from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
 
 
+Restriction = tuple[str, "frozenset[str]"]
+
+
 class LogSink(Protocol):
     def decision(self, decision: Decision) -> None: ...
     def learned(self, row: LearnedRow) -> None: ...
@@ -99,12 +102,20 @@ class Router:
     # -- deciding ---------------------------------------------------------------------------
 
     def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
-              event_id: str | None = None, max_output_tokens: int | None = None) -> Decision:
-        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it."""
+              event_id: str | None = None, max_output_tokens: int | None = None,
+              input_tokens: int | None = None, restrict_to: Restriction | None = None) -> Decision:
+        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it.
+
+        `input_tokens`: the whole prompt's size when the query is only part of it (a conversation).
+        `restrict_to`: a caller's own rule, (name, models it keeps), applied after the catalog's rules.
+        """
         meta = metadata or {}
         event_id = event_id or new_event_id()
-        input_tokens = features.estimate_tokens(query)
+        if input_tokens is None:
+            input_tokens = features.estimate_tokens(query)
         verdict = guardrails.allowed(self.catalog, meta, input_tokens, max_output_tokens)
+        if restrict_to is not None:
+            verdict = guardrails.restrict(verdict, *restrict_to)
         feats = features.featurize(query, meta, self.config.features)
         pmf = self.policy.predict(feats, verdict.allowed)
         chosen = sample(pmf, uniform_from(event_id))
@@ -232,6 +243,14 @@ class Router:
                 self._finish(*result.joined, p.ts)
 
     # -- state ------------------------------------------------------------------------------
+
+    def reload_catalog(self, specs: Iterable[ModelSpec]) -> None:
+        """Take a new catalog at once, keeping what the policy learned (see issue 5 for the full lifecycle)."""
+        specs = tuple(specs)
+        self.catalog = Catalog(specs)
+        self._known.update({m.name: m for m in specs})
+        self.policy.set_catalog(specs)
+        self._span = reward.reward_span(specs, self.config.reward)
 
     def forget(self, decision: Decision) -> None:
         """Undo a decision that could not be logged: no feedback will be joined to it."""

@@ -134,12 +134,17 @@ class Service:
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
-        """Decide, then answer once the decision is committed: an event id handed out always exists."""
+    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
+                    **options: Any) -> Decision:
+        """Decide, then answer once the decision is committed: an event id handed out always exists.
+
+        `options` go to Router.route (`input_tokens`, `restrict_to`).
+        """
         assert self.router is not None and self.eventlog is not None
         started = time.perf_counter()
         try:
-            decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+            decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
+                                         **options)
         except NoModelAllowed as exc:
             self.metrics.refused(exc.rule, exc.excluded)
             raise

@@ -11,52 +11,28 @@ probability of that model, w = pi_bandit(baseline | x) / 1:
     SNIPS = sum_i w_i r_i / sum_i w_i            (the mean reward on the events the bandit would also
                                                   route to the baseline, weighted by how surely)
 
-Both come with a normal-approximation 95% interval; read them together with the match rate:
-the lower it is, the less of the bandit's policy the baseline's log covers.
+Both come from `simulators.estimators` (logged probability 1) with its normal 95% interval; read
+them together with the match rate: the lower it is, the less of the bandit's policy the baseline's
+log covers.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
 from typing import Any
 
-Z_95 = 1.959963984540054
+from simulators.estimators import Estimate, ips, snips
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    method: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    stderr: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "n": self.n, "stderr": self.stderr}
-
-
-def ips(rewards: array, weights: array) -> Estimate | None:
-    n = len(rewards)
-    if n == 0:
+def _json(estimate: Estimate) -> dict[str, Any] | None:
+    if not math.isfinite(estimate.value):  # SNIPS when the bandit never gives the baseline any weight
         return None
-    terms = [w * r for w, r in zip(weights, rewards)]
-    mean = sum(terms) / n
-    var = sum((t - mean) ** 2 for t in terms) / (n - 1) if n > 1 else 0.0
-    se = math.sqrt(var / n)
-    return Estimate("ips", mean, mean - Z_95 * se, mean + Z_95 * se, n, se)
+    def finite(x: float) -> float | None:  # no interval from a single round
+        return x if math.isfinite(x) else None
 
-
-def snips(rewards: array, weights: array) -> Estimate | None:
-    total = sum(weights)
-    if not rewards or total <= 0:
-        return None
-    value = sum(w * r for w, r in zip(weights, rewards)) / total
-    se = math.sqrt(sum((w * (r - value)) ** 2 for w, r in zip(weights, rewards))) / total  # delta method
-    return Estimate("snips", value, value - Z_95 * se, value + Z_95 * se, len(rewards), se)
+    return {"method": estimate.method, "value": estimate.value, "ci_low": finite(estimate.ci_low),
+            "ci_high": finite(estimate.ci_high), "n": estimate.n, "stderr": finite(estimate.stderr)}
 
 
 class ShadowTracker:
@@ -78,7 +54,11 @@ class ShadowTracker:
 
     def to_json(self, baseline: str | None) -> dict[str, Any]:
         n = len(self.rewards)
-        est_ips, est_snips = ips(self.rewards, self.weights), snips(self.rewards, self.weights)
+        est_ips = est_snips = None
+        if n:
+            logged = [1.0] * n  # the baseline is served deterministically
+            est_ips = _json(ips(self.rewards, logged, self.weights))
+            est_snips = _json(snips(self.rewards, logged, self.weights))
         return {
             "baseline": baseline,
             "decisions": self.decisions,
@@ -86,6 +66,6 @@ class ShadowTracker:
             "match_rate": self.matched / self.decisions if self.decisions else None,
             "learned": n,
             "baseline_value": sum(self.rewards) / n if n else None,
-            "bandit_ips": est_ips.to_json() if est_ips else None,
-            "bandit_snips": est_snips.to_json() if est_snips else None,
+            "bandit_ips": est_ips,
+            "bandit_snips": est_snips,
         }

@@ -83,6 +83,7 @@ class FeedbackPart:
     output_tokens: int | None = None
     source: str = "user"
     error: str | None = None
+    ttft_ms: float | None = None  # time to first token, as the proxy measured it (kept, not learned)
 
 
 @dataclass(slots=True)
@@ -123,3 +124,21 @@ class ConfigChange:
     ts: float
     kind: str
     payload: dict[str, object]
+@dataclass(slots=True)
+class JudgeSample:
+    """A completed proxy event kept for the judge: its conversation and answer, with the verdict.
+
+    `status`: new (waiting), judged, skipped (nothing to learn from a verdict: the event was already
+    learned or a user rated it), failed (the judge never gave a usable answer).
+    """
+
+    event_id: str
+    ts: float
+    model: str
+    prompt: str  # the conversation as JSON (the request's messages)
+    response: str  # the answer's text
+    status: str = "new"
+    attempts: int = 0
+    quality: float | None = None
+    cost_usd: float = 0.0
+    note: str = ""

@@ -132,7 +132,7 @@ async def test_last_wins_rule_replaces_quality_while_pending(tmp_path) -> None:
         _, d = await api.post("/route", {"query": "Name three prime numbers."})
         eid = d["event_id"]
         await api.post("/reward", {"event_id": eid, "quality": 0.1})
-        _, a = await api.post("/reward", {"event_id": eid, "quality": 0.7, "source": "judge"})
+        _, a = await api.post("/reward", {"event_id": eid, "quality": 0.7})
         assert (a["status"], a["quality_applied"], a["quality_rule"]) == ("pending", True, "last")
         _, a = await api.post("/reward", {"event_id": eid, "cost_usd": 0.0})
         assert a["reward"] == pytest.approx(0.7)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from array import array
-
 import pytest
 
-from banditroute.shadow import ShadowTracker, ips, snips
+from banditroute.shadow import ShadowTracker
 from banditroute.timeseries import TimeSeries
 from banditroute.types import Decision, LearnedRow
 
@@ -40,16 +38,20 @@ def test_buckets_aggregate_by_interval_and_the_ring_is_bounded() -> None:
     assert ts.to_json()["series"][-1]["decisions"] == 2
 
 
-def test_shadow_estimates_follow_their_formulas() -> None:
-    rewards, weights = array("d", [1.0, 0.0, 0.5, 1.0]), array("d", [0.9, 0.1, 0.5, 0.0])
-    e = ips(rewards, weights)
-    assert e is not None and e.value == pytest.approx((0.9 + 0 + 0.25 + 0) / 4) and e.n == 4
-    assert e.ci_low < e.value < e.ci_high
-    s = snips(rewards, weights)
-    assert s is not None and s.value == pytest.approx(1.15 / 1.5)
-    assert ips(array("d"), array("d")) is None and snips(array("d", [1.0]), array("d", [0.0])) is None
+def test_shadow_summary_weighs_outcomes_by_the_bandits_probability_of_the_baseline() -> None:
     tracker = ShadowTracker()
     for matched in (True, False, True, True):
         tracker.decided(matched)
     summary = tracker.to_json("a")
     assert (summary["match_rate"], summary["bandit_ips"], summary["baseline_value"]) == (0.75, None, None)
+    for reward, weight in ((1.0, 0.9), (0.0, 0.1), (0.5, 0.5), (1.0, 0.0)):
+        tracker.learned(reward, weight)
+    summary = tracker.to_json("a")
+    assert summary["baseline_value"] == pytest.approx(2.5 / 4)
+    assert summary["bandit_ips"]["value"] == pytest.approx((0.9 + 0 + 0.25 + 0) / 4)
+    assert summary["bandit_snips"]["value"] == pytest.approx(1.15 / 1.5)
+    ips = summary["bandit_ips"]
+    assert ips["n"] == 4 and ips["ci_low"] < ips["value"] < ips["ci_high"]
+    never = ShadowTracker()
+    never.learned(1.0, 0.0)  # the bandit never picks the baseline: SNIPS is undefined
+    assert never.to_json("a")["bandit_snips"] is None and never.to_json("a")["bandit_ips"]["value"] == 0.0
