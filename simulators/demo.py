@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
 import json
 import os
 import random
@@ -26,34 +25,35 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
+
+from simulators.datasets import Dataset, load_dataset
 
 ADMIN_KEY = "demo-admin-key"  # loopback only, for this demo's own server
 CONTEXT_WINDOW = 1_000_000  # not in the data: large enough that no rule excludes a model
 START_TIMEOUT_S = 30.0
 
 
-def load(data_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load(data_dir: Path) -> Dataset:
+    """The data set's prompts that have an outcome for every model, so any pick can be answered."""
     if not (data_dir / "models.json").is_file():
         raise SystemExit(f"no dataset at {data_dir} (pass --data, or DATA=... to make)")
-    models = json.loads((data_dir / "models.json").read_text())
-    with gzip.open(data_dir / "prompts.jsonl.gz", "rt", encoding="utf-8") as f:
-        prompts = [json.loads(line) for line in f]
-    return models, [p for p in prompts if set(p["results"]) >= set(models)]  # outcomes for every model
+    ds = load_dataset(data_dir)
+    return ds.subset([i for i in range(ds.n) if ds.available(i).all()])
 
 
-def demo_config(models: dict[str, Any], data_dir: str, port: int, args: argparse.Namespace) -> str:
+def demo_config(ds: Dataset, data_dir: str, port: int, args: argparse.Namespace) -> str:
     lines = [
         "# Written by `make demo` (simulators/demo.py): the catalog is the dataset's model pool.",
         f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\ncheckpoint_interval_s = 10.0',
         f"[reward]\ncost_weight = {args.cost_weight}\nlatency_weight = 0.0\nreward_wait_s = 30.0",
         f"[dashboard]\ninterval_s = {args.interval}\nhistory = 600\npoll_interval_s = 2.0",
     ]
-    for name, spec in models.items():
-        lines.append(f'[[models]]\nname = "{name}"\ninput_price = {spec.get("input_price") or 0.0}\n'
-                     f'output_price = {spec.get("output_price") or 0.0}\ncontext_window = {CONTEXT_WINDOW}')
+    for name in ds.models:
+        input_price, output_price = ds.prices[name]
+        lines.append(f'[[models]]\nname = "{name}"\ninput_price = {input_price or 0.0}\n'
+                     f'output_price = {output_price or 0.0}\ncontext_window = {CONTEXT_WINDOW}')
     return "\n\n".join(lines) + "\n"
 
 
@@ -70,26 +70,27 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
     raise SystemExit("the service did not become healthy in time")
 
 
-async def drive(session: aiohttp.ClientSession, base: str, prompts: list[dict[str, Any]], args: argparse.Namespace
+async def drive(session: aiohttp.ClientSession, base: str, ds: Dataset, order: list[int], args: argparse.Namespace
                 ) -> dict[str, float]:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     totals = {"requests": 0, "quality": 0.0, "cost_usd": 0.0}
     started = time.monotonic()
-    for i, prompt in enumerate(prompts):
-        if i == len(prompts) // 2:
+    column = {m: j for j, m in enumerate(ds.models)}
+    for i, row in enumerate(order):
+        if i == len(order) // 2:
             async with session.post(base + "/admin/weights", json={"cost_weight": args.cost_weight_later},
                                     headers=admin) as resp:
                 resp.raise_for_status()
-        async with session.post(base + "/route", json={"query": prompt["prompt"],
-                                                       "metadata": {"task": prompt["task"]}}) as resp:
+        async with session.post(base + "/route", json={"query": ds.prompts[row],
+                                                       "metadata": {"task": ds.tasks[row]}}) as resp:
             decision = await resp.json()
-        outcome = prompt["results"][decision["model"]]
-        feedback = {"event_id": decision["event_id"], "quality": outcome["quality"], "source": "judge",
-                    "cost_usd": outcome["cost_usd"] or 0.0}
+        j = column[decision["model"]]
+        feedback = {"event_id": decision["event_id"], "quality": float(ds.quality[row, j]), "source": "judge",
+                    "cost_usd": float(ds.cost_usd[row, j])}
         async with session.post(base + "/reward", json=feedback) as resp:
             resp.raise_for_status()
         totals["requests"] += 1
-        totals["quality"] += outcome["quality"]
+        totals["quality"] += feedback["quality"]
         totals["cost_usd"] += feedback["cost_usd"]
         ahead = (i + 1) / args.rate - (time.monotonic() - started)
         if ahead > 0:
@@ -112,14 +113,15 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    models, prompts = load(Path(args.data))
-    random.Random(args.seed).shuffle(prompts)
-    prompts = prompts[: args.requests]
+    ds = load(Path(args.data))
+    order = list(range(ds.n))
+    random.Random(args.seed).shuffle(order)
+    order = order[: args.requests]
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)  # every demo starts from an empty log
     work.mkdir(parents=True)
     config = work / "demo.toml"
-    config.write_text(demo_config(models, str(work / "var"), args.port, args))
+    config.write_text(demo_config(ds, str(work / "var"), args.port, args))
     env = {**os.environ, "BANDITROUTE_ADMIN_KEY": ADMIN_KEY}
     proc = subprocess.Popen([sys.executable, "-m", "banditroute.cli", "serve", "--config", str(config),
                              "--log-level", "warning"], env=env)
@@ -127,8 +129,8 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, base, proc)
-            print(f"dashboard: {base}/dashboard   ({len(prompts)} requests at {args.rate}/s from {args.data})")
-            totals = await drive(session, base, prompts, args)
+            print(f"dashboard: {base}/dashboard   ({len(order)} requests at {args.rate}/s from {args.data})")
+            totals = await drive(session, base, ds, order, args)
             async with session.get(base + "/stats") as resp:
                 stats = await resp.json()
         n = totals["requests"]
