@@ -21,7 +21,8 @@ _EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
 _METADATA_MAX_KEYS = 32
 _METADATA_MAX_STRING = 512
 _METADATA_MAX_LIST = 32
-ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens"})
+ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
+_MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
     {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
 )
@@ -45,6 +46,7 @@ class RouteRequest:
     query: str
     metadata: dict[str, Any]
     max_output_tokens: int | None
+    escalate_from: str | None = None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -79,7 +81,11 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     max_out = obj.get("max_output_tokens")
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
-    return RouteRequest(query, metadata, max_out)
+    escalate_from = obj.get("escalate_from")
+    if escalate_from is not None and (
+            not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
+        raise ApiError(400, "invalid_escalate_from", "escalate_from must be the name of a catalog model")
+    return RouteRequest(query, metadata, max_out, escalate_from)
 
 
 def check_metadata(metadata: Any) -> None:
@@ -107,6 +113,15 @@ def check_metadata(metadata: Any) -> None:
     caps = metadata.get("capabilities")
     if caps is not None and not isinstance(caps, list):
         raise ApiError(400, "invalid_metadata", "metadata.capabilities must be a list of strings")
+    sensitive = metadata.get("sensitive")
+    if sensitive is not None and not isinstance(sensitive, bool):
+        raise ApiError(400, "invalid_metadata", "metadata.sensitive must be true or false")
+    latency = metadata.get("max_latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0):
+        raise ApiError(400, "invalid_metadata", "metadata.max_latency_ms must be a number > 0")
+    for key in ("user_tier", "tenant", "conversation_id"):
+        if isinstance(metadata.get(key), list | bool):
+            raise ApiError(400, "invalid_metadata", f"metadata.{key} must be a string")
 
 
 def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:

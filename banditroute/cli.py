@@ -100,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         server["data_dir"] = args.data_dir
     if server:
         config = config.with_overrides(server=server)
-    run(config)
+    run(config, args.config)
     return 0
 
 

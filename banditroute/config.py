@@ -19,6 +19,9 @@ from banditroute.types import ModelSpec, RewardWeights
 
 EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
 QUALITY_RULES = ("first", "last")
+ON_EMPTY = ("reject", "default")
+# [rules] sub-tables: name -> list of model names (tiers, tenants) or USD (budgets).
+_RULE_TABLES = ("tiers", "tenants", "budgets")
 
 
 class ConfigError(ValueError):
@@ -128,6 +131,31 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """The hard rules and the model lifecycle (README, "Rules")."""
+
+    pii_detection: bool = True  # built-in detection of obvious personal data in the query
+    on_empty: str = "reject"  # when the rules leave no model: "reject" (422) or "default"
+    default_model: str = ""  # the model used with on_empty = "default"
+    tiers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # user_tier -> allowed models
+    tenants: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tenant -> allowed models
+    budgets: dict[str, float] = field(default_factory=dict)  # tenant -> USD per budget period
+    budget_period_s: float = 86_400.0
+    budget_price_ceiling: float = 1.0  # USD per 1M output tokens allowed once a budget is spent
+    latency_window: int = 200  # latest observed latencies kept per model for the p95
+    latency_min_samples: int = 20  # below this, the catalog's latency prior stands in for the p95
+    cooldown_failures: int = 3  # failures within cooldown_window_s that start a cooldown
+    cooldown_window_s: float = 60.0
+    cooldown_s: float = 60.0
+    cold_start_share: float = 0.05  # minimum probability of a model with too few rewards
+    cold_start_rewards: int = 20
+    sticky_conversations: bool = True
+    sticky_ttl_s: float = 3600.0
+    sticky_max_conversations: int = 100_000
+    escalation: bool = True  # accept `escalate_from` on /route
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
     # Hex SHA-256 of the admin key (only the hash lives in the file). Empty: take the key from the
     # environment variable BANDITROUTE_ADMIN_KEY; with neither, the admin endpoints are disabled.
@@ -148,6 +176,7 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
@@ -183,7 +212,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "proxy", "judge", "admin", "dashboard", "models"}
+    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "models"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -195,6 +224,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         reward=_section(RewardConfig, reward_raw, "reward", source),
         policy=_section(PolicyConfig, raw.get("policy", {}), "policy", source),
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
+        rules=_rules(raw.get("rules", {}), source),
         admin=_section(AdminConfig, raw.get("admin", {}), "admin", source),
         dashboard=_section(DashboardConfig, raw.get("dashboard", {}), "dashboard", source),
         proxy=_proxy(raw.get("proxy", {}), source),
@@ -210,6 +240,30 @@ def _models(raw: Any, source: str) -> tuple[ModelSpec, ...]:
         return tuple(parse_models(raw, source))
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _rules(raw: Any, source: str) -> RulesConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [rules] must be a table")
+    scalars = {k: v for k, v in raw.items() if k not in _RULE_TABLES}
+    tables: dict[str, Any] = {}
+    for name in _RULE_TABLES:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [rules.{name}] must be a table")
+        tables[name] = {key: _rule_entry(name, key, value, source) for key, value in table.items()}
+    return replace(_section(RulesConfig, scalars, "rules", source), **tables)
+
+
+def _rule_entry(table: str, key: str, value: Any, source: str) -> Any:
+    where = f"{source}: rules.{table}.{key}"
+    if table == "budgets":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite_nonneg(value):
+            raise ConfigError(f"{where} must be a number of USD >= 0")
+        return float(value)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a non-empty list of model names")
+    return tuple(value)
 
 
 def _proxy(raw: Any, source: str) -> ProxyConfig:
@@ -300,6 +354,7 @@ def validate(cfg: Config, source: str = "config") -> None:
         (d.history >= 1, "dashboard.history must be >= 1"),
         (d.recent_decisions >= 1, "dashboard.recent_decisions must be >= 1"),
         (_finite_pos(d.poll_interval_s), "dashboard.poll_interval_s must be > 0"),
+        *_rule_checks(cfg.rules),
         (_finite_pos(x.total_deadline_s), "proxy.total_deadline_s must be > 0"),
         (_finite_pos(x.connect_timeout_s), "proxy.connect_timeout_s must be > 0"),
         (_finite_pos(x.attempt_timeout_s), "proxy.attempt_timeout_s must be > 0"),
@@ -334,6 +389,40 @@ def validate(cfg: Config, source: str = "config") -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{source}: duplicate model name(s) {duplicates}")
+    _check_rule_models(cfg.rules, set(names), source)
+
+
+def _rule_checks(r: RulesConfig) -> list[tuple[bool, str]]:
+    return [
+        (r.on_empty in ON_EMPTY, f"rules.on_empty must be one of {ON_EMPTY}"),
+        (r.on_empty != "default" or bool(r.default_model),
+         'rules.default_model must name a model when rules.on_empty = "default"'),
+        (_finite_pos(r.budget_period_s), "rules.budget_period_s must be > 0"),
+        (_finite_nonneg(r.budget_price_ceiling), "rules.budget_price_ceiling must be >= 0"),
+        (r.latency_window >= 1, "rules.latency_window must be >= 1"),
+        (1 <= r.latency_min_samples <= r.latency_window,
+         "rules.latency_min_samples must be in 1..rules.latency_window"),
+        (r.cooldown_failures >= 1, "rules.cooldown_failures must be >= 1"),
+        (_finite_nonneg(r.cooldown_window_s), "rules.cooldown_window_s must be >= 0"),
+        (_finite_nonneg(r.cooldown_s), "rules.cooldown_s must be >= 0"),
+        (0.0 <= r.cold_start_share <= 1.0, "rules.cold_start_share must be in 0..1"),
+        (r.cold_start_rewards >= 0, "rules.cold_start_rewards must be >= 0"),
+        (_finite_nonneg(r.sticky_ttl_s), "rules.sticky_ttl_s must be >= 0"),
+        (r.sticky_max_conversations >= 1, "rules.sticky_max_conversations must be >= 1"),
+    ]
+
+
+def _check_rule_models(r: RulesConfig, names: set[str], source: str) -> None:
+    """Rules may only name models of the catalog: a typo must fail at load, not silently allow nothing."""
+    named = [(f"rules.{table}.{key}", models) for table in ("tiers", "tenants")
+             for key, models in getattr(r, table).items()]
+    if r.default_model:
+        named.append(("rules.default_model", (r.default_model,)))
+    for where, models in named:
+        unknown = sorted(set(models) - names)
+        if unknown:
+            raise ConfigError(f"{source}: {where} names model(s) not in the catalog: {unknown}; "
+                              f"the catalog has {sorted(names)}")
 
 
 def _finite_nonneg(v: float) -> bool:

@@ -81,11 +81,11 @@ class EventLog:
         self._put(_CHECKPOINT, checkpoint, fut)
         await fut
 
-    async def change(self, change: ConfigChange) -> None:
-        """Returns once an operator's change is committed (it is replayed at the next start)."""
+    def change(self, change: ConfigChange) -> asyncio.Future[None]:
+        """Queue an operator's change (replayed at the next start); the future completes once committed."""
         fut = asyncio.get_running_loop().create_future()
         self._put(_CHANGE, change, fut)
-        await fut
+        return fut
 
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run a read on the writer thread (the store is used from one thread at a time)."""

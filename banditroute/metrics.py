@@ -71,6 +71,8 @@ class Metrics:
                                         registry=r)
         self.cooldowns = Counter("banditroute_cooldowns", "Times a model was put in cooldown, by model", by_model,
                                  registry=r)
+        self.in_cooldown = Gauge("banditroute_models_in_cooldown", "Models in cooldown now (not routed to)",
+                                 registry=r)
         self.cost_weight = Gauge("banditroute_cost_weight", "The reward's cost_weight in force", registry=r)
         self.latency_weight = Gauge("banditroute_latency_weight", "The reward's latency_weight in force", registry=r)
         self.exploration_paused = Gauge("banditroute_exploration_paused", "1 while exploration is paused",
@@ -90,10 +92,12 @@ class Metrics:
                        self.latency, self.cooldowns):
             family.labels(model)
 
-    def watch(self, *, pending: Callable[[], float], write_queue: Callable[[], float]) -> None:
+    def watch(self, *, pending: Callable[[], float], write_queue: Callable[[], float],
+              in_cooldown: Callable[[], float]) -> None:
         """Gauges read at scrape time from the live service."""
         self.pending.set_function(pending)
         self.write_queue.set_function(write_queue)
+        self.in_cooldown.set_function(in_cooldown)
 
     # Observer ---------------------------------------------------------------------------------
 

@@ -53,10 +53,13 @@ SCHEMAS: dict[str, Any] = {
             "anyOf": [{"type": ["string", "number", "boolean", "null"]},
                       {"type": "array", "items": STRING, "maxItems": 32}]}},
         "max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000},
+        "escalate_from": {"type": ["string", "null"], "minLength": 1, "maxLength": 200,
+                          "description": "a cascade step: only models with a higher output_price than this one"},
     }, required=("query",)),
     "RouteResponse": obj({
         "event_id": STRING, "model": STRING, "probability": NUMBER, "pmf": map_of(NUMBER), "explored": BOOLEAN,
-        "fallbacks": {"type": "array", "items": STRING}, "reason": STRING,
+        "fallbacks": {"type": "array", "items": STRING},
+        "excluded": {**map_of(STRING), "description": "model -> the rule that excluded it"}, "reason": STRING,
     }),
     "RewardRequest": obj({
         "event_id": {"type": "string", "pattern": "^[0-9A-Za-z_\\-]{1,128}$"},
@@ -87,6 +90,12 @@ SCHEMAS: dict[str, Any] = {
         "selection_share": map_of(NUMBER), "write_queue": INTEGER, "store_healthy": BOOLEAN,
         "cost_weight": NUMBER, "latency_weight": NUMBER, "exploration_paused": BOOLEAN,
         "shadow_baseline": {"type": ["string", "null"]}, "uptime_s": NUMBER,
+        "rewards_per_model": map_of(INTEGER), "cold_start": {"type": "array", "items": STRING},
+        "cooldowns": {**map_of(NUMBER), "description": "model -> seconds of cooldown left"},
+        "cooldowns_started": INTEGER,
+        "latency": map_of(obj({"p95_ms": NUMBER, "samples": INTEGER})),
+        "budgets": map_of(obj({"spent_usd": NUMBER, "budget_usd": NUMBER})),
+        "sticky_conversations": INTEGER, "catalog_reloads": INTEGER,
     }),
     "Settings": obj({"cost_weight": NUMBER, "latency_weight": NUMBER, "exploration_paused": BOOLEAN,
                      "shadow_baseline": {"type": ["string", "null"]}}),
@@ -120,7 +129,8 @@ SCHEMAS: dict[str, Any] = {
         "ts": NUMBER, "event_id": STRING, "model": STRING, "probability": NUMBER, "explored": BOOLEAN,
         "reason": STRING, "bandit_pick": {"type": ["string", "null"]}, "excluded": INTEGER,
     }),
-    "ConfigChange": obj({"ts": NUMBER, "kind": {"enum": ["weights", "exploration", "shadow", "policy_loaded"]},
+    "ConfigChange": obj({"ts": NUMBER, "kind": {"enum": ["weights", "exploration", "shadow", "policy_loaded",
+                                                       "reload"]},
                          "payload": {"type": "object"}}),
     "ChatCompletionRequest": obj({
         "model": {"type": "string", "description": '"auto", a proxy profile, or a catalog model (passed through)'},
@@ -132,6 +142,11 @@ SCHEMAS: dict[str, Any] = {
         description="An OpenAI chat completion request; other fields are passed to the upstream as they are."),
     "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": obj({
         "id": STRING, "object": {"const": "model"}, "created": INTEGER, "owned_by": STRING})}}),
+    "Reloaded": obj({
+        "status": {"const": "reloaded"}, "added": {"type": "array", "items": STRING},
+        "removed": {"type": "array", "items": STRING}, "changed": {"type": "array", "items": STRING},
+        "models": {"type": "array", "items": STRING}, "needs_restart": {"type": "array", "items": STRING},
+    }),
     "DashboardData": obj({
         "interval_s": NUMBER, "series": {"type": "array", "items": ref("Bucket")},
         "recent": {"type": "array", "items": ref("RecentDecision")}, "now": NUMBER, "poll_interval_s": NUMBER,
@@ -221,6 +236,9 @@ PATHS: dict[str, Any] = {
         "get": _op("Match rate and off-policy value of the bandit in shadow mode", {
             "200": _answer("the shadow summary", "ShadowSummary")}, admin=True, tag="admin"),
     },
+    "/admin/reload": {"post": _op("Re-read the configuration file: catalog and rules now, the policy kept", {
+        "200": _answer("what changed, and the sections that need a restart", "Reloaded"), **_errors(400)},
+        admin=True, tag="admin")},
     "/admin/snapshot": {"post": _op("Checkpoint the policy into the log now", {
         "200": _answer("the checkpoint written", "Snapshot"), **_errors(503)}, admin=True, tag="admin")},
     "/admin/policy": {

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,9 +22,9 @@ from banditroute.adminauth import AdminKey
 from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_route, parse_shadow,
                              parse_weights)
 from banditroute.config import Config
-from banditroute.guardrails import NoModelAllowed
+from banditroute.guardrails import NoModelAllowed, UnknownModel
 from banditroute.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from banditroute.service import IncompatiblePolicy, Service, UnknownEvent
+from banditroute.service import IncompatiblePolicy, ReloadError, Service, UnknownEvent
 from banditroute.store import StoreError
 from banditroute.types import Decision, FeedbackPart, JudgeSample
 from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
@@ -86,19 +88,23 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 async def route(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     req = parse_route(await read_object(request), service.config.server.max_query_chars)
+    if req.escalate_from is not None and not service.config.rules.escalation:
+        raise ApiError(400, "escalation_disabled", "escalate_from is turned off (rules.escalation = false)")
     try:
-        decision = await service.route(req.query, req.metadata, req.max_output_tokens)
+        decision = await service.route(req.query, req.metadata, req.max_output_tokens,
+                                       escalate_from=req.escalate_from)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
-    pmf = dict(zip(decision.models, decision.pmf))
+    except UnknownModel as exc:
+        raise ApiError(400, "invalid_escalate_from", f"escalate_from names no catalog model: {exc}") from None
     return json_response({
         "event_id": decision.event_id,
         "model": decision.model,
         "probability": decision.probability,
-        "pmf": pmf,
+        "pmf": dict(zip(decision.models, decision.pmf)),
         "explored": decision.explored,
-        "fallbacks": sorted((m for m in decision.models if m != decision.model), key=pmf.__getitem__,
-                            reverse=True),
+        "fallbacks": list(decision.fallbacks),
+        "excluded": decision.excluded,
         "reason": decision.reason,
     })
 
@@ -208,6 +214,15 @@ async def admin_policy_load(request: web.Request) -> web.Response:
     return json_response(described)
 
 
+async def admin_reload(request: web.Request) -> web.Response:
+    """Re-read the configuration file: new catalog and rules at once, the learned policy kept."""
+    try:
+        summary = request.app[SERVICE].reload()
+    except ReloadError as exc:
+        raise ApiError(400, "invalid_config", str(exc)) from None
+    return json_response({"status": "reloaded", **summary})
+
+
 # -- OpenAI-compatible proxy -----------------------------------------------------------------
 
 
@@ -233,9 +248,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                        input_tokens=chat.input_tokens, restrict_to=restriction)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
-    pmf = dict(zip(decision.models, decision.pmf))
-    candidates = [decision.model, *sorted((m for m in decision.models if m != decision.model),
-                                          key=pmf.__getitem__, reverse=True)]
+    candidates = [decision.model, *decision.fallbacks]  # the next best allowed, none cooling down
     deadline = started + config.proxy.total_deadline_s
     last_error = "timeout"
     for attempt, name in enumerate(candidates):
@@ -399,9 +412,10 @@ async def v1_models(request: web.Request) -> web.Response:
     return json_response(proxy.models_list(service.router.catalog, service.config.proxy.profiles))
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, config_path: str | Path | None = None) -> web.Application:
+    """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one)."""
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, admin_only])
-    service = Service(config)
+    service = Service(config, config_path=config_path)
     app[SERVICE] = service
     app[ADMIN_KEY] = AdminKey.from_config(config.admin, os.environ)
     upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
@@ -409,10 +423,18 @@ def create_app(config: Config) -> web.Application:
     app[UPSTREAM] = upstream
     app[BOOKKEEPING] = set()
 
+    def reload_on_signal() -> None:
+        with contextlib.suppress(ReloadError):  # already logged; the running catalog stays
+            service.reload()
+
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await service.start()
         await upstream.start()
+        loop = asyncio.get_running_loop()
+        hup = _add_signal_handler(loop, reload_on_signal)
         yield
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
         await upstream.close()
         await asyncio.gather(*app[BOOKKEEPING], return_exceptions=True)
         await service.stop()
@@ -436,12 +458,22 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/admin/snapshot", admin_snapshot)
     app.router.add_get("/admin/policy", admin_policy_download)
     app.router.add_post("/admin/policy", admin_policy_load)
+    app.router.add_post("/admin/reload", admin_reload)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", v1_models)
     return app
 
 
-def run(config: Config) -> None:
-    web.run_app(create_app(config), host=config.server.host, port=config.server.port,
+def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:
+    """SIGHUP reloads the catalog where the platform and thread allow signal handlers."""
+    try:
+        loop.add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def run(config: Config, config_path: str | Path | None = None) -> None:
+    web.run_app(create_app(config, config_path), host=config.server.host, port=config.server.port,
                 access_log=None, print=lambda *_: None,
                 handle_signals=True)

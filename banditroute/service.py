@@ -13,12 +13,13 @@ import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from banditroute.config import Config
+from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
 from banditroute.guardrails import NoModelAllowed
 from banditroute.joiner import COMPLETE, NOT_PENDING
@@ -37,7 +38,13 @@ DB_NAME = "banditroute.db"
 _RECENT_MAX = 100_000
 _CHANGES_SHOWN = 50  # operator changes listed on the dashboard
 
-WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED = "weights", "exploration", "shadow", "policy_loaded"
+WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    """For a write nobody awaits: its failure is logged (the store's health shows it too)."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("config_change_not_stored", error=str(fut.exception()))
 
 
 class UnknownEvent(LookupError):
@@ -48,9 +55,14 @@ class IncompatiblePolicy(ValueError):
     """A policy file this service cannot serve (other VW arguments, or bytes VW refuses)."""
 
 
+class ReloadError(ValueError):
+    """The configuration file could not be reloaded; nothing was changed."""
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time):
+    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None):
         self.config = config
+        self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
@@ -83,6 +95,12 @@ class Service:
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
+        router.rewards.update(self.store.rewards_per_model())
+        now = self.clock()
+        for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
+            router.spend.add(tenant, usd, now)
+        for model, latency_ms in self.store.recent_latencies(self.config.rules.latency_window):
+            router.latency.observe(model, latency_ms)
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -95,7 +113,8 @@ class Service:
         log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
                  pending_restored=len(pending), expired_at_start=len(expired),
                  models=list(router.catalog.names), exploration=self.config.policy.exploration)
-        self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending)
+        self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending,
+                           in_cooldown=lambda: len(router.cooldowns.active(self.clock())))
         self._publish_settings()
         self._tasks = [
             asyncio.get_running_loop().create_task(self._every(self.config.server.expire_interval_s, self.expire)),
@@ -138,7 +157,7 @@ class Service:
                     **options: Any) -> Decision:
         """Decide, then answer once the decision is committed: an event id handed out always exists.
 
-        `options` go to Router.route (`input_tokens`, `restrict_to`).
+        `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
         assert self.router is not None and self.eventlog is not None
         started = time.perf_counter()
@@ -181,6 +200,36 @@ class Service:
             answer["reward"] = result.learned.reward
         return answer
 
+    # -- model lifecycle ----------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
+
+        Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
+        sections need a restart; the answer's `needs_restart` names those among [reward], [policy],
+        [features], [proxy] and [judge] that differ from the running ones.
+        """
+        assert self.router is not None
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            raise ReloadError(str(exc)) from None
+        # Weights changed at run time stay in force (they are replayed at start too), so the file's
+        # weights are not a difference that needs a restart.
+        running = replace(self.config, reward=replace(
+            self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight))
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge", "admin", "dashboard")
+                         if getattr(fresh, name) != getattr(running, name)]
+        summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
+        self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        for model in self.router.catalog.names:
+            self.metrics.add_model(model)
+        summary["needs_restart"] = needs_restart
+        self._note(RELOAD, {k: summary[k] for k in ("added", "removed", "changed")}).add_done_callback(_log_failure)
+        log.info("reloaded", **summary)
+        return summary
+
     # -- background -------------------------------------------------------------------------
 
     def expire(self) -> None:
@@ -221,7 +270,7 @@ class Service:
 
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
-        out = self.router.stats()
+        out = self.router.stats(self.clock())
         out["write_queue"] = self.eventlog.pending()
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight
@@ -238,6 +287,10 @@ class Service:
         self.timeseries.decided(decision, excluded)
         if decision.shadow_chosen is not None:
             self.shadow.decided(decision.shadow_chosen == decision.chosen)
+
+    def cooldown_started(self, model: str) -> None:
+        self.metrics.cooldown_started(model)
+        log.warning("cooldown_started", model=model)
 
     def learned(self, decision: Decision, row: LearnedRow) -> None:
         self.metrics.learned(decision, row)
@@ -321,12 +374,17 @@ class Service:
         return out
 
     async def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        """Log an operator's change and return once it is committed."""
+        await self._note(kind, payload)
+
+    def _note(self, kind: str, payload: dict[str, Any]) -> asyncio.Future[None]:
+        """Log an operator's change; the returned future completes once it is committed."""
         assert self.eventlog is not None
         change = ConfigChange(self.clock(), kind, payload)
         self.changes.append(change)
         self._publish_settings()
         log.info("config_change", kind=kind, **payload)
-        await self.eventlog.change(change)
+        return self.eventlog.change(change)
 
     def _publish_settings(self) -> None:
         assert self.router is not None

@@ -256,6 +256,35 @@ class Store:
             "SELECT count(*), coalesce(sum(chosen = shadow_chosen), 0) FROM decisions WHERE shadow_pmf IS NOT NULL"
         ).fetchone()
         return n, matched
+    def rewards_per_model(self) -> dict[str, int]:
+        """Rewards learned per chosen model: the cold-start counts after a restart."""
+        rows = self.conn.execute(
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, count(*)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.vw_cost IS NOT NULL GROUP BY model"
+        ).fetchall()
+        return {model: n for model, n in rows if model is not None}
+
+    def spend_since(self, ts: float) -> dict[str, float]:
+        """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
+        rows = self.conn.execute(
+            "SELECT d.tenant, sum(l.cost_usd) FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.ts >= ? AND d.tenant IS NOT NULL AND l.cost_usd IS NOT NULL GROUP BY d.tenant",
+            (ts,),
+        ).fetchall()
+        return {tenant: usd for tenant, usd in rows}
+
+    def recent_latencies(self, per_model: int) -> list[tuple[str, float]]:
+        """The latest reported (not defaulted) latencies, at most `per_model` per chosen model, oldest first."""
+        model = "json_extract(d.models, '$[' || d.chosen || ']')"
+        return self.conn.execute(
+            "SELECT model, latency_ms FROM (SELECT " + model + " AS model, l.latency_ms, l.seq,"
+            " row_number() OVER (PARTITION BY " + model + " ORDER BY l.seq DESC) AS rank"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.latency_ms IS NOT NULL AND instr(l.defaulted, 'latency') = 0)"
+            " WHERE rank <= ? AND model IS NOT NULL ORDER BY seq",
+            (per_model,),
+        ).fetchall()
+
     # -- judge samples ----------------------------------------------------------------------
 
     def put_sample(self, sample: JudgeSample, keep_after: float, max_samples: int) -> None:
@@ -343,4 +372,5 @@ def _decision(row: tuple) -> Decision:
     event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow_pmf, shadow = row
     return Decision(event_id, ts, features, tuple(orjson.loads(models)), chosen, tuple(orjson.loads(pmf)),
                     bool(explored), reason, input_tokens or 0, tenant,
-                    tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None, shadow)
+                    shadow_pmf=tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None,
+                    shadow_chosen=shadow)

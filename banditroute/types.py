@@ -56,6 +56,10 @@ class Decision:
     reason: str
     input_tokens: int = 0
     tenant: str | None = None
+    # For the caller only (the reason keeps them in the log): what the rules excluded, and the
+    # next best allowed models to try on error, best first.
+    excluded: dict[str, str] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()
     # Shadow mode: the bandit's own pmf over `models` and its sampled pick, logged next to the
     # baseline that was served (then `pmf` is the baseline's degenerate pmf). None otherwise.
     shadow_pmf: tuple[float, ...] | None = None

@@ -95,7 +95,7 @@ async def test_the_dashboard_renders_live_charts_with_data(tmp_path: Path) -> No
             assert 'class="change"' in svg  # the weight change is drawn on every chart
         recent = panel(dom, "recent")
         assert recent.count('<tr class="decision">') == 15
-        assert len(re.findall(r'<td class="reason">(?:exploit|explore) via squarecb \(p=0\.\d+\) among \d+ allowed',
+        assert len(re.findall(r'<td class="reason">(?:exploit|explore) via squarecb[^<(]* \(p=[01]\.\d+\) among \d+ allowed',
                               recent)) == 15
         assert re.search(r'<b id="t-decisions">60</b>', dom)
         assert re.search(r'<b id="s-cost">0.3</b>', dom)

@@ -101,3 +101,25 @@ async def test_metrics_move_with_decisions_feedback_rules_and_expiry(tmp_path: P
         assert total(late, "banditroute_rewards_learned_total") == 12  # a late part is not learned
     finally:
         await stop_api(api)
+
+
+async def test_cooldown_metrics_move_when_a_model_fails_into_a_cooldown(tmp_path: Path) -> None:
+    api = await start_api(make_config(tmp_path, rules={"tiers": {"solo": ("gpt-4o-mini",)}, "cooldown_failures": 3,
+                                                       "cooldown_s": 3600.0}))
+    try:
+        before = await scrape(api)
+        assert value(before, "banditroute_models_in_cooldown") == 0
+        for i in range(3):
+            _, d = await api.post("/route", {"query": f"q{i}", "metadata": {"user_tier": "solo"}})
+            assert d["model"] == "gpt-4o-mini"
+            await api.post("/reward", {"event_id": d["event_id"], "error": "timeout", "source": "system"})
+        after = await scrape(api)
+        assert value(after, "banditroute_cooldowns_total", model="gpt-4o-mini") == 1
+        assert total(after, "banditroute_cooldowns_total") == 1
+        assert value(after, "banditroute_models_in_cooldown") == 1
+        status, _ = await api.post("/route", {"query": "q", "metadata": {"user_tier": "solo"}})
+        assert status == 422
+        refused = await scrape(api)
+        assert value(refused, "banditroute_no_model_allowed_total", rule="cooldown") == 1
+    finally:
+        await stop_api(api)

@@ -102,6 +102,8 @@ async def test_real_responses_match_the_document(tmp_path: Path) -> None:
         summary = await check("GET", "/admin/shadow", headers=AUTH, expect=200)
         assert summary["bandit_ips"] is not None
         await check("GET", "/dashboard/data", expect=200)  # with shadow data and changes
+        reloaded = await check("POST", "/admin/reload", headers=AUTH, expect=200)
+        assert reloaded["added"] == [] and reloaded["removed"] == []
         await check("POST", "/admin/snapshot", headers=AUTH, expect=200)
         policy = await check("GET", "/admin/policy", headers=AUTH, expect=200)
         await check("POST", "/admin/policy", json=policy, headers=AUTH, expect=200)
