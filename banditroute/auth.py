@@ -5,6 +5,8 @@
 - A reward token is an HMAC-SHA256, under the server's secret, over an event id and its tenant:
   only whoever received a decision can send feedback for it.
 - Rate limits are token buckets per key, in a bounded LRU table.
+- Operator endpoints (`/admin/...`) always need an `admin` key, even when auth is otherwise off
+  (a loopback development server); with no admin key configured they are disabled (403).
 
 server.py turns a `Verdict` into an HTTP answer; nothing here knows HTTP or the clock.
 """
@@ -22,7 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 SCOPES = ("route", "reward", "admin")
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+# Public: health and the static pages (the dashboard page holds no data; /dashboard/data does).
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/dashboard"})
+ADMIN_PREFIX = "/admin/"
+ADMIN_KEY_ENV = "BANDITROUTE_ADMIN_KEY"
+ADMIN_DISABLED = (f"admin endpoints are disabled: set admin.key_sha256 or {ADMIN_KEY_ENV}, or an [auth] key "
+                  "with scope admin, to enable them")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TOKEN_DOMAIN = b"banditroute-reward-token-v1"
 
@@ -54,6 +61,15 @@ def api_key(key_sha256: str, scopes: Iterable[str], where: str = "key") -> ApiKe
     if unknown or not scope_set:
         raise AuthConfigError(f"{where}: scopes must be a non-empty subset of {list(SCOPES)}; got {unknown}")
     return ApiKey(bytes.fromhex(key_sha256), scope_set)
+
+
+def admin_keys(key_sha256: str, env_key: str | None) -> tuple[ApiKey, ...]:
+    """The `[admin]` key: `admin.key_sha256`, else the key in BANDITROUTE_ADMIN_KEY; scope `admin`."""
+    if key_sha256:
+        return (api_key(key_sha256, ["admin"], "admin.key_sha256"),)
+    if env_key:
+        return (ApiKey(hash_key(env_key), frozenset({"admin"})),)
+    return ()
 
 
 def parse_keys(raw: Any, source: str = "config") -> tuple[ApiKey, ...]:
@@ -221,19 +237,24 @@ class Gate:
 
     def __init__(self, keys: Iterable[ApiKey], enabled: bool, route_rate_per_s: float, reward_rate_per_s: float,
                  burst_s: float, max_clients: int):
+        keys = tuple(keys)
         self.enabled = enabled
         self.keys = KeyTable(keys)
+        self.admin_enabled = any("admin" in k.scopes for k in keys)
         self.limits = {
             "route": RateLimiter(route_rate_per_s, burst_s, max_clients),
             "reward": RateLimiter(reward_rate_per_s, burst_s, max_clients),
         }
 
     def check(self, path: str, authorization: str | None, now: float) -> Verdict:
-        if not self.enabled:
-            return ALLOW
         scope = required_scope(path)
         if scope is None:
             return ALLOW
+        operator = path.startswith(ADMIN_PREFIX)
+        if not (self.enabled or operator):
+            return ALLOW
+        if operator and not self.admin_enabled:
+            return Verdict(403, "admin_disabled", ADMIN_DISABLED)
         key = self.keys.lookup(bearer_token(authorization))
         if key is None:
             return Verdict(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")

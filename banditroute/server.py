@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,15 @@ import orjson
 import structlog
 from aiohttp import web
 
-from banditroute import proxy
-from banditroute.api import ApiError, parse_json_object, parse_reward, parse_reward_token, parse_route
-from banditroute.auth import Gate
+from banditroute import openapi, policyfile, proxy
+from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_reward_token,
+                             parse_route, parse_shadow, parse_weights)
+from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
 from banditroute.config import Config, ConfigError
 from banditroute.eventlog import Overloaded
 from banditroute.guardrails import NoModelAllowed, UnknownModel
-from banditroute.service import ReloadError, RewardRefused, Service, UnknownEvent
+from banditroute.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from banditroute.service import IncompatiblePolicy, ReloadError, RewardRefused, Service, UnknownEvent
 from banditroute.store import StoreError
 from banditroute.types import Decision, FeedbackPart, JudgeSample
 from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
@@ -159,6 +163,86 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICE].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def _page(name: str) -> bytes:
+    return resources.files("banditroute").joinpath(f"data/{name}").read_bytes()
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return web.Response(body=_page("dashboard.html"), content_type="text/html", charset="utf-8")
+
+
+async def dashboard_data(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].dashboard_data())
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(openapi.document())
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(body=_page("docs.html"), content_type="text/html", charset="utf-8")
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+async def admin_settings(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].settings())
+
+
+async def admin_weights(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    current = (service.config.reward.cost_weight, service.config.reward.latency_weight)
+    cost_weight, latency_weight = parse_weights(await read_object(request), current)
+    return json_response(await service.set_weights(cost_weight, latency_weight))
+
+
+async def admin_exploration(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    return json_response(await service.set_exploration(parse_exploration(await read_object(request))))
+
+
+async def admin_shadow(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    assert service.router is not None
+    baseline = parse_shadow(await read_object(request), service.router.catalog.names)
+    return json_response(await service.set_shadow(baseline))
+
+
+async def admin_shadow_summary(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].shadow_summary())
+
+
+async def admin_snapshot(request: web.Request) -> web.Response:
+    ckpt = await request.app[SERVICE].checkpoint(force=True)
+    if ckpt is None:
+        raise ApiError(409, "policy_not_finite", "the live policy has NaN or infinite weights; nothing was written")
+    return json_response({"learned_seq": ckpt.learned_seq, "sha256": hashlib.sha256(ckpt.model).hexdigest(),
+                          "bytes": len(ckpt.model), "ts": ckpt.ts})
+
+
+async def admin_policy_download(request: web.Request) -> web.Response:
+    pf = request.app[SERVICE].policy_file()
+    return web.Response(body=pf.dumps(), content_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="banditroute-policy-{pf.sha256[:12]}.json"'})
+
+
+async def admin_policy_load(request: web.Request) -> web.Response:
+    try:
+        pf = policyfile.loads(parse_json_object(await request.read()))
+        described = await request.app[SERVICE].load_policy(pf)
+    except policyfile.PolicyFileError as exc:
+        raise ApiError(400, "invalid_policy", str(exc)) from None
+    except IncompatiblePolicy as exc:
+        raise ApiError(409, "incompatible_policy", str(exc)) from None
+    return json_response(described)
+
+
 async def admin_reload(request: web.Request) -> web.Response:
     """Re-read the configuration file: new catalog and rules at once, the learned policy kept."""
     try:
@@ -168,14 +252,16 @@ async def admin_reload(request: web.Request) -> web.Response:
     return json_response({"status": "reloaded", **summary})
 
 
-def create_gate(config: Config) -> Gate:
+def create_gate(config: Config, environ: Any = os.environ) -> Gate:
+    """The one auth mechanism: [auth] keys (and env keys merged into them) plus the [admin] key."""
     a = config.auth
     enabled = a.enabled(config.server.host)
-    if enabled and not a.keys:
+    keys = a.keys + admin_keys(config.admin.key_sha256, environ.get(ADMIN_KEY_ENV))
+    if enabled and not keys:
         raise ConfigError(
             f"auth is on (host {config.server.host} is not loopback, or auth.mode = \"on\") but no API key is set:"
             " add [auth].keys or BANDITROUTE_API_KEYS, or set auth.mode = \"off\" to run open on purpose")
-    return Gate(a.keys, enabled, a.route_rate_per_s, a.reward_rate_per_s, a.rate_burst_s, a.rate_max_clients)
+    return Gate(keys, enabled, a.route_rate_per_s, a.reward_rate_per_s, a.rate_burst_s, a.rate_max_clients)
 
 
 # -- OpenAI-compatible proxy -----------------------------------------------------------------
@@ -403,6 +489,19 @@ def create_app(config: Config, config_path: str | Path | None = None) -> web.App
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/dashboard/data", dashboard_data)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)
+    app.router.add_get("/admin/settings", admin_settings)
+    app.router.add_post("/admin/weights", admin_weights)
+    app.router.add_post("/admin/exploration", admin_exploration)
+    app.router.add_post("/admin/shadow", admin_shadow)
+    app.router.add_get("/admin/shadow", admin_shadow_summary)
+    app.router.add_post("/admin/snapshot", admin_snapshot)
+    app.router.add_get("/admin/policy", admin_policy_download)
+    app.router.add_post("/admin/policy", admin_policy_load)
     app.router.add_post("/admin/reload", admin_reload)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", v1_models)

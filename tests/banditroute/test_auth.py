@@ -67,10 +67,11 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
 def test_scopes_per_endpoint_deny_by_default() -> None:
     assert auth.required_scope("/healthz") is None
     assert auth.required_scope("/openapi.json") is None
+    assert auth.required_scope("/dashboard") is None and auth.required_scope("/docs") is None  # static pages
     assert auth.required_scope("/route") == "route"
     assert auth.required_scope("/v1/chat/completions") == "route"
     assert auth.required_scope("/reward") == "reward"
-    for path in ("/stats", "/admin/reload", "/dashboard", "/anything-new"):
+    for path in ("/stats", "/metrics", "/dashboard/data", "/admin/reload", "/anything-new"):
         assert auth.required_scope(path) == "admin"
 
 
@@ -124,3 +125,22 @@ def test_gate() -> None:
     assert gate.check("/reward", bearer, 0.0).status == 0  # each endpoint has its own bucket
     assert gate.check("/route", bearer, 1.0).status == 0
     assert Gate(KEYS, False, 1.0, 1.0, 1.0, 10).check("/stats", None, 0.0).status == 0
+
+
+def test_operator_endpoints_need_an_admin_key_even_with_auth_off() -> None:
+    open_gate = Gate(KEYS, False, 1.0, 1.0, 1.0, 10)
+    assert open_gate.check("/route", None, 0.0).status == 0
+    assert open_gate.check("/admin/weights", None, 0.0).code == "unauthorized"
+    assert open_gate.check("/admin/weights", f"Bearer {ROUTE_KEY}", 0.0).code == "forbidden"
+    assert open_gate.check("/admin/weights", f"Bearer {ADMIN_KEY}", 0.0).status == 0
+    no_admin = Gate(KEYS[:1], False, 1.0, 1.0, 1.0, 10)
+    assert no_admin.check("/admin/weights", f"Bearer {ADMIN_KEY}", 0.0).code == "admin_disabled"
+
+
+def test_the_admin_key_from_config_or_environment() -> None:
+    assert auth.admin_keys("", None) == ()
+    from_env = auth.admin_keys("", ADMIN_KEY)
+    from_config = auth.admin_keys(sha(ADMIN_KEY), "ignored-when-the-config-has-one")
+    assert from_env == from_config == (auth.ApiKey(bytes.fromhex(sha(ADMIN_KEY)), frozenset({"admin"})),)
+    with pytest.raises(AuthConfigError):
+        auth.admin_keys("not-hex", None)
