@@ -70,7 +70,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 names the methods the path does take (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Overloaded as exc:
         log.warning("overloaded", error=str(exc))
         return error_response(503, "overloaded", "too many writes are waiting; retry shortly", _RETRY_AFTER_STORE_S)
