@@ -145,13 +145,15 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 async def test_secrets_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPSTREAM_SECRET_KEY", "sk-upstream-very-secret")
+    monkeypatch.setenv("BANDITROUTE_ADMIN_KEY", "env-admin-key-93ab")
     api = await start_api(auth_config(tmp_path))
     try:
         secret_hex = api.service.secret.hex()
         with structlog.testing.capture_logs() as logs:
             texts = []
-            for key in ("wrong-" + ROUTER_KEY, ROUTER_KEY, ADMIN_KEY):
-                for path in ("/route", "/reward", "/stats", "/models", "/nope"):
+            for key in ("wrong-" + ROUTER_KEY, ROUTER_KEY, ADMIN_KEY, "env-admin-key-93ab"):
+                for path in ("/route", "/reward", "/stats", "/models", "/metrics", "/dashboard/data",
+                             "/admin/settings", "/admin/policy", "/v1/models", "/openapi.json", "/nope"):
                     async with api.session.post(api.server.make_url(path), json={"query": ROUTER_KEY},
                                                 headers=bearer(key)) as resp:
                         texts.append(await resp.text())
@@ -159,7 +161,9 @@ async def test_secrets_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                         texts.append(await resp.text())
         assert any(entry["event"] == "decision" for entry in logs)
         everything = "\n".join(texts) + repr(logs)
-        for secret in (ROUTER_KEY, ADMIN_KEY, sha(ROUTER_KEY), secret_hex, "sk-upstream-very-secret"):
+        assert any('"cost_weight"' in t for t in texts)  # the admin answers were read, not refused
+        for secret in (ROUTER_KEY, ADMIN_KEY, sha(ROUTER_KEY), secret_hex, "sk-upstream-very-secret",
+                       "env-admin-key-93ab", sha("env-admin-key-93ab"), sha(ADMIN_KEY)):
             assert secret not in everything.replace(f'"query": "{ROUTER_KEY}"', "")
     finally:
         await stop_api(api)
