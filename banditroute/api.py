@@ -18,14 +18,18 @@ from banditroute.types import FeedbackPart
 SOURCES = ("user", "judge", "system")
 ERRORS = ("timeout", "rate_limited", "server_error", "connection_error", "content_filter", "other")
 _EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
+_REWARD_TOKEN = re.compile(r"[0-9a-f]{64}")
 _METADATA_MAX_KEYS = 32
 _METADATA_MAX_STRING = 512
 _METADATA_MAX_LIST = 32
-ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens"})
+ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
+_MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
-    {"event_id", "quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
+    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error",
+     "reward_token"}
 )
-_FEEDBACK_VALUES = ("quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
+_FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
 
 
 class ApiError(Exception):
@@ -44,6 +48,7 @@ class RouteRequest:
     query: str
     metadata: dict[str, Any]
     max_output_tokens: int | None
+    escalate_from: str | None = None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -74,14 +79,18 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     metadata = obj.get("metadata", {})
     if metadata is None:
         metadata = {}
-    _check_metadata(metadata)
+    check_metadata(metadata)
     max_out = obj.get("max_output_tokens")
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
-    return RouteRequest(query, metadata, max_out)
+    escalate_from = obj.get("escalate_from")
+    if escalate_from is not None and (
+            not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
+        raise ApiError(400, "invalid_escalate_from", "escalate_from must be the name of a catalog model")
+    return RouteRequest(query, metadata, max_out, escalate_from)
 
 
-def _check_metadata(metadata: Any) -> None:
+def check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be an object")
     if len(metadata) > _METADATA_MAX_KEYS:
@@ -106,6 +115,15 @@ def _check_metadata(metadata: Any) -> None:
     caps = metadata.get("capabilities")
     if caps is not None and not isinstance(caps, list):
         raise ApiError(400, "invalid_metadata", "metadata.capabilities must be a list of strings")
+    sensitive = metadata.get("sensitive")
+    if sensitive is not None and not isinstance(sensitive, bool):
+        raise ApiError(400, "invalid_metadata", "metadata.sensitive must be true or false")
+    latency = metadata.get("max_latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0):
+        raise ApiError(400, "invalid_metadata", "metadata.max_latency_ms must be a number > 0")
+    for key in ("user_tier", "tenant", "conversation_id"):
+        if isinstance(metadata.get(key), list | bool):
+            raise ApiError(400, "invalid_metadata", f"metadata.{key} must be a string")
 
 
 def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
@@ -117,6 +135,7 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
         raise ApiError(400, "empty_feedback", f"send at least one of {list(_FEEDBACK_VALUES)}")
     quality = _number(obj, "quality", 0.0, 1.0)
     latency = _number(obj, "latency_ms", 0.0, 86_400_000.0)
+    ttft = _number(obj, "ttft_ms", 0.0, 86_400_000.0)
     cost = _number(obj, "cost_usd", 0.0, 1_000_000.0)
     tokens_in = _count(obj, "input_tokens")
     tokens_out = _count(obj, "output_tokens")
@@ -126,7 +145,16 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
     error = obj.get("error")
     if error is not None and error not in ERRORS:
         raise ApiError(400, "invalid_error", f"error must be one of {list(ERRORS)}")
-    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error)
+    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error, ttft)
+
+
+def parse_reward_token(obj: dict[str, Any]) -> str | None:
+    token = obj.get("reward_token")
+    if token is None:
+        return None
+    if not isinstance(token, str) or not _REWARD_TOKEN.fullmatch(token):
+        raise ApiError(400, "invalid_reward_token", "reward_token must be the string /route returned")
+    return token
 
 
 def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
@@ -151,3 +179,34 @@ def _count(obj: dict[str, Any], key: str) -> int | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- admin bodies ----------------------------------------------------------------------------
+
+
+def parse_weights(obj: dict[str, Any], current: tuple[float, float]) -> tuple[float, float]:
+    """`{"cost_weight"?, "latency_weight"?}` -> the new (cost_weight, latency_weight); at least one."""
+    _reject_unknown(obj, frozenset({"cost_weight", "latency_weight"}))
+    if obj.get("cost_weight") is None and obj.get("latency_weight") is None:
+        raise ApiError(400, "empty_weights", "send cost_weight and/or latency_weight")
+    cost = _number(obj, "cost_weight", 0.0, WEIGHT_MAX)
+    latency = _number(obj, "latency_weight", 0.0, WEIGHT_MAX)
+    return (cost if cost is not None else current[0], latency if latency is not None else current[1])
+
+
+def parse_exploration(obj: dict[str, Any]) -> bool:
+    _reject_unknown(obj, frozenset({"paused"}))
+    paused = obj.get("paused")
+    if not isinstance(paused, bool):
+        raise ApiError(400, "invalid_paused", "paused must be true or false")
+    return paused
+
+
+def parse_shadow(obj: dict[str, Any], models: tuple[str, ...]) -> str | None:
+    _reject_unknown(obj, frozenset({"baseline"}))
+    if "baseline" not in obj:
+        raise ApiError(400, "invalid_baseline", "send baseline: a model name, or null to stop shadow mode")
+    baseline = obj["baseline"]
+    if baseline is not None and (not isinstance(baseline, str) or baseline not in models):
+        raise ApiError(400, "invalid_baseline", "baseline must be a model of the catalog (GET /models) or null")
+    return baseline

@@ -6,6 +6,9 @@ includes. Whatever is queued while a batch is written goes into the next one (gr
 Learned rows are fire-and-forget (a lost one is learned again after restart from the stored
 parts); decisions, feedback parts and checkpoints can be awaited: `/route` and `/reward` answer
 only once their record is committed.
+
+Bounded: `admit()` refuses new client records (Overloaded, a 503) while `max_queue` records wait
+for the writer; the service's own records (learned rows, checkpoints) are never dropped.
 """
 
 from __future__ import annotations
@@ -17,19 +20,24 @@ from typing import Any
 import structlog
 
 from banditroute.store import Checkpoint, Store, StoreError
-from banditroute.types import Decision, FeedbackPart, LearnedRow
+from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute.eventlog")
 
-_DECISION, _PART, _LEARNED, _CHECKPOINT = range(4)
+_DECISION, _PART, _LEARNED, _CHECKPOINT, _CHANGE = range(5)
+
+
+class Overloaded(StoreError):
+    """The write queue is full: the writer is behind (slow or failing disk); retry shortly."""
 
 
 class EventLog:
     """The router's LogSink for the service; `start()` inside a running loop, `close()` to drain."""
 
-    def __init__(self, store: Store, batch_max: int = 1024):
+    def __init__(self, store: Store, batch_max: int = 1024, max_queue: int = 100_000):
         self.store = store
         self.batch_max = batch_max
+        self.max_queue = max_queue
         self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-writer")
@@ -81,9 +89,20 @@ class EventLog:
         self._put(_CHECKPOINT, checkpoint, fut)
         await fut
 
+    def change(self, change: ConfigChange) -> asyncio.Future[None]:
+        """Queue an operator's change (replayed at the next start); the future completes once committed."""
+        fut = asyncio.get_running_loop().create_future()
+        self._put(_CHANGE, change, fut)
+        return fut
+
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run a read on the writer thread (the store is used from one thread at a time)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def admit(self) -> None:
+        """Raises Overloaded when no new client record may be queued now."""
+        if self.pending() >= self.max_queue:
+            raise Overloaded(f"the write queue holds {self.pending()} records, its limit")
 
     def pending(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
@@ -108,10 +127,12 @@ class EventLog:
         parts = [item for kind, item, _ in batch if kind == _PART]
         learned = [item for kind, item, _ in batch if kind == _LEARNED]
         checkpoints = [item for kind, item, _ in batch if kind == _CHECKPOINT]
+        changes = [item for kind, item, _ in batch if kind == _CHANGE]
         error: Exception | None = None
         try:
             await loop.run_in_executor(
-                self._executor, self.store.write, decisions, parts, learned, checkpoints[-1] if checkpoints else None
+                self._executor, self.store.write, decisions, parts, learned, checkpoints[-1] if checkpoints else None,
+                changes,
             )
             self.batches += 1
             if not self.healthy:

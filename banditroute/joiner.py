@@ -7,6 +7,9 @@ rest). Parts for an event that is no longer pending are the caller's to store an
 are not learned (Personalizer semantics).
 
 Bounded: beyond `max_pending` the oldest decision is released early, as if its deadline had passed.
+The deadline queue keeps entries of events already released by their parts until their deadline;
+it is compacted whenever it grows past twice the pending count (plus a slack), so its size stays
+proportional to `max_pending` whatever the wait window and traffic.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from banditroute.types import Decision, FeedbackPart, Outcome
 PENDING = "pending"
 COMPLETE = "complete"
 NOT_PENDING = "not_pending"
+# Deadline entries beyond twice the pending count before a compaction; amortises its O(n) cost.
+_COMPACT_SLACK = 1024
 
 
 @dataclass(slots=True)
@@ -57,6 +62,9 @@ class Joiner:
         """Start waiting for `decision`; returns the decisions released to stay within bounds."""
         self._pending[decision.event_id] = (decision, None, deadline)
         self._deadlines.append((deadline, decision.event_id))
+        if len(self._deadlines) > 2 * len(self._pending) + _COMPACT_SLACK:
+            pending = self._pending
+            self._deadlines = deque(entry for entry in self._deadlines if entry[1] in pending)
         released = []
         while len(self._pending) > self.max_pending:
             released.extend(self._pop_oldest())
@@ -76,6 +84,20 @@ class Joiner:
             del self._pending[part.event_id]
             return PartResult(COMPLETE, quality_applied, (decision, outcome))
         return PartResult(PENDING, quality_applied)
+
+    def decision(self, event_id: str) -> Decision | None:
+        entry = self._pending.get(event_id)
+        return entry[0] if entry is not None else None
+
+    def parts(self, event_id: str) -> int | None:
+        """How many parts a pending event has received; None when it is not pending."""
+        entry = self._pending.get(event_id)
+        if entry is None:
+            return None
+        return entry[1].parts if entry[1] is not None else 0
+
+    def deadline_entries(self) -> int:
+        return len(self._deadlines)
 
     def discard(self, event_id: str) -> None:
         """Stop waiting for an event without releasing it (its deadline entry is skipped later)."""
@@ -115,12 +137,18 @@ class Joiner:
 def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | None:
     """Fold one part into the outcome; returns whether its quality (if any) was applied.
 
-    Quality: with rule "first" the first quality stands, with "last" each new one replaces it.
-    Other fields: the latest value reported wins (a client may correct its own measurement).
+    Quality: a source of higher precedence (user > judge > system) replaces a lower one and is never
+    replaced by it; between qualities of the same source, with rule "first" the first stands, with
+    "last" each new one replaces it. Other fields: the latest value reported wins (a client may
+    correct its own measurement).
     """
     applied = None
     if part.quality is not None:
-        applied = outcome.quality is None or quality_rule == "last"
+        if outcome.quality is None:
+            applied = True
+        else:
+            mine, theirs = _rank(part.source), _rank(outcome.quality_source)
+            applied = mine > theirs or (mine == theirs and quality_rule == "last")
         if applied:
             outcome.quality = part.quality
             outcome.quality_source = part.source
@@ -128,6 +156,15 @@ def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | Non
         value = getattr(part, name)
         if value is not None:
             setattr(outcome, name, value)
+    outcome.parts += 1
     if part.source not in outcome.sources:
         outcome.sources.append(part.source)
     return applied
+
+
+# Whose word on quality counts most: the user saw the answer, the judge only guesses.
+QUALITY_PRECEDENCE = ("system", "judge", "user")
+
+
+def _rank(source: str | None) -> int:
+    return QUALITY_PRECEDENCE.index(source) if source in QUALITY_PRECEDENCE else -1

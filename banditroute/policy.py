@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import vowpal_wabbit_next as vw
 
 from banditroute.config import PolicyConfig
@@ -86,6 +87,8 @@ class Policy:
             self._ws = vw.Workspace(self.args, model_data=model_data)
         except Exception as exc:  # VW raises its own error types for bad args or bytes
             raise PolicyError(f"vowpal wabbit refused the policy: {exc}") from None
+        if model_data is not None and not self.is_finite():
+            raise PolicyError("the policy has NaN or infinite weights")
         self._parser = vw.TextFormatParser(self._ws)
         self._action_text: dict[str, str] = {}
         self._action_examples: dict[str, vw.Example] = {}
@@ -118,6 +121,10 @@ class Policy:
             text = self._action_text[m]
             examples.append(parse(label + text if i == chosen else text))
         self._ws.learn_one(examples)
+
+    def is_finite(self) -> bool:
+        """Whether every weight is a finite number: a NaN or inf weight poisons every prediction."""
+        return bool(np.isfinite(self._ws.weights()).all())
 
     def knows(self, model: str) -> bool:
         return model in self._action_text

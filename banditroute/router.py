@@ -7,23 +7,34 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from banditroute import features, guardrails, reward
+from banditroute import features, guardrails, live, reward
 from banditroute.catalog import Catalog
-from banditroute.config import Config
+from banditroute.config import Config, RulesConfig
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
 from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
+
+Restriction = tuple[str, "frozenset[str]"]
 
 
 class LogSink(Protocol):
     def decision(self, decision: Decision) -> None: ...
     def learned(self, row: LearnedRow) -> None: ...
+
+
+class Observer(Protocol):
+    """Told of every decision (with the models the rules excluded), finished join and cooldown started."""
+
+    def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None: ...
+    def learned(self, decision: Decision, row: LearnedRow) -> None: ...
+    def cooldown_started(self, model: str) -> None: ...
 
 
 class MemorySink:
@@ -69,8 +80,12 @@ def sample(pmf: list[float], u: float) -> int:
 
 class Router:
     def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0):
+                 learned_seq: int = 0, observer: Observer | None = None):
         self.config = config
+        self.observer = observer
+        # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
+        self.exploration_paused = False
+        self.shadow_baseline: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -84,39 +99,148 @@ class Router:
         self._span = reward.reward_span(config.models, config.reward)
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        # Rewards learned per model: a model with fewer than `cold_start_rewards` is explored on purpose.
+        self.rewards: Counter[str] = Counter()
+        self.last_now = 0.0  # the latest time seen, for stats() without a time
+        r = config.rules
+        self.rules = guardrails.Rules(self.catalog, r)
+        self.latency = live.LatencyTracker(r.latency_window, r.latency_min_samples, self._latency_priors())
+        self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
+        self.spend = live.Spend(r.budget_period_s, r.budgets)
+        self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+
+    def _latency_priors(self) -> dict[str, float]:
+        out_tokens = self.config.reward.default_output_tokens
+        return {m.name: reward.estimated_latency(m, out_tokens) for m in self.catalog.specs}
 
     # -- deciding ---------------------------------------------------------------------------
 
     def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
-              event_id: str | None = None, max_output_tokens: int | None = None) -> Decision:
-        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it."""
+              event_id: str | None = None, max_output_tokens: int | None = None,
+              escalate_from: str | None = None, input_tokens: int | None = None,
+              restrict_to: Restriction | None = None) -> Decision:
+        """Choose a model for one request.
+
+        `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
+        prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
+        own rule, (name, models it keeps), applied after the configured rules.
+
+        Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
+        it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
+        """
         meta = metadata or {}
         event_id = event_id or new_event_id()
-        input_tokens = features.estimate_tokens(query)
-        verdict = guardrails.allowed(self.catalog, meta, input_tokens, max_output_tokens)
+        self._saw(now)
+        rules = self.config.rules
+        if input_tokens is None:
+            input_tokens = features.estimate_tokens(query)
+        request = guardrails.request_from(query, meta, input_tokens, max_output_tokens, escalate_from,
+                                          rules.pii_detection)
+        state = guardrails.LiveState(self.cooldowns.active(now), self.spend.exhausted(request.tenant, now),
+                                     self.latency.p95)
         feats = features.featurize(query, meta, self.config.features)
-        pmf = self.policy.predict(feats, verdict.allowed)
-        chosen = sample(pmf, uniform_from(event_id))
-        best = max(range(len(pmf)), key=pmf.__getitem__)
-        explored = chosen != best
+        conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
+        shadow_pmf: tuple[float, ...] | None = None
+        shadow_chosen: int | None = None
+        try:
+            verdict = self.rules.evaluate(request, state)
+            if restrict_to is not None:
+                verdict = guardrails.restrict(verdict, *restrict_to)
+        except guardrails.NoModelAllowed as exc:
+            verdict = self._default_verdict(exc, request, restrict_to)
+            models, pmf, chosen, fallbacks, explored = verdict.allowed, [1.0], 0, (), False
+            how = f"default model (rule {exc.rule} left no model)"
+        else:
+            models = verdict.allowed
+            pmf, cold = self._cold_start(self.policy.predict(feats, models), models)
+            sticky = self.conversations.get(conversation, now) if conversation is not None else None
+            if sticky is not None and sticky in models:
+                # The conversation keeps its model: a deterministic choice, logged as such (p = 1).
+                ranked = _ranked(models, pmf)
+                models, pmf, chosen, explored = (sticky,), [1.0], 0, False
+                fallbacks = tuple(m for m in ranked if m != sticky)
+                how = "sticky conversation"
+            else:
+                chosen = sample(pmf, uniform_from(event_id))
+                best = max(range(len(pmf)), key=pmf.__getitem__)
+                explored = chosen != best
+                exploration = self.config.policy.exploration
+                how = ("explore" if explored else "exploit") + f" via {exploration}"
+                if cold:
+                    how += " with cold start for " + (",".join(cold) if len(cold) <= 3 else f"{len(cold)} models")
+                ranked = _ranked(models, pmf)
+                baseline = self.shadow_baseline
+                if baseline is not None and baseline in models:
+                    # The baseline is served deterministically; the bandit's own pick is only logged.
+                    shadow_pmf, shadow_chosen = tuple(pmf), chosen
+                    chosen, explored = models.index(baseline), False
+                    pmf = _degenerate(len(models), chosen)
+                    how = f"shadow: bandit would pick {models[shadow_chosen]} " \
+                          f"(p={shadow_pmf[shadow_chosen]:.3f}); served baseline {baseline}"
+                elif self.exploration_paused:
+                    # The pmf logged is the one actually sampled from: all mass on the argmax.
+                    how = f"exploit only (exploration paused): argmax of {exploration} at {pmf[best]:.3f}"
+                    chosen, explored = best, False
+                    pmf = _degenerate(len(models), chosen)
+                elif baseline is not None:
+                    how = f"shadow baseline {baseline} not allowed: {how}"
+                fallbacks = tuple(m for m in ranked if m != models[chosen])
         decision = Decision(
-            event_id=event_id, ts=now, features=feats, models=verdict.allowed, chosen=chosen,
-            pmf=tuple(pmf), explored=explored, reason=_reason(self.config.policy.exploration, pmf[chosen],
-                                                              explored, verdict),
-            input_tokens=input_tokens, tenant=_tenant(meta),
+            event_id=event_id, ts=now, features=feats, models=models, chosen=chosen, pmf=tuple(pmf),
+            explored=explored, reason=_reason(how, pmf[chosen], len(models), verdict),
+            input_tokens=input_tokens, tenant=request.tenant, excluded=verdict.excluded, fallbacks=fallbacks,
+            shadow_pmf=shadow_pmf, shadow_chosen=shadow_chosen,
         )
+        if conversation is not None:
+            self.conversations.put(conversation, decision.model, now)
         self.selections[decision.model] += 1
         self.counts["decisions"] += 1
         if self.sink is not None:
             self.sink.decision(decision)
+        if self.observer is not None:
+            self.observer.decided(decision, verdict.excluded)
         for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
             self._finish(*released, now)
         return decision
+
+    def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest,
+                         restrict_to: Restriction | None) -> guardrails.Verdict:
+        """The configured default model for a request the rules left without one.
+
+        Never breaks the data policy, nor the caller's own restriction (e.g. the proxy's "has an upstream").
+        """
+        rules = self.config.rules
+        default = rules.default_model
+        usable = (rules.on_empty == "default" and default in self.catalog
+                  and (not request.sensitive or self.rules.sensitive_ok(default))
+                  and (restrict_to is None or default in restrict_to[1]))
+        if not usable:
+            raise exc
+        excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
+        return guardrails.Verdict((default,), excluded, exc.rules)
+
+    def _cold_start(self, pmf: list[float], models: tuple[str, ...]) -> tuple[list[float], list[str]]:
+        """Mix a minimum share into the pmf for models with too few rewards; the result is what is sampled.
+
+        With k such models and share s (at most 1/k): p' = (1 - k*s) * p + s for them, (1 - k*s) * p for
+        the others. The pmf still sums to 1, and each cold model gets at least s.
+        """
+        rules = self.config.rules
+        if rules.cold_start_share <= 0 or rules.cold_start_rewards <= 0:
+            return pmf, []
+        cold = [m for m in models if self.rewards[m] < rules.cold_start_rewards]
+        if not cold:
+            return pmf, []
+        share = min(rules.cold_start_share, 1.0 / len(cold))
+        keep = 1.0 - share * len(cold)
+        cold_set = set(cold)
+        return [keep * p + (share if m in cold_set else 0.0) for m, p in zip(models, pmf)], cold
 
     # -- learning ---------------------------------------------------------------------------
 
     def feedback(self, part: FeedbackPart, now: float) -> FeedbackResult:
         """Fold one feedback part in; learns when the event's join completes."""
+        self._saw(now)
         self.counts["feedback_parts"] += 1
         result: PartResult = self.joiner.add_part(part)
         learned = None
@@ -128,6 +252,7 @@ class Router:
 
     def expire(self, now: float) -> list[LearnedRow]:
         """Finish every decision whose wait window has passed, with defaults for what is missing."""
+        self._saw(now)
         out = []
         for decision, outcome in self.joiner.expire(now):
             self.counts["expired"] += 1
@@ -135,8 +260,10 @@ class Router:
         return out
 
     def _finish(self, decision: Decision, outcome: Outcome, now: float) -> LearnedRow:
-        spec = self._known[decision.model]
+        model = decision.model
+        spec = self._known[model]
         r = reward.resolve(outcome, spec, decision.input_tokens, self.config.reward)
+        self._observe(decision, outcome, r, spec, now)
         self.learned_seq += 1
         weights = self.config.reward.weights
         if r is None:
@@ -154,7 +281,49 @@ class Router:
                              weights.latency_weight)
         if self.sink is not None:
             self.sink.learned(row)
+        if self.observer is not None:
+            self.observer.learned(decision, row)
         return row
+
+    # -- run-time tuning --------------------------------------------------------------------
+
+    def set_weights(self, cost_weight: float, latency_weight: float) -> None:
+        """Learn under new reward weights from now on: the reward, its VW span and the join's needs.
+
+        Raises ConfigError for invalid weights (nothing changes then). Decisions already pending
+        are finished under the new weights, as every join is resolved at learning time.
+        """
+        self.config = self.config.with_overrides(reward={"cost_weight": cost_weight,
+                                                         "latency_weight": latency_weight})
+        self.joiner.required = required_parts(cost_weight, latency_weight)
+        self._span = reward.reward_span(self.config.models, self.config.reward)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
+        policy.set_catalog(self.config.models)
+        self.policy = policy
+
+    def _observe(self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec,
+                 now: float) -> None:
+        """Feed the online state the rules read: failures, latency, spend, rewards per model."""
+        model = decision.model
+        if outcome.error is not None and self.cooldowns.failure(model, now):
+            self.counts["cooldowns_started"] += 1
+            if self.observer is not None:
+                self.observer.cooldown_started(model)
+        if outcome.latency_ms is not None:
+            self.latency.observe(model, outcome.latency_ms)
+        if r is not None:
+            self.rewards[model] += 1
+            cost = r.cost_usd
+        elif outcome.cost_usd is not None:
+            cost = outcome.cost_usd
+        else:
+            out_tokens = outcome.output_tokens if outcome.output_tokens is not None \
+                else self.config.reward.default_output_tokens
+            in_tokens = outcome.input_tokens if outcome.input_tokens is not None else decision.input_tokens
+            cost = reward.estimated_cost(spec, in_tokens, out_tokens)
+        self.spend.add(decision.tenant, cost, now)
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -181,15 +350,43 @@ class Router:
             if result.status == COMPLETE and result.joined is not None:
                 self._finish(*result.joined, p.ts)
 
-    # -- state ------------------------------------------------------------------------------
+    # -- model lifecycle ----------------------------------------------------------------------
 
-    def reload_catalog(self, specs: Iterable[ModelSpec]) -> None:
-        """Take a new catalog at once, keeping what the policy learned (see issue 5 for the full lifecycle)."""
+    def reload_catalog(self, specs: Iterable[ModelSpec], rules: RulesConfig | None = None) -> dict[str, list[str]]:
+        """Swap in a new catalog (and rules) without losing the learned policy.
+
+        A changed price takes effect at the next request; a removed model is no longer routed to
+        (decisions already made for it still learn); a new model starts from what the policy
+        learned for its catalog features and gets the cold-start share until it has rewards.
+        """
         specs = tuple(specs)
+        old = self.catalog
+        rules = rules if rules is not None else self.config.rules
+        self.config = replace(self.config, models=specs, rules=rules)
         self.catalog = Catalog(specs)
-        self._known.update({m.name: m for m in specs})
+        self._known.update((m.name, m) for m in specs)
         self.policy.set_catalog(specs)
         self._span = reward.reward_span(specs, self.config.reward)
+        self.rules = guardrails.Rules(self.catalog, rules)
+        if (rules.latency_window, rules.latency_min_samples) != (self.latency.window, self.latency.min_samples):
+            self.latency = live.LatencyTracker(rules.latency_window, rules.latency_min_samples, {})
+        self.latency.set_priors(self._latency_priors())
+        self.cooldowns.failures = rules.cooldown_failures
+        self.cooldowns.window_s = rules.cooldown_window_s
+        self.cooldowns.duration_s = rules.cooldown_s
+        self.cooldowns.forget_except(self.catalog.names)
+        self.spend.reconfigure(rules.budget_period_s, rules.budgets)
+        self.conversations.ttl_s = rules.sticky_ttl_s
+        self.conversations.max_size = rules.sticky_max_conversations
+        self.counts["catalog_reloads"] += 1
+        return {
+            "added": [m.name for m in specs if m.name not in old],
+            "removed": [n for n in old.names if n not in self.catalog],
+            "changed": [m.name for m in specs if m.name in old and old[m.name] != m],
+            "models": list(self.catalog.names),
+        }
+
+    # -- state ------------------------------------------------------------------------------
 
     def forget(self, decision: Decision) -> None:
         """Undo a decision that could not be logged: no feedback will be joined to it."""
@@ -200,8 +397,15 @@ class Router:
     def is_pending(self, event_id: str) -> bool:
         return event_id in self.joiner
 
-    def stats(self) -> dict[str, Any]:
+    def _saw(self, now: float) -> None:
+        if self.last_now < now < math.inf:
+            self.last_now = now
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Counters and the rules' online state as of `now` (default: the latest time seen)."""
+        now = self.last_now if now is None else now
         total = sum(self.selections.values())
+        n_cold = self.config.rules.cold_start_rewards
         return {
             "decisions": self.counts["decisions"],
             "feedback_parts": self.counts["feedback_parts"],
@@ -212,18 +416,36 @@ class Router:
             "late_parts": self.counts["late_parts"],
             "pending_joins": len(self.joiner),
             "selection_share": {m: n / total for m, n in sorted(self.selections.items())} if total else {},
+            "rewards_per_model": {m: self.rewards[m] for m in self.catalog.names},
+            "cold_start": [m for m in self.catalog.names if self.rewards[m] < n_cold],
+            "cooldowns": self.cooldowns.remaining(now),
+            "cooldowns_started": self.counts["cooldowns_started"],
+            "latency": self.latency.observed(),
+            "budgets": self.spend.report(now),
+            "sticky_conversations": len(self.conversations),
+            "catalog_reloads": self.counts["catalog_reloads"],
         }
 
 
-def _reason(exploration: str, p: float, explored: bool, verdict: guardrails.Verdict) -> str:
-    how = "explore" if explored else "exploit"
-    text = f"{how} via {exploration} (p={p:.3f}) among {len(verdict.allowed)} allowed"
+def _degenerate(n: int, chosen: int) -> list[float]:
+    return [1.0 if i == chosen else 0.0 for i in range(n)]
+
+
+def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> str:
+    """One line for the answer and the log: how the model was chosen, the rules applied, what they excluded."""
+    text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
+    if verdict.rules:
+        text += "; rules: " + ", ".join(
+            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules)
     if verdict.excluded:
-        by_rule = Counter(verdict.excluded.values())
-        text += "; excluded " + ", ".join(f"{n} by {rule}" for rule, n in by_rule.items())
+        by_rule: dict[str, list[str]] = {}
+        for model, rule in verdict.excluded.items():
+            by_rule.setdefault(rule, []).append(model)
+        text += "; excluded: " + "; ".join(f"{','.join(models)} by {rule}" for rule, models in by_rule.items())
     return text
 
 
-def _tenant(meta: Mapping[str, Any]) -> str | None:
-    tenant = meta.get("tenant")
-    return str(tenant) if tenant is not None else None
+def _ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:
+    """Models by probability, highest first (ties keep catalog order)."""
+    return [models[i] for i in sorted(range(len(models)), key=lambda i: -pmf[i])]
+

@@ -10,58 +10,148 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import stat
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from banditroute.config import Config
+from banditroute import auth
+from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
+from banditroute.guardrails import NoModelAllowed
 from banditroute.joiner import COMPLETE, NOT_PENDING
+from banditroute.metrics import Metrics
 from banditroute.policy import Policy, PolicyError, vw_args
+from banditroute.policyfile import PolicyFile
 from banditroute.router import Router
+from banditroute.shadow import ShadowTracker
 from banditroute.store import Checkpoint, Store, StoreError
-from banditroute.types import Decision, FeedbackPart
+from banditroute.timeseries import TimeSeries
+from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute")
 
 DB_NAME = "banditroute.db"
+SECRET_NAME = "reward_secret"
+SECRET_ENV = "BANDITROUTE_SECRET"
+_SECRET_BYTES = 32
+_SECRET_MIN_CHARS = 16
 _RECENT_MAX = 100_000
+_TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read the decision if needed)
+_CHANGES_SHOWN = 50  # operator changes listed on the dashboard
+
+WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    """For a write nobody awaits: its failure is logged (the store's health shows it too)."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("config_change_not_stored", error=str(fut.exception()))
 
 
 class UnknownEvent(LookupError):
     pass
 
 
+class IncompatiblePolicy(ValueError):
+    """A policy file this service cannot serve (other VW arguments, or bytes VW refuses)."""
+
+
+class ReloadError(ValueError):
+    """The configuration file could not be reloaded; nothing was changed."""
+
+
+class RewardRefused(Exception):
+    """A feedback part that may not be applied: `status` and `code` say why (401/403/409)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
+    """The reward-token secret: env BANDITROUTE_SECRET, else a random one kept in `path` (0600).
+
+    Kept on disk so tokens handed out before a restart stay valid after it.
+    """
+    from_env = environ.get(SECRET_ENV)
+    if from_env is not None:
+        if len(from_env) < _SECRET_MIN_CHARS:
+            raise ConfigError(f"{SECRET_ENV} must be at least {_SECRET_MIN_CHARS} characters")
+        return from_env.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
+        value = bytes.fromhex(path.read_text().strip())
+        if len(value) < _SECRET_BYTES:
+            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret")
+        return value
+    value = secrets.token_bytes(_SECRET_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(value.hex())
+        f.flush()
+        os.fsync(f.fileno())
+    return value
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time):
+    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
+                 environ: Any = os.environ):
         self.config = config
+        self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
+        self.environ = environ
+        self.auth_enabled = config.auth.enabled(config.server.host)
+        self.secret = b""
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpointed_seq = 0
-        # Events finished recently: known without a database read while their rows may be queued.
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Events finished recently, with their tenant: known without a database read. Bounded.
+        self._recent: OrderedDict[str, Any] = OrderedDict()
         self.started_at = clock()
+        self.metrics = Metrics(m.name for m in config.models)
+        self.timeseries = TimeSeries(config.dashboard.interval_s, config.dashboard.history,
+                                     config.dashboard.recent_decisions)
+        self.shadow = ShadowTracker()
+        self.changes: deque[ConfigChange] = deque(maxlen=_CHANGES_SHOWN)
 
     @property
     def db_path(self) -> Path:
         return Path(self.config.server.data_dir) / DB_NAME
 
     async def start(self) -> None:
+        self.secret = load_or_create_secret(self.db_path.parent / SECRET_NAME, self.environ)
         self.store = Store(self.db_path)
-        self.eventlog = EventLog(self.store, self.config.server.write_batch_max)
+        self.eventlog = EventLog(self.store, self.config.server.write_batch_max, self.config.server.max_write_queue)
         self.eventlog.start()
         policy, seq = self._load_policy()
-        router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq)
+        router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq, observer=self)
+        self._restore_changes(router, self.store.config_changes())
+        self.config = router.config
+        self._restore_shadow()
         counts = self.store.counts()
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
+        router.rewards.update(self.store.rewards_per_model())
+        now = self.clock()
+        for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
+            router.spend.add(tenant, usd, now)
+        for model, latency_ms in self.store.recent_latencies(self.config.rules.latency_window):
+            router.latency.observe(model, latency_ms)
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -70,10 +160,13 @@ class Service:
         self._checkpointed_seq = seq
         expired = router.expire(self.clock())
         for row in expired:
-            self._remember(row.event_id)
-        log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
+            self._remember(row.event_id, _TENANT_UNKNOWN)
+        log.info("started", db=str(self.db_path), auth=self.auth_summary(), checkpoint_seq=seq, replayed=replayed,
                  pending_restored=len(pending), expired_at_start=len(expired),
                  models=list(router.catalog.names), exploration=self.config.policy.exploration)
+        self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending,
+                           in_cooldown=lambda: len(router.cooldowns.active(self.clock())))
+        self._publish_settings()
         self._tasks = [
             asyncio.get_running_loop().create_task(self._every(self.config.server.expire_interval_s, self.expire)),
             asyncio.get_running_loop().create_task(
@@ -92,6 +185,12 @@ class Service:
         if self.store is not None:
             self.store.close()
 
+    def auth_summary(self) -> str:
+        a = self.config.auth
+        if not self.auth_enabled:
+            return f"off: no API keys are required (host {self.config.server.host} is loopback, no keys set)"
+        return f"on: {len(a.keys)} API key(s); /reward requires reward_token"
+
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
         args = vw_args(self.config.policy)
@@ -106,15 +205,27 @@ class Service:
             try:
                 return Policy(self.config.policy, self.config.models, model_data=ckpt.model), ckpt.learned_seq
             except PolicyError as exc:
-                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
+                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
+                          action="trying the previous checkpoint")
         return None, 0
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
-        """Decide, then answer once the decision is committed: an event id handed out always exists."""
+    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
+                    **options: Any) -> Decision:
+        """Decide, then answer once the decision is committed: an event id handed out always exists.
+
+        `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
+        """
         assert self.router is not None and self.eventlog is not None
-        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+        self.eventlog.admit()
+        started = time.perf_counter()
+        try:
+            decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
+                                         **options)
+        except NoModelAllowed as exc:
+            self.metrics.refused(exc.rule, exc.excluded)
+            raise
         try:
             await self.eventlog.decision_committed(decision.event_id)
         except StoreError:
@@ -122,20 +233,45 @@ class Service:
             raise
         log.info("decision", event_id=decision.event_id, model=decision.model,
                  probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
+        self.metrics.route_seconds.observe(time.perf_counter() - started)
         return decision
 
-    async def reward(self, part: FeedbackPart) -> dict[str, Any]:
-        """Store one feedback part durably, then fold it in. Raises UnknownEvent for unknown ids."""
+    def reward_token(self, decision: Decision) -> str:
+        """The token /route hands out with a decision; /reward checks it (see auth.reward_token)."""
+        return auth.reward_token(self.secret, decision.event_id, decision.tenant)
+
+    async def reward(self, part: FeedbackPart, reward_token: str | None = None) -> dict[str, Any]:
+        """Store one feedback part durably, then fold it in.
+
+        Raises UnknownEvent for unknown ids, RewardRefused for a missing or wrong reward token (the
+        token is required when auth is on, checked whenever given) or too many parts for one event.
+        """
         assert self.router is not None and self.eventlog is not None and self.store is not None
-        if not self.router.is_pending(part.event_id) and part.event_id not in self._recent:
-            known = await self.eventlog.call(self.store.decision, part.event_id)
+        self.eventlog.admit()
+        event_id = part.event_id
+        pending = self.router.joiner.decision(event_id)
+        tenant = pending.tenant if pending is not None else self._recent.get(event_id, _TENANT_UNKNOWN)
+        if pending is None and (tenant is _TENANT_UNKNOWN or event_id not in self._recent):
+            known = await self.eventlog.call(self.store.decision, event_id)
             if known is None:
-                raise UnknownEvent(part.event_id)
+                raise UnknownEvent(event_id)
+            tenant = known.tenant
+        if reward_token is None and self.auth_enabled:
+            raise RewardRefused(401, "reward_token_required", "reward_token is required: send the one /route returned")
+        if reward_token is not None and not auth.verify_reward_token(self.secret, event_id, tenant, reward_token):
+            raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
+        parts = self.router.joiner.parts(event_id)
+        if parts is None:
+            parts = await self.eventlog.call(self.store.feedback_count, event_id)
+        if parts >= self.config.reward.max_parts_per_event:
+            raise RewardRefused(409, "too_many_parts",
+                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
         await self.eventlog.feedback(part)
         result = self.router.feedback(part, self.clock())
         if result.status == COMPLETE:
-            self._remember(part.event_id)
+            self._remember(event_id, tenant)
         status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
+        self.metrics.feedback(part.source, late=status == "late")
         log.info("reward", event_id=part.event_id, status=status, source=part.source,
                  reward=result.learned.reward if result.learned else None)
         answer: dict[str, Any] = {"event_id": part.event_id, "status": status, "stored": True}
@@ -146,24 +282,62 @@ class Service:
             answer["reward"] = result.learned.reward
         return answer
 
+    # -- model lifecycle ----------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
+
+        Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
+        sections need a restart; the answer's `needs_restart` names those among [reward], [policy],
+        [features], [proxy] and [judge] that differ from the running ones.
+        """
+        assert self.router is not None
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            raise ReloadError(str(exc)) from None
+        # Weights changed at run time stay in force (they are replayed at start too), so the file's
+        # weights are not a difference that needs a restart.
+        running = replace(self.config, reward=replace(
+            self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight))
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge", "admin", "dashboard")
+                         if getattr(fresh, name) != getattr(running, name)]
+        summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
+        self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        for model in self.router.catalog.names:
+            self.metrics.add_model(model)
+        summary["needs_restart"] = needs_restart
+        self._note(RELOAD, {k: summary[k] for k in ("added", "removed", "changed")}).add_done_callback(_log_failure)
+        log.info("reloaded", **summary)
+        return summary
+
     # -- background -------------------------------------------------------------------------
 
     def expire(self) -> None:
         assert self.router is not None
         for row in self.router.expire(self.clock()):
-            self._remember(row.event_id)
+            self._remember(row.event_id, _TENANT_UNKNOWN)
+            self.metrics.expired.inc()
             log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
                      defaulted=row.defaulted)
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
+        """Snapshot the policy into the log (skipped when nothing was learned since, unless forced)."""
         assert self.router is not None and self.eventlog is not None
         seq = self.router.learned_seq
-        if seq == self._checkpointed_seq:
-            return
+        if seq == self._checkpointed_seq and not force:
+            return None
+        if not self.router.policy.is_finite():
+            log.error("checkpoint_skipped", reason="the live policy has NaN or infinite weights",
+                      learned_seq=seq, kept=self._checkpointed_seq)
+            return None
         model = self.router.policy.serialize()
-        await self.eventlog.checkpoint(Checkpoint(seq, self.router.policy.args, model, self.clock()))
+        ckpt = Checkpoint(seq, self.router.policy.args, model, self.clock())
+        await self.eventlog.checkpoint(ckpt)
         self._checkpointed_seq = seq
         log.info("checkpoint", learned_seq=seq, bytes=len(model))
+        return ckpt
 
     async def _every(self, interval: float, fn: Any) -> None:
         while True:
@@ -175,17 +349,151 @@ class Service:
             except Exception as exc:  # a failed tick is retried at the next one
                 log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
 
-    def _remember(self, event_id: str) -> None:
-        self._recent[event_id] = None
+    def _remember(self, event_id: str, tenant: Any) -> None:
+        self._recent[event_id] = tenant
         if len(self._recent) > _RECENT_MAX:
             self._recent.popitem(last=False)
 
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
-        out = self.router.stats()
+        out = self.router.stats(self.clock())
         out["write_queue"] = self.eventlog.pending()
+        out["recent_events"] = len(self._recent)
+        out["auth"] = "on" if self.auth_enabled else "off"
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight
+        out["exploration_paused"] = self.router.exploration_paused
+        out["shadow_baseline"] = self.router.shadow_baseline
         out["uptime_s"] = round(self.clock() - self.started_at, 3)
         return out
+
+    # -- observer (the router tells of every decision and finished join) --------------------
+
+    def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None:
+        self.metrics.decided(decision, excluded)
+        self.timeseries.decided(decision, excluded)
+        if decision.shadow_chosen is not None:
+            self.shadow.decided(decision.shadow_chosen == decision.chosen)
+
+    def cooldown_started(self, model: str) -> None:
+        self.metrics.cooldown_started(model)
+        log.warning("cooldown_started", model=model)
+
+    def learned(self, decision: Decision, row: LearnedRow) -> None:
+        self.metrics.learned(decision, row)
+        self.timeseries.learned(decision, row)
+        if decision.shadow_pmf is not None and row.reward is not None:
+            self.shadow.learned(row.reward, decision.shadow_pmf[decision.chosen])
+
+    # -- operator controls (admin endpoints) -------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        assert self.router is not None
+        return {"cost_weight": self.config.reward.cost_weight, "latency_weight": self.config.reward.latency_weight,
+                "exploration_paused": self.router.exploration_paused, "shadow_baseline": self.router.shadow_baseline}
+
+    async def set_weights(self, cost_weight: float, latency_weight: float) -> dict[str, Any]:
+        """Learn under new weights from now on; the change is logged (and replayed at the next start)."""
+        assert self.router is not None
+        old = self.settings()
+        self.router.set_weights(cost_weight, latency_weight)
+        self.config = self.router.config
+        await self._record(WEIGHTS, {"cost_weight": cost_weight, "latency_weight": latency_weight,
+                                     "previous": {"cost_weight": old["cost_weight"],
+                                                  "latency_weight": old["latency_weight"]}})
+        return self.settings()
+
+    async def set_exploration(self, paused: bool) -> dict[str, Any]:
+        assert self.router is not None
+        self.router.exploration_paused = paused
+        await self._record(EXPLORATION, {"paused": paused})
+        return self.settings()
+
+    async def set_shadow(self, baseline: str | None) -> dict[str, Any]:
+        assert self.router is not None
+        self.router.shadow_baseline = baseline
+        await self._record(SHADOW, {"baseline": baseline})
+        return self.settings()
+
+    def shadow_summary(self) -> dict[str, Any]:
+        assert self.router is not None
+        return self.shadow.to_json(self.router.shadow_baseline)
+
+    def policy_file(self) -> PolicyFile:
+        """The live policy as a file (GET /admin/policy)."""
+        assert self.router is not None
+        return PolicyFile(self.router.policy.args, self.router.policy.serialize(), self.router.learned_seq,
+                          self.config.reward.cost_weight, self.config.reward.latency_weight, self.clock(), "service")
+
+    async def load_policy(self, pf: PolicyFile) -> dict[str, Any]:
+        """Serve `pf` from now on, learning on top of it; checkpointed at once so a restart keeps it.
+
+        Raises IncompatiblePolicy when its VW arguments differ from the configuration's or VW
+        refuses its bytes; nothing changes then.
+        """
+        assert self.router is not None
+        args = vw_args(self.config.policy)
+        if pf.vw_args != args:
+            raise IncompatiblePolicy(f"the policy was trained with other VW arguments {pf.vw_args}; "
+                                     f"this service uses {args}")
+        try:
+            policy = Policy(self.config.policy, self.config.models, model_data=pf.model)
+        except PolicyError as exc:
+            raise IncompatiblePolicy(str(exc)) from None
+        self.router.set_policy(policy)
+        await self.checkpoint(force=True)
+        await self._record(POLICY_LOADED, {"sha256": pf.sha256, "source": pf.source, "learned_seq": pf.learned_seq,
+                                           "cost_weight": pf.cost_weight, "latency_weight": pf.latency_weight})
+        return pf.describe()
+
+    def dashboard_data(self) -> dict[str, Any]:
+        assert self.router is not None
+        out = self.timeseries.to_json()
+        out.update(
+            now=self.clock(),
+            poll_interval_s=self.config.dashboard.poll_interval_s,
+            models=list(self.router.catalog.names),
+            settings=self.settings(),
+            totals={k: v for k, v in self.router.stats().items() if k != "selection_share"},
+            shadow=self.shadow_summary(),
+            changes=[{"ts": c.ts, "kind": c.kind, "payload": c.payload} for c in reversed(self.changes)],
+        )
+        return out
+
+    async def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        """Log an operator's change and return once it is committed."""
+        await self._note(kind, payload)
+
+    def _note(self, kind: str, payload: dict[str, Any]) -> asyncio.Future[None]:
+        """Log an operator's change; the returned future completes once it is committed."""
+        assert self.eventlog is not None
+        change = ConfigChange(self.clock(), kind, payload)
+        self.changes.append(change)
+        self._publish_settings()
+        log.info("config_change", kind=kind, **payload)
+        return self.eventlog.change(change)
+
+    def _publish_settings(self) -> None:
+        assert self.router is not None
+        self.metrics.settings(self.config.reward.cost_weight, self.config.reward.latency_weight,
+                              self.router.exploration_paused, self.router.shadow_baseline is not None)
+
+    def _restore_changes(self, router: Router, changes: list[ConfigChange]) -> None:
+        """Apply the operator's logged changes again, in order, so they survive a restart."""
+        for change in changes:
+            p = change.payload
+            if change.kind == WEIGHTS:
+                router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
+            elif change.kind == EXPLORATION:
+                router.exploration_paused = bool(p["paused"])
+            elif change.kind == SHADOW:
+                baseline = p["baseline"]
+                router.shadow_baseline = baseline if baseline in router.catalog else None
+            self.changes.append(change)
+
+    def _restore_shadow(self) -> None:
+        assert self.store is not None
+        self.shadow.decisions, self.shadow.matched = self.store.shadow_counts()
+        for reward, probability in self.store.shadow_outcomes():
+            self.shadow.learned(reward, probability)

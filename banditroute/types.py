@@ -56,6 +56,14 @@ class Decision:
     reason: str
     input_tokens: int = 0
     tenant: str | None = None
+    # For the caller only (the reason keeps them in the log): what the rules excluded, and the
+    # next best allowed models to try on error, best first.
+    excluded: dict[str, str] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()
+    # Shadow mode: the bandit's own pmf over `models` and its sampled pick, logged next to the
+    # baseline that was served (then `pmf` is the baseline's degenerate pmf). None otherwise.
+    shadow_pmf: tuple[float, ...] | None = None
+    shadow_chosen: int | None = None
 
     @property
     def model(self) -> str:
@@ -79,6 +87,7 @@ class FeedbackPart:
     output_tokens: int | None = None
     source: str = "user"
     error: str | None = None
+    ttft_ms: float | None = None  # time to first token, as the proxy measured it (kept, not learned)
 
 
 @dataclass(slots=True)
@@ -93,6 +102,7 @@ class Outcome:
     error: str | None = None
     quality_source: str | None = None
     sources: list[str] = field(default_factory=list)
+    parts: int = 0  # how many feedback parts were merged in
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +120,30 @@ class LearnedRow:
     defaulted: str
     cost_weight: float
     latency_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """A run-time change an operator made (weights, exploration, shadow mode, a policy load)."""
+
+    ts: float
+    kind: str
+    payload: dict[str, object]
+@dataclass(slots=True)
+class JudgeSample:
+    """A completed proxy event kept for the judge: its conversation and answer, with the verdict.
+
+    `status`: new (waiting), judged, skipped (nothing to learn from a verdict: the event was already
+    learned or a user rated it), failed (the judge never gave a usable answer).
+    """
+
+    event_id: str
+    ts: float
+    model: str
+    prompt: str  # the conversation as JSON (the request's messages)
+    response: str  # the answer's text
+    status: str = "new"
+    attempts: int = 0
+    quality: float | None = None
+    cost_usd: float = 0.0
+    note: str = ""
