@@ -56,7 +56,10 @@ def logged_run(seed: int, n: int = 2500) -> tuple[BernoulliTasks, MemorySink]:
 def test_estimators_cover_the_true_value_of_each_fixed_model() -> None:
     config = load_config().with_overrides(reward={"cost_weight": 0.0})
     misses, checks = 0, 0
-    for seed in (0, 1):
+    # 95% intervals: about 1 in 20 misses by chance, and the three estimators of one target share
+    # their data, so misses come in bunches; four runs keep the allowed rate (1 in 12) from
+    # hinging on one unlucky log.
+    for seed in (0, 1, 2, 3):
         world, sink = logged_run(seed)
         rounds = ope.rounds_from(sink.decisions, sink.learned_rows)
         assert len(rounds) == len(world)
@@ -68,7 +71,7 @@ def test_estimators_cover_the_true_value_of_each_fixed_model() -> None:
                 checks += 1
                 misses += not r["ci_low"] <= truth <= r["ci_high"]
                 assert abs(r["value"] - truth) < 0.1, r
-    assert checks == 24 and misses <= 2
+    assert checks == 48 and misses <= 4
 
 
 def test_ope_command_reads_the_service_log(tmp_path: Path, capsys) -> None:
