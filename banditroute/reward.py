@@ -83,6 +83,20 @@ def resolve(outcome: Outcome, spec: ModelSpec, input_tokens: int, config: Reward
     return Reward(value, quality, cost, latency, tuple(defaulted))
 
 
+def priced_out(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig) -> set[str]:
+    """Models that cannot win this request at any quality: by the catalog's cost and latency
+    estimates, their reward at quality 1 is below another model's reward at quality 0. Exploring
+    them teaches nothing worth its price (at a high cost weight, the most expensive models)."""
+    w = config.weights
+    out = config.default_output_tokens
+    penalty = {s.name: w.cost_weight * estimated_cost(s, input_tokens, out) / w.cost_scale
+               + w.latency_weight * estimated_latency(s, out) / w.latency_scale for s in specs}
+    if not penalty:
+        return set()
+    least = min(penalty.values())
+    return {name for name, p in penalty.items() if 1.0 - p < -least}
+
+
 def reward_span(specs: Iterable[ModelSpec], config: RewardConfig, reference_input_tokens: int = 500) -> float:
     """The width of the reward range that is mapped onto VW's [0, 1] cost (see module docstring)."""
     specs = list(specs)

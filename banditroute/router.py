@@ -152,7 +152,7 @@ class Router:
             how = f"default model (rule {exc.rule} left no model)"
         else:
             models = verdict.allowed
-            pmf, cold = self._cold_start(self.policy.predict(feats, models), models)
+            pmf, cold = self._cold_start(self.policy.predict(feats, models), models, input_tokens)
             sticky = self.conversations.get(conversation, now) if conversation is not None else None
             if sticky is not None and sticky in models:
                 # The conversation keeps its model: a deterministic choice, logged as such (p = 1).
@@ -219,16 +219,21 @@ class Router:
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
         return guardrails.Verdict((default,), excluded, exc.rules)
 
-    def _cold_start(self, pmf: list[float], models: tuple[str, ...]) -> tuple[list[float], list[str]]:
+    def _cold_start(self, pmf: list[float], models: tuple[str, ...],
+                    input_tokens: int) -> tuple[list[float], list[str]]:
         """Mix a minimum share into the pmf for models with too few rewards; the result is what is sampled.
 
         With k such models and share s (at most 1/k): p' = (1 - k*s) * p + s for them, (1 - k*s) * p for
-        the others. The pmf still sums to 1, and each cold model gets at least s.
+        the others. The pmf still sums to 1, and each cold model gets at least s. A model priced out of
+        this request (`reward.priced_out`: it cannot win at any quality) gets no floor.
         """
         rules = self.config.rules
         if rules.cold_start_share <= 0 or rules.cold_start_rewards <= 0:
             return pmf, []
         cold = [m for m in models if self.rewards[m] < rules.cold_start_rewards]
+        if cold:
+            hopeless = reward.priced_out([self._known[m] for m in models], input_tokens, self.config.reward)
+            cold = [m for m in cold if m not in hopeless]
         if not cold:
             return pmf, []
         share = min(rules.cold_start_share, 1.0 / len(cold))

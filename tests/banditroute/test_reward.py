@@ -48,3 +48,27 @@ def test_vw_cost_is_an_affine_map_into_unit_interval() -> None:
     a, b, c = (reward.to_vw_cost(r, span) for r in (0.9, 0.5, 0.1))
     assert a < b < c and (b - a) == pytest.approx(c - b)  # order and spacing kept
     assert reward.reward_span([SPEC], RewardConfig(cost_weight=0.0, latency_weight=0.0)) == 1.0
+
+
+def test_priced_out_models_cannot_win_at_any_quality() -> None:
+    cheap = ModelSpec("cheap", 0.1, 0.4, 100_000)
+    dear = ModelSpec("dear", 60.0, 120.0, 100_000)  # about $0.06 a request of 500 + 256 tokens
+    low, high = RewardConfig(cost_weight=0.01), RewardConfig(cost_weight=1.0)
+    assert reward.priced_out([cheap, dear], 500, low) == set()  # 0.6 quality points: can still win
+    assert reward.priced_out([cheap, dear], 500, high) == {"dear"}  # 61 points: never
+    assert reward.priced_out([dear], 500, high) == set()  # nothing cheaper to lose to
+
+
+def test_cold_start_floor_skips_priced_out_models() -> None:
+    import dataclasses
+
+    from banditroute.config import load_config
+    from banditroute.router import Router
+
+    specs = (ModelSpec("cheap", 0.1, 0.4, 100_000), ModelSpec("fair", 0.2, 0.8, 100_000),
+             ModelSpec("dear", 60.0, 120.0, 100_000))
+    base = dataclasses.replace(load_config(), models=specs)
+    for weight, cold in ((0.01, "cheap,fair,dear"), (1.0, "cheap,fair")):
+        router = Router(base.with_overrides(reward={"cost_weight": weight}, rules={"cold_start_share": 0.2}))
+        decision = router.route("hello there", now=0.0)
+        assert decision.reason.split("cold start for ")[1].split(" ")[0] == cold
