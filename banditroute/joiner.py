@@ -38,13 +38,16 @@ def required_parts(cost_weight: float, latency_weight: float) -> frozenset[str]:
 
 
 class Joiner:
-    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_deadlines")
+    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines")
 
     def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000):
         self.required = required
         self.quality_rule = quality_rule
         self.max_pending = max_pending
-        self._pending: dict[str, tuple[Decision, Outcome | None, float]] = {}
+        # Decisions and their outcomes apart: most pending decisions never get a part, and a million
+        # of them must fit in memory (no per-entry tuple; an Outcome only once a part arrives).
+        self._pending: dict[str, Decision] = {}
+        self._outcomes: dict[str, Outcome] = {}
         self._deadlines: deque[tuple[float, str]] = deque()
 
     def __len__(self) -> int:
@@ -55,7 +58,7 @@ class Joiner:
 
     def add(self, decision: Decision, deadline: float) -> list[tuple[Decision, Outcome]]:
         """Start waiting for `decision`; returns the decisions released to stay within bounds."""
-        self._pending[decision.event_id] = (decision, None, deadline)
+        self._pending[decision.event_id] = decision
         self._deadlines.append((deadline, decision.event_id))
         released = []
         while len(self._pending) > self.max_pending:
@@ -63,23 +66,23 @@ class Joiner:
         return released
 
     def add_part(self, part: FeedbackPart) -> PartResult:
-        entry = self._pending.get(part.event_id)
-        quality_applied = None
-        if entry is None:
-            return PartResult(NOT_PENDING, quality_applied)
-        decision, outcome, deadline = entry
+        decision = self._pending.get(part.event_id)
+        if decision is None:
+            return PartResult(NOT_PENDING, None)
+        outcome = self._outcomes.get(part.event_id)
         if outcome is None:
-            outcome = Outcome()
-            self._pending[part.event_id] = (decision, outcome, deadline)
+            outcome = self._outcomes[part.event_id] = Outcome()
         quality_applied = merge(outcome, part, self.quality_rule)
         if self._complete(outcome):
             del self._pending[part.event_id]
+            del self._outcomes[part.event_id]
             return PartResult(COMPLETE, quality_applied, (decision, outcome))
         return PartResult(PENDING, quality_applied)
 
     def discard(self, event_id: str) -> None:
         """Stop waiting for an event without releasing it (its deadline entry is skipped later)."""
         self._pending.pop(event_id, None)
+        self._outcomes.pop(event_id, None)
 
     def expire(self, now: float) -> list[tuple[Decision, Outcome]]:
         """Release every decision whose deadline is at or before `now`."""
@@ -93,10 +96,10 @@ class Joiner:
 
     def _pop_oldest(self) -> list[tuple[Decision, Outcome]]:
         _, event_id = self._deadlines.popleft()
-        entry = self._pending.pop(event_id, None)
-        if entry is None:  # already released when its parts completed
+        decision = self._pending.pop(event_id, None)
+        if decision is None:  # already released when its parts completed
             return []
-        decision, outcome, _ = entry
+        outcome = self._outcomes.pop(event_id, None)
         return [(decision, outcome if outcome is not None else Outcome())]
 
     def _complete(self, outcome: Outcome) -> bool:

@@ -6,8 +6,10 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import secrets
+import os
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ class FeedbackResult:
 
 def new_event_id() -> str:
     """128 random bits, hex: unguessable, so only the caller that got it can refer to it."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def uniform_from(event_id: str) -> float:
@@ -82,6 +84,8 @@ class Router:
             config.server.max_pending,
         )
         self._span = reward.reward_span(config.models, config.reward)
+        # One tuple per distinct allowed set, shared by every decision over it (memory, see types.Decision).
+        self._allowed_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
 
@@ -95,14 +99,15 @@ class Router:
         input_tokens = features.estimate_tokens(query)
         verdict = guardrails.allowed(self.catalog, meta, input_tokens, max_output_tokens)
         feats = features.featurize(query, meta, self.config.features)
-        pmf = self.policy.predict(feats, verdict.allowed)
+        models = self._allowed_sets.setdefault(verdict.allowed, verdict.allowed)
+        pmf = self.policy.predict(feats, models)
         chosen = sample(pmf, uniform_from(event_id))
         best = max(range(len(pmf)), key=pmf.__getitem__)
         explored = chosen != best
         decision = Decision(
-            event_id=event_id, ts=now, features=feats, models=verdict.allowed, chosen=chosen,
-            pmf=tuple(pmf), explored=explored, reason=_reason(self.config.policy.exploration, pmf[chosen],
-                                                              explored, verdict),
+            event_id=event_id, ts=now, features=feats, models=models, chosen=chosen,
+            pmf=array("d", pmf), explored=explored, reason=_reason(self.config.policy.exploration, pmf[chosen],
+                                                                   explored, verdict),
             input_tokens=input_tokens, tenant=_tenant(meta),
         )
         self.selections[decision.model] += 1
@@ -216,11 +221,17 @@ class Router:
 
 
 def _reason(exploration: str, p: float, explored: bool, verdict: guardrails.Verdict) -> str:
+    excluded = tuple(Counter(verdict.excluded.values()).items()) if verdict.excluded else ()
+    return _reason_text(exploration, f"{p:.3f}", explored, len(verdict.allowed), excluded)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_text(exploration: str, p: str, explored: bool, n_allowed: int, excluded: tuple[tuple[str, int], ...]) -> str:
+    """Few distinct texts: cached, so pending decisions share them instead of holding a copy each."""
     how = "explore" if explored else "exploit"
-    text = f"{how} via {exploration} (p={p:.3f}) among {len(verdict.allowed)} allowed"
-    if verdict.excluded:
-        by_rule = Counter(verdict.excluded.values())
-        text += "; excluded " + ", ".join(f"{n} by {rule}" for rule, n in by_rule.items())
+    text = f"{how} via {exploration} (p={p}) among {n_allowed} allowed"
+    if excluded:
+        text += "; excluded " + ", ".join(f"{n} by {rule}" for rule, n in excluded)
     return text
 
 

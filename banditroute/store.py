@@ -96,7 +96,7 @@ class Store:
                     "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
                     " reason, input_tokens, tenant) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(d.event_id, d.ts, d.features, orjson.dumps(d.models).decode(), d.chosen,
-                      orjson.dumps(d.pmf).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant)
+                      orjson.dumps(list(d.pmf)).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant)
                      for d in decisions],
                 )
                 self.conn.executemany(

@@ -5,6 +5,7 @@ Plain data only. The service, the simulators and the estimators share these defi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -43,7 +44,9 @@ class Decision:
     """What the router chose for one request, with everything learning and OPE need later.
 
     `features` is the compact shared-context feature string (not a parsed VW example), `models`
-    the allowed set in the order the policy scored it, `pmf` aligned with `models`.
+    the allowed set in the order the policy scored it, `pmf` aligned with `models`. The router
+    shares one `models` tuple per allowed set and keeps `pmf` as an `array('d')` (8 bytes a
+    probability, not a tuple of float objects): a million decisions wait for feedback in memory.
     """
 
     event_id: str
@@ -51,7 +54,7 @@ class Decision:
     features: str
     models: tuple[str, ...]
     chosen: int
-    pmf: tuple[float, ...]
+    pmf: Sequence[float]
     explored: bool
     reason: str
     input_tokens: int = 0
