@@ -26,6 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
         server["data_dir"] = args.data_dir
     if server:
         config = config.with_overrides(server=server)
+    if args.workers is not None:
+        config = config.with_overrides(cluster={"workers": args.workers})
+    if config.cluster.workers > 1:
+        from banditroute.cluster import run_cluster
+
+        return run_cluster(config, config.cluster.workers, args.log_level)
     run(config)
     return 0
 
@@ -39,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int,
+                       help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
+                            "one process that serves and learns)")
     serve.set_defaults(func=_serve)
 
     from simulators import commands as offline

@@ -76,12 +76,23 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The multi-process mode (`serve --workers N`): serving processes plus one learner over the log."""
+
+    workers: int = 1  # serving processes; 1 serves and learns in one process
+    learner_poll_s: float = 0.05  # how often the learner reads new decisions and feedback from the log
+    publish_interval_s: float = 1.0  # the learner publishes a policy snapshot at most this often
+    reload_interval_s: float = 0.5  # how often a serving process looks for a newer snapshot
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     models: tuple[ModelSpec, ...] = ()
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections replaced, validated like a file."""
@@ -112,7 +123,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "models"}
+    known = {"server", "reward", "policy", "features", "models", "cluster"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -125,6 +136,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         policy=_section(PolicyConfig, raw.get("policy", {}), "policy", source),
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
         models=_models(raw.get("models", []), source),
+        cluster=_section(ClusterConfig, raw.get("cluster", {}), "cluster", source),
     )
     validate(cfg, source)
     return cfg
@@ -202,6 +214,10 @@ def validate(cfg: Config, source: str = "config") -> None:
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        (cfg.cluster.workers >= 1, "cluster.workers must be >= 1"),
+        (_finite_pos(cfg.cluster.learner_poll_s), "cluster.learner_poll_s must be > 0"),
+        (_finite_pos(cfg.cluster.publish_interval_s), "cluster.publish_interval_s must be > 0"),
+        (_finite_pos(cfg.cluster.reload_interval_s), "cluster.reload_interval_s must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

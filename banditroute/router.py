@@ -71,8 +71,10 @@ def sample(pmf: list[float], u: float) -> int:
 
 class Router:
     def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0):
+                 learned_seq: int = 0, joins: bool = True):
         self.config = config
+        # False in a serving process of the multi-process mode: the learner joins and learns from the log.
+        self.joins = joins
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -114,8 +116,9 @@ class Router:
         self.counts["decisions"] += 1
         if self.sink is not None:
             self.sink.decision(decision)
-        for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
-            self._finish(*released, now)
+        if self.joins:
+            for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
+                self._finish(*released, now)
         return decision
 
     # -- learning ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from aiohttp import web
 from banditroute.api import ApiError, parse_json_object, parse_reward, parse_route
 from banditroute.config import Config
 from banditroute.guardrails import NoModelAllowed
-from banditroute.service import Service, UnknownEvent
+from banditroute.service import SINGLE, Service, UnknownEvent
 from banditroute.store import StoreError
 
 log = structlog.get_logger("banditroute.server")
@@ -88,6 +88,12 @@ async def reward(request: web.Request) -> web.Response:
     return json_response(answer, status=202)
 
 
+async def noop(request: web.Request) -> web.Response:
+    """The HTTP floor for `make bench`: the same server, body read, a JSON answer, no routing."""
+    await request.read()
+    return json_response({})
+
+
 async def healthz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     healthy = service.eventlog is not None and service.eventlog.healthy
@@ -104,9 +110,9 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, role: str = SINGLE) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json])
-    service = Service(config)
+    service = Service(config, role=role)
     app[SERVICE] = service
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -117,13 +123,15 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/route", route)
     app.router.add_post("/reward", reward)
+    app.router.add_post("/noop", noop)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
     return app
 
 
-def run(config: Config) -> None:
-    web.run_app(create_app(config), host=config.server.host, port=config.server.port,
-                access_log=None, print=lambda *_: None,
+def run(config: Config, role: str = SINGLE, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
+    web.run_app(create_app(config, role), host=config.server.host, port=config.server.port,
+                access_log=None, print=lambda *_: None, reuse_port=reuse_port,
                 handle_signals=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -31,14 +32,41 @@ DB_NAME = "banditroute.db"
 _RECENT_MAX = 100_000
 
 
+SINGLE = "single"  # one process decides, joins and learns
+SERVING = "serving"  # a serving process of the multi-process mode (see cluster.py): decides and logs only
+
+
 class UnknownEvent(LookupError):
     pass
 
 
+def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
+    """The newest good checkpoint's policy and the learned seq it includes; (None, 0) to start afresh.
+
+    A checkpoint with other VW arguments than the configuration's is not used: the log is relearned.
+    """
+    args = vw_args(config.policy)
+    for ckpt, checksum_ok in store.checkpoints():
+        if not checksum_ok:
+            log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
+            continue
+        if ckpt.vw_args != args:
+            log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
+                        old=ckpt.vw_args, new=args)
+            return None, 0
+        try:
+            return Policy(config.policy, config.models, model_data=ckpt.model), ckpt.learned_seq
+        except PolicyError as exc:
+            log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
+    return None, 0
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time):
+    def __init__(self, config: Config, *, clock: Any = time.time, role: str = SINGLE):
         self.config = config
         self.clock = clock
+        self.role = role
+        self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
@@ -56,6 +84,9 @@ class Service:
         self.store = Store(self.db_path)
         self.eventlog = EventLog(self.store, self.config.server.write_batch_max)
         self.eventlog.start()
+        if self.role == SERVING:
+            await self._start_serving()
+            return
         policy, seq = self._load_policy()
         router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq)
         counts = self.store.counts()
@@ -85,8 +116,9 @@ class Service:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(Exception):
-            await self.checkpoint()
+        if self.role == SINGLE:  # a serving process's policy is the learner's snapshot: nothing to save
+            with contextlib.suppress(Exception):
+                await self.checkpoint()
         if self.eventlog is not None:
             await self.eventlog.close()
         if self.store is not None:
@@ -94,20 +126,30 @@ class Service:
 
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
-        args = vw_args(self.config.policy)
-        for ckpt, checksum_ok in self.store.checkpoints():
-            if not checksum_ok:
-                log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
-                continue
-            if ckpt.vw_args != args:
-                log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
-                            old=ckpt.vw_args, new=args)
-                return None, 0
-            try:
-                return Policy(self.config.policy, self.config.models, model_data=ckpt.model), ckpt.learned_seq
-            except PolicyError as exc:
-                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
-        return None, 0
+        return load_policy(self.store, self.config)
+
+    # -- serving role: decide from the learner's snapshots, log, never join -----------------------
+
+    async def _start_serving(self) -> None:
+        assert self.eventlog is not None
+        self.router = Router(self.config, sink=self.eventlog, joins=False)
+        await self.reload_snapshot()
+        log.info("started", role=self.role, db=str(self.db_path), policy_learned_seq=self.router.learned_seq)
+        self._tasks = [asyncio.get_running_loop().create_task(
+            self._every(self.config.cluster.reload_interval_s, self.reload_snapshot))]
+
+    async def reload_snapshot(self) -> None:
+        """Take the learner's newest snapshot when there is one this process has not loaded."""
+        assert self.store is not None and self.eventlog is not None and self.router is not None
+        newest = await self.eventlog.call(self.store.newest_checkpoint_seq)
+        if newest == self._snapshot_id:
+            return
+        policy, seq = await self.eventlog.call(load_policy, self.store, self.config)
+        self._snapshot_id = newest
+        if policy is not None:
+            self.router.policy = policy
+            self.router.learned_seq = seq
+            log.info("snapshot_loaded", policy_learned_seq=seq)
 
     # -- the two verbs ----------------------------------------------------------------------
 
@@ -127,6 +169,8 @@ class Service:
     async def reward(self, part: FeedbackPart) -> dict[str, Any]:
         """Store one feedback part durably, then fold it in. Raises UnknownEvent for unknown ids."""
         assert self.router is not None and self.eventlog is not None and self.store is not None
+        if self.role == SERVING:
+            return await self._reward_serving(part)
         if not self.router.is_pending(part.event_id) and part.event_id not in self._recent:
             known = await self.eventlog.call(self.store.decision, part.event_id)
             if known is None:
@@ -145,6 +189,21 @@ class Service:
         if result.learned is not None:
             answer["reward"] = result.learned.reward
         return answer
+
+    async def _reward_serving(self, part: FeedbackPart) -> dict[str, Any]:
+        """Store the part; the learner tails the log and joins it. `late` when the join had finished.
+
+        The event may have been decided by another process, so its state is read from the log.
+        """
+        assert self.store is not None and self.eventlog is not None and self.router is not None
+        state = await self.eventlog.call(self.store.event_state, part.event_id)
+        if state is None:
+            raise UnknownEvent(part.event_id)
+        await self.eventlog.feedback(part)
+        self.router.counts["feedback_parts"] += 1
+        status = "late" if state == "learned" else "pending"
+        log.info("reward", event_id=part.event_id, status=status, source=part.source)
+        return {"event_id": part.event_id, "status": status, "stored": True}
 
     # -- background -------------------------------------------------------------------------
 
@@ -183,6 +242,9 @@ class Service:
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
         out = self.router.stats()
+        out["role"] = self.role
+        out["pid"] = os.getpid()
+        out["policy_learned_seq"] = self.router.learned_seq
         out["write_queue"] = self.eventlog.pending()
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight

@@ -12,6 +12,7 @@ A Store object is used from one thread at a time (the event log's writer thread)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -150,7 +151,7 @@ class Store:
         return [FeedbackPart(*r) for r in rows]
 
     def feedback(self, event_id: str | None = None) -> list[FeedbackPart]:
-        sql = "SELECT event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error FROM feedback"
+        sql = "SELECT " + _FEEDBACK_COLUMNS + " FROM feedback"
         rows = (self.conn.execute(sql + " WHERE event_id = ? ORDER BY seq", (event_id,)) if event_id
                 else self.conn.execute(sql + " ORDER BY seq"))
         return [FeedbackPart(*r) for r in rows.fetchall()]
@@ -165,6 +166,55 @@ class Store:
         )
         for row in cur:
             yield LearnedRow(*row[:11]), _decision(row[11:])
+
+    # -- tailing (the multi-process learner reads what the serving processes append) -------------
+
+    def tail(self, after_decision: int, after_feedback: int) -> tuple[list[tuple[int, Decision]], list[tuple[int, FeedbackPart]]]:
+        """Decisions and feedback parts appended after the given seqs, read in one snapshot.
+
+        One read transaction: a part is committed after its decision, so every part returned has its
+        decision either returned here or read before.
+        """
+        try:
+            with self._read_snapshot():
+                decisions = self.conn.execute(
+                    "SELECT seq, " + ", ".join(_DECISION_FIELDS) + " FROM decisions WHERE seq > ? ORDER BY seq",
+                    (after_decision,)).fetchall()
+                parts = self.conn.execute(
+                    "SELECT seq, " + _FEEDBACK_COLUMNS + " FROM feedback WHERE seq > ? ORDER BY seq",
+                    (after_feedback,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the event log at {self.path}: {exc}") from exc
+        return [(r[0], _decision(r[1:])) for r in decisions], [(r[0], FeedbackPart(*r[1:])) for r in parts]
+
+    def unlearned_state(self) -> tuple[list[Decision], list[FeedbackPart], int, int]:
+        """What a starting learner waits for, and the seqs to tail from, read in one snapshot."""
+        with self._read_snapshot():
+            decisions = self.unlearned_decisions()
+            parts = self.feedback_for_unlearned()
+            max_decision = self.conn.execute("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()[0]
+            max_feedback = self.conn.execute("SELECT coalesce(max(seq), 0) FROM feedback").fetchone()[0]
+        return decisions, parts, max_decision, max_feedback
+
+    def event_state(self, event_id: str) -> str | None:
+        """None for an unknown event, else "learned" when its join has finished, else "pending"."""
+        row = self.conn.execute(
+            "SELECT (SELECT 1 FROM learned l WHERE l.event_id = d.event_id) FROM decisions d WHERE d.event_id = ?",
+            (event_id,)).fetchone()
+        if row is None:
+            return None
+        return "learned" if row[0] else "pending"
+
+    def newest_checkpoint_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     def max_learned_seq(self) -> int:
         return self.conn.execute("SELECT coalesce(max(seq), 0) FROM learned").fetchone()[0]
@@ -201,6 +251,7 @@ class Store:
 
 
 _DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens", "tenant")
+_FEEDBACK_COLUMNS = "event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error"
 _DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
 _DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
 
