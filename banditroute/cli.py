@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "one process that serves and learns)")
     serve.set_defaults(func=_serve)
 
+    bench = sub.add_parser("bench", help="measure latency, throughput and memory; writes bench.json (make bench)")
+    from banditroute import bench as bench_module
+
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=bench_module.run)
+
     from simulators import commands as offline
 
     offline.register(sub)
