@@ -21,11 +21,12 @@ _EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
 _METADATA_MAX_KEYS = 32
 _METADATA_MAX_STRING = 512
 _METADATA_MAX_LIST = 32
-ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens"})
+ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
+_MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
-    {"event_id", "quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
+    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
 )
-_FEEDBACK_VALUES = ("quality", "latency_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+_FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
 
 
 class ApiError(Exception):
@@ -44,6 +45,7 @@ class RouteRequest:
     query: str
     metadata: dict[str, Any]
     max_output_tokens: int | None
+    escalate_from: str | None = None
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -74,14 +76,18 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     metadata = obj.get("metadata", {})
     if metadata is None:
         metadata = {}
-    _check_metadata(metadata)
+    check_metadata(metadata)
     max_out = obj.get("max_output_tokens")
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
-    return RouteRequest(query, metadata, max_out)
+    escalate_from = obj.get("escalate_from")
+    if escalate_from is not None and (
+            not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
+        raise ApiError(400, "invalid_escalate_from", "escalate_from must be the name of a catalog model")
+    return RouteRequest(query, metadata, max_out, escalate_from)
 
 
-def _check_metadata(metadata: Any) -> None:
+def check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be an object")
     if len(metadata) > _METADATA_MAX_KEYS:
@@ -106,6 +112,15 @@ def _check_metadata(metadata: Any) -> None:
     caps = metadata.get("capabilities")
     if caps is not None and not isinstance(caps, list):
         raise ApiError(400, "invalid_metadata", "metadata.capabilities must be a list of strings")
+    sensitive = metadata.get("sensitive")
+    if sensitive is not None and not isinstance(sensitive, bool):
+        raise ApiError(400, "invalid_metadata", "metadata.sensitive must be true or false")
+    latency = metadata.get("max_latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency <= 0):
+        raise ApiError(400, "invalid_metadata", "metadata.max_latency_ms must be a number > 0")
+    for key in ("user_tier", "tenant", "conversation_id"):
+        if isinstance(metadata.get(key), list | bool):
+            raise ApiError(400, "invalid_metadata", f"metadata.{key} must be a string")
 
 
 def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
@@ -117,6 +132,7 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
         raise ApiError(400, "empty_feedback", f"send at least one of {list(_FEEDBACK_VALUES)}")
     quality = _number(obj, "quality", 0.0, 1.0)
     latency = _number(obj, "latency_ms", 0.0, 86_400_000.0)
+    ttft = _number(obj, "ttft_ms", 0.0, 86_400_000.0)
     cost = _number(obj, "cost_usd", 0.0, 1_000_000.0)
     tokens_in = _count(obj, "input_tokens")
     tokens_out = _count(obj, "output_tokens")
@@ -126,7 +142,7 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
     error = obj.get("error")
     if error is not None and error not in ERRORS:
         raise ApiError(400, "invalid_error", f"error must be one of {list(ERRORS)}")
-    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error)
+    return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error, ttft)
 
 
 def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:

@@ -31,8 +31,25 @@ def _serve(args: argparse.Namespace) -> int:
     if config.cluster.workers > 1:
         from banditroute.cluster import run_cluster
 
-        return run_cluster(config, config.cluster.workers, args.log_level)
-    run(config)
+        return run_cluster(config, config.cluster.workers, args.log_level, args.config)
+    run(config, args.config)
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from banditroute import logging as blog
+    from feedback.judge import serve
+
+    blog.configure(args.log_level)
+    config = load_config(args.config)
+    if args.data_dir is not None:
+        config = config.with_overrides(server={"data_dir": args.data_dir})
+    try:
+        asyncio.run(serve(config, args.service_url, once=args.once))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -49,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
                             "one process that serves and learns)")
     serve.set_defaults(func=_serve)
+    judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
+    judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
+    judge.add_argument("--service-url", help="the banditroute service to post /reward to "
+                                             "(default: judge.service_url, else server.host:port)")
+    judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
+    judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
+    judge.add_argument("--log-level", default="info")
+    judge.set_defaults(func=_judge)
 
     bench = sub.add_parser("bench", help="measure latency, throughput and memory; writes bench.json (make bench)")
     from banditroute import bench as bench_module

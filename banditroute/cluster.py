@@ -102,7 +102,7 @@ class Learner:
             self.store.close()
 
 
-def _learner_main(config: Config, log_level: str) -> None:
+def _learner_main(config: Config, log_level: str, config_path: str | None) -> None:
     from banditroute import logging as blog
 
     blog.configure(log_level)
@@ -112,15 +112,15 @@ def _learner_main(config: Config, log_level: str) -> None:
     Learner(config).run(stop)
 
 
-def _server_main(config: Config, log_level: str) -> None:
+def _server_main(config: Config, log_level: str, config_path: str | None) -> None:
     from banditroute import logging as blog
     from banditroute.server import run
 
     blog.configure(log_level)
-    run(config, role=SERVING, reuse_port=True)
+    run(config, config_path, role=SERVING, reuse_port=True)
 
 
-def run_cluster(config: Config, workers: int, log_level: str = "info") -> int:
+def run_cluster(config: Config, workers: int, log_level: str = "info", config_path: str | None = None) -> int:
     """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM."""
     Store(Path(config.server.data_dir) / DB_NAME).close()  # the schema, once, before the children race
     ctx = multiprocessing.get_context("spawn")
@@ -128,7 +128,7 @@ def run_cluster(config: Config, workers: int, log_level: str = "info") -> int:
     children: dict[str, Any] = {}
 
     def start(name: str) -> None:
-        proc = ctx.Process(target=targets[name], args=(config, log_level), name=f"banditroute-{name}", daemon=False)
+        proc = ctx.Process(target=targets[name], args=(config, log_level, config_path), name=f"banditroute-{name}", daemon=False)
         proc.start()
         children[name] = proc
 

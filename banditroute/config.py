@@ -18,6 +18,9 @@ from banditroute.types import ModelSpec, RewardWeights
 
 EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
 QUALITY_RULES = ("first", "last")
+ON_EMPTY = ("reject", "default")
+# [rules] sub-tables: name -> list of model names (tiers, tenants) or USD (budgets).
+_RULE_TABLES = ("tiers", "tenants", "budgets")
 
 
 class ConfigError(ValueError):
@@ -72,7 +75,83 @@ class PolicyConfig:
 class FeaturesConfig:
     max_words: int = 256  # tokens read from the query; longer queries are cut for featurizing only
     bigrams: bool = True
-    metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language")
+    metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language",
+                                      "turns", "system_prompt", "tools", "response_format")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The OpenAI-compatible proxy (`/v1/chat/completions`)."""
+
+    total_deadline_s: float = 120.0  # first attempt to a committed answer, fallbacks included
+    attempt_timeout_s: float = 60.0  # an attempt not answering by then (streamed: no first chunk) is abandoned
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0  # longest silence between two chunks of an upstream answer
+    max_connections: int = 100  # pooled connections to all upstreams together
+    max_response_bytes: int = 32_000_000  # a non-streaming upstream answer larger than this fails
+    # profile name -> metadata merged into the routing metadata of requests that name it as `model`
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+DEFAULT_RUBRIC = (
+    "You are grading an AI assistant's answer to a user. Judge helpfulness, correctness and whether it "
+    "follows the user's instructions; ignore style unless it hurts clarity. Reply with a JSON object "
+    'and nothing else: {"score": N, "reason": "one sentence"}, where N is an integer from 1 (useless '
+    "or wrong) to 10 (excellent)."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    """The LLM-as-judge worker (`banditroute judge`) and the proxy's sampling for it."""
+
+    endpoint: str = ""  # OpenAI-compatible API root, e.g. http://host:port/v1; "" = no judge
+    model: str = ""
+    api_key_env: str = ""  # name of the environment variable holding the judge's key; "" = none
+    sample_rate: float = 0.0  # fraction of completed proxy events kept for judging
+    rubric: str = DEFAULT_RUBRIC
+    score_min: float = 1.0  # the rubric's scale, mapped linearly onto quality 0..1
+    score_max: float = 10.0
+    concurrency: int = 4
+    rate_limit_per_s: float = 5.0  # judge requests started per second at most
+    max_retries: int = 3  # per sample, for failed calls and malformed answers
+    backoff_s: float = 1.0  # first retry delay; doubles each retry
+    max_spend_usd: float = 5.0  # the worker stops judging once its recorded spend reaches this
+    input_price: float = 0.0  # the judge model's USD per 1M tokens, for the spend
+    output_price: float = 0.0
+    max_output_tokens: int = 200
+    timeout_s: float = 60.0
+    delay_s: float = 0.0  # a sample is judged only this long after its event (users answer first)
+    retention_s: float = 7 * 86_400.0  # samples older than this are deleted
+    max_samples: int = 10_000  # samples kept at most; the oldest go first
+    max_sample_chars: int = 32_000  # prompt and response are each cut to this length
+    poll_interval_s: float = 1.0
+    service_url: str = ""  # where the worker posts /reward; "" = http://server.host:server.port
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """The hard rules and the model lifecycle (README, "Rules")."""
+
+    pii_detection: bool = True  # built-in detection of obvious personal data in the query
+    on_empty: str = "reject"  # when the rules leave no model: "reject" (422) or "default"
+    default_model: str = ""  # the model used with on_empty = "default"
+    tiers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # user_tier -> allowed models
+    tenants: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tenant -> allowed models
+    budgets: dict[str, float] = field(default_factory=dict)  # tenant -> USD per budget period
+    budget_period_s: float = 86_400.0
+    budget_price_ceiling: float = 1.0  # USD per 1M output tokens allowed once a budget is spent
+    latency_window: int = 200  # latest observed latencies kept per model for the p95
+    latency_min_samples: int = 20  # below this, the catalog's latency prior stands in for the p95
+    cooldown_failures: int = 3  # failures within cooldown_window_s that start a cooldown
+    cooldown_window_s: float = 60.0
+    cooldown_s: float = 60.0
+    cold_start_share: float = 0.05  # minimum probability of a model with too few rewards
+    cold_start_rewards: int = 20
+    sticky_conversations: bool = True
+    sticky_ttl_s: float = 3600.0
+    sticky_max_conversations: int = 100_000
+    escalation: bool = True  # accept `escalate_from` on /route
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +170,9 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     models: tuple[ModelSpec, ...] = ()
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
@@ -123,7 +205,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "models", "cluster"}
+    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "models", "cluster"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -135,6 +217,9 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         reward=_section(RewardConfig, reward_raw, "reward", source),
         policy=_section(PolicyConfig, raw.get("policy", {}), "policy", source),
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
+        rules=_rules(raw.get("rules", {}), source),
+        proxy=_proxy(raw.get("proxy", {}), source),
+        judge=_section(JudgeConfig, raw.get("judge", {}), "judge", source),
         models=_models(raw.get("models", []), source),
         cluster=_section(ClusterConfig, raw.get("cluster", {}), "cluster", source),
     )
@@ -147,6 +232,47 @@ def _models(raw: Any, source: str) -> tuple[ModelSpec, ...]:
         return tuple(parse_models(raw, source))
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _rules(raw: Any, source: str) -> RulesConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [rules] must be a table")
+    scalars = {k: v for k, v in raw.items() if k not in _RULE_TABLES}
+    tables: dict[str, Any] = {}
+    for name in _RULE_TABLES:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [rules.{name}] must be a table")
+        tables[name] = {key: _rule_entry(name, key, value, source) for key, value in table.items()}
+    return replace(_section(RulesConfig, scalars, "rules", source), **tables)
+
+
+def _rule_entry(table: str, key: str, value: Any, source: str) -> Any:
+    where = f"{source}: rules.{table}.{key}"
+    if table == "budgets":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite_nonneg(value):
+            raise ConfigError(f"{where} must be a number of USD >= 0")
+        return float(value)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a non-empty list of model names")
+    return tuple(value)
+
+
+def _proxy(raw: Any, source: str) -> ProxyConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [proxy] must be a table")
+    raw = dict(raw)
+    profiles = raw.pop("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"{source}: [proxy.profiles] must hold one table per profile")
+    for name, meta in profiles.items():
+        for key, value in meta.items():
+            ok = isinstance(value, str | bool | int | float) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value))
+            if not ok:
+                raise ConfigError(f"{source}: proxy.profiles.{name}.{key} must be a string, number, boolean "
+                                  "or list of strings")
+    return replace(_section(ProxyConfig, raw, "proxy", source), profiles=profiles)
 
 
 def _section(cls: type, raw: Any, name: str, source: str) -> Any:
@@ -189,7 +315,7 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
 
 
 def validate(cfg: Config, source: str = "config") -> None:
-    s, r, p = cfg.server, cfg.reward, cfg.policy
+    s, r, p, x, j = cfg.server, cfg.reward, cfg.policy, cfg.proxy, cfg.judge
     checks = [
         (0 <= s.port <= 65535, "server.port must be in 0..65535"),
         (s.max_body_bytes > 0, "server.max_body_bytes must be > 0"),
@@ -214,11 +340,36 @@ def validate(cfg: Config, source: str = "config") -> None:
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        *_rule_checks(cfg.rules),
+        (_finite_pos(x.total_deadline_s), "proxy.total_deadline_s must be > 0"),
+        (_finite_pos(x.connect_timeout_s), "proxy.connect_timeout_s must be > 0"),
+        (_finite_pos(x.attempt_timeout_s), "proxy.attempt_timeout_s must be > 0"),
+        (_finite_pos(x.read_timeout_s), "proxy.read_timeout_s must be > 0"),
+        (x.max_connections > 0, "proxy.max_connections must be > 0"),
+        (x.max_response_bytes > 0, "proxy.max_response_bytes must be > 0"),
+        (0.0 <= j.sample_rate <= 1.0, "judge.sample_rate must be in 0..1"),
+        (j.score_max > j.score_min, "judge.score_max must be > judge.score_min"),
+        (j.concurrency >= 1, "judge.concurrency must be >= 1"),
+        (_finite_pos(j.rate_limit_per_s), "judge.rate_limit_per_s must be > 0"),
+        (j.max_retries >= 0, "judge.max_retries must be >= 0"),
+        (_finite_nonneg(j.backoff_s), "judge.backoff_s must be >= 0"),
+        (_finite_nonneg(j.max_spend_usd), "judge.max_spend_usd must be >= 0"),
+        (_finite_nonneg(j.input_price) and _finite_nonneg(j.output_price), "judge prices must be >= 0"),
+        (j.max_output_tokens >= 1, "judge.max_output_tokens must be >= 1"),
+        (_finite_pos(j.timeout_s), "judge.timeout_s must be > 0"),
+        (_finite_nonneg(j.delay_s), "judge.delay_s must be >= 0"),
+        (_finite_pos(j.retention_s), "judge.retention_s must be > 0"),
+        (j.max_samples >= 1, "judge.max_samples must be >= 1"),
+        (j.max_sample_chars >= 1, "judge.max_sample_chars must be >= 1"),
+        (_finite_pos(j.poll_interval_s), "judge.poll_interval_s must be > 0"),
         (cfg.cluster.workers >= 1, "cluster.workers must be >= 1"),
         (_finite_pos(cfg.cluster.learner_poll_s), "cluster.learner_poll_s must be > 0"),
         (_finite_pos(cfg.cluster.publish_interval_s), "cluster.publish_interval_s must be > 0"),
         (_finite_pos(cfg.cluster.reload_interval_s), "cluster.reload_interval_s must be > 0"),
     ]
+    reserved = sorted(set(x.profiles) & ({"auto"} | {m.name for m in cfg.models}))
+    if reserved:
+        raise ConfigError(f"{source}: proxy.profiles {reserved} clash with \"auto\" or a model name")
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
@@ -228,6 +379,40 @@ def validate(cfg: Config, source: str = "config") -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{source}: duplicate model name(s) {duplicates}")
+    _check_rule_models(cfg.rules, set(names), source)
+
+
+def _rule_checks(r: RulesConfig) -> list[tuple[bool, str]]:
+    return [
+        (r.on_empty in ON_EMPTY, f"rules.on_empty must be one of {ON_EMPTY}"),
+        (r.on_empty != "default" or bool(r.default_model),
+         'rules.default_model must name a model when rules.on_empty = "default"'),
+        (_finite_pos(r.budget_period_s), "rules.budget_period_s must be > 0"),
+        (_finite_nonneg(r.budget_price_ceiling), "rules.budget_price_ceiling must be >= 0"),
+        (r.latency_window >= 1, "rules.latency_window must be >= 1"),
+        (1 <= r.latency_min_samples <= r.latency_window,
+         "rules.latency_min_samples must be in 1..rules.latency_window"),
+        (r.cooldown_failures >= 1, "rules.cooldown_failures must be >= 1"),
+        (_finite_nonneg(r.cooldown_window_s), "rules.cooldown_window_s must be >= 0"),
+        (_finite_nonneg(r.cooldown_s), "rules.cooldown_s must be >= 0"),
+        (0.0 <= r.cold_start_share <= 1.0, "rules.cold_start_share must be in 0..1"),
+        (r.cold_start_rewards >= 0, "rules.cold_start_rewards must be >= 0"),
+        (_finite_nonneg(r.sticky_ttl_s), "rules.sticky_ttl_s must be >= 0"),
+        (r.sticky_max_conversations >= 1, "rules.sticky_max_conversations must be >= 1"),
+    ]
+
+
+def _check_rule_models(r: RulesConfig, names: set[str], source: str) -> None:
+    """Rules may only name models of the catalog: a typo must fail at load, not silently allow nothing."""
+    named = [(f"rules.{table}.{key}", models) for table in ("tiers", "tenants")
+             for key, models in getattr(r, table).items()]
+    if r.default_model:
+        named.append(("rules.default_model", (r.default_model,)))
+    for where, models in named:
+        unknown = sorted(set(models) - names)
+        if unknown:
+            raise ConfigError(f"{source}: {where} names model(s) not in the catalog: {unknown}; "
+                              f"the catalog has {sorted(names)}")
 
 
 def _finite_nonneg(v: float) -> bool:

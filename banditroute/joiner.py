@@ -12,6 +12,8 @@ Bounded: beyond `max_pending` the oldest decision is released early, as if its d
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 from banditroute.types import Decision, FeedbackPart, Outcome
@@ -38,15 +40,22 @@ def required_parts(cost_weight: float, latency_weight: float) -> frozenset[str]:
 
 
 class Joiner:
-    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines")
+    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines", "_pack",
+                 "_unpack")
 
-    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000):
+    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000,
+                 pack: Callable[[Decision], Any] | None = None, unpack: Callable[[Any], Decision] | None = None):
+        """`pack` / `unpack`: how a waiting decision is held (default: as it is). The router packs
+        them into plain tuples: a million may wait, and objects the cyclic GC must scan would make
+        its full collections take hundreds of milliseconds (see router.pack_pending)."""
         self.required = required
         self.quality_rule = quality_rule
         self.max_pending = max_pending
+        self._pack = pack
+        self._unpack = unpack
         # Decisions and their outcomes apart: most pending decisions never get a part, and a million
         # of them must fit in memory (no per-entry tuple; an Outcome only once a part arrives).
-        self._pending: dict[str, Decision] = {}
+        self._pending: dict[str, Any] = {}
         self._outcomes: dict[str, Outcome] = {}
         self._deadlines: deque[tuple[float, str]] = deque()
 
@@ -58,7 +67,7 @@ class Joiner:
 
     def add(self, decision: Decision, deadline: float) -> list[tuple[Decision, Outcome]]:
         """Start waiting for `decision`; returns the decisions released to stay within bounds."""
-        self._pending[decision.event_id] = decision
+        self._pending[decision.event_id] = decision if self._pack is None else self._pack(decision)
         self._deadlines.append((deadline, decision.event_id))
         released = []
         while len(self._pending) > self.max_pending:
@@ -66,8 +75,8 @@ class Joiner:
         return released
 
     def add_part(self, part: FeedbackPart) -> PartResult:
-        decision = self._pending.get(part.event_id)
-        if decision is None:
+        held = self._pending.get(part.event_id)
+        if held is None:
             return PartResult(NOT_PENDING, None)
         outcome = self._outcomes.get(part.event_id)
         if outcome is None:
@@ -76,7 +85,7 @@ class Joiner:
         if self._complete(outcome):
             del self._pending[part.event_id]
             del self._outcomes[part.event_id]
-            return PartResult(COMPLETE, quality_applied, (decision, outcome))
+            return PartResult(COMPLETE, quality_applied, (self._decision(held), outcome))
         return PartResult(PENDING, quality_applied)
 
     def discard(self, event_id: str) -> None:
@@ -96,11 +105,14 @@ class Joiner:
 
     def _pop_oldest(self) -> list[tuple[Decision, Outcome]]:
         _, event_id = self._deadlines.popleft()
-        decision = self._pending.pop(event_id, None)
-        if decision is None:  # already released when its parts completed
+        held = self._pending.pop(event_id, None)
+        if held is None:  # already released when its parts completed
             return []
         outcome = self._outcomes.pop(event_id, None)
-        return [(decision, outcome if outcome is not None else Outcome())]
+        return [(self._decision(held), outcome if outcome is not None else Outcome())]
+
+    def _decision(self, held: Any) -> Decision:
+        return held if self._unpack is None else self._unpack(held)
 
     def _complete(self, outcome: Outcome) -> bool:
         if outcome.error is not None:
@@ -118,12 +130,18 @@ class Joiner:
 def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | None:
     """Fold one part into the outcome; returns whether its quality (if any) was applied.
 
-    Quality: with rule "first" the first quality stands, with "last" each new one replaces it.
-    Other fields: the latest value reported wins (a client may correct its own measurement).
+    Quality: a source of higher precedence (user > judge > system) replaces a lower one and is never
+    replaced by it; between qualities of the same source, with rule "first" the first stands, with
+    "last" each new one replaces it. Other fields: the latest value reported wins (a client may
+    correct its own measurement).
     """
     applied = None
     if part.quality is not None:
-        applied = outcome.quality is None or quality_rule == "last"
+        if outcome.quality is None:
+            applied = True
+        else:
+            mine, theirs = _rank(part.source), _rank(outcome.quality_source)
+            applied = mine > theirs or (mine == theirs and quality_rule == "last")
         if applied:
             outcome.quality = part.quality
             outcome.quality_source = part.source
@@ -134,3 +152,11 @@ def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | Non
     if part.source not in outcome.sources:
         outcome.sources.append(part.source)
     return applied
+
+
+# Whose word on quality counts most: the user saw the answer, the judge only guesses.
+QUALITY_PRECEDENCE = ("system", "judge", "user")
+
+
+def _rank(source: str | None) -> int:
+    return QUALITY_PRECEDENCE.index(source) if source in QUALITY_PRECEDENCE else -1

@@ -6,21 +6,28 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import math
 import os
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from banditroute import features, guardrails, reward
+from banditroute import features, guardrails, live, reward
 from banditroute.catalog import Catalog
-from banditroute.config import Config
+from banditroute.config import Config, RulesConfig
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
 from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
+
+Restriction = tuple[str, "frozenset[str]"]
+
+
+# Distinct model lists (allowed sets, fallback orders) shared between decisions, at most.
+_SHARED_TUPLES_MAX = 65_536
 
 
 class LogSink(Protocol):
@@ -84,34 +91,87 @@ class Router:
             required_parts(config.reward.cost_weight, config.reward.latency_weight),
             config.reward.quality_rule,
             config.server.max_pending,
+            pack=pack_pending,
+            unpack=unpack_pending,
         )
         self._span = reward.reward_span(config.models, config.reward)
-        # One tuple per distinct allowed set, shared by every decision over it (memory, see types.Decision).
-        self._allowed_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        # Rewards learned per model: a model with fewer than `cold_start_rewards` is explored on purpose.
+        self.rewards: Counter[str] = Counter()
+        self.last_now = 0.0  # the latest time seen, for stats() without a time
+        r = config.rules
+        self.rules = guardrails.Rules(self.catalog, r)
+        self.latency = live.LatencyTracker(r.latency_window, r.latency_min_samples, self._latency_priors())
+        self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
+        self.spend = live.Spend(r.budget_period_s, r.budgets)
+        self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+
+    def _latency_priors(self) -> dict[str, float]:
+        out_tokens = self.config.reward.default_output_tokens
+        return {m.name: reward.estimated_latency(m, out_tokens) for m in self.catalog.specs}
 
     # -- deciding ---------------------------------------------------------------------------
 
     def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
-              event_id: str | None = None, max_output_tokens: int | None = None) -> Decision:
-        """Choose a model for one request; raises guardrails.NoModelAllowed when none may serve it."""
+              event_id: str | None = None, max_output_tokens: int | None = None,
+              escalate_from: str | None = None, input_tokens: int | None = None,
+              restrict_to: Restriction | None = None) -> Decision:
+        """Choose a model for one request.
+
+        `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
+        prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
+        own rule, (name, models it keeps), applied after the configured rules.
+
+        Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
+        it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
+        """
         meta = metadata or {}
         event_id = event_id or new_event_id()
-        input_tokens = features.estimate_tokens(query)
-        verdict = guardrails.allowed(self.catalog, meta, input_tokens, max_output_tokens)
+        self._saw(now)
+        rules = self.config.rules
+        if input_tokens is None:
+            input_tokens = features.estimate_tokens(query)
+        request = guardrails.request_from(query, meta, input_tokens, max_output_tokens, escalate_from,
+                                          rules.pii_detection)
+        state = guardrails.LiveState(self.cooldowns.active(now), self.spend.exhausted(request.tenant, now),
+                                     self.latency.p95)
         feats = features.featurize(query, meta, self.config.features)
-        models = self._allowed_sets.setdefault(verdict.allowed, verdict.allowed)
-        pmf = self.policy.predict(feats, models)
-        chosen = sample(pmf, uniform_from(event_id))
-        best = max(range(len(pmf)), key=pmf.__getitem__)
-        explored = chosen != best
+        conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
+        try:
+            verdict = self.rules.evaluate(request, state)
+            if restrict_to is not None:
+                verdict = guardrails.restrict(verdict, *restrict_to)
+        except guardrails.NoModelAllowed as exc:
+            verdict = self._default_verdict(exc, request, restrict_to)
+            models, pmf, chosen, fallbacks, explored = verdict.allowed, [1.0], 0, (), False
+            how = f"default model (rule {exc.rule} left no model)"
+        else:
+            models = self._shared(verdict.allowed)
+            pmf, cold = self._cold_start(self.policy.predict(feats, models), models)
+            sticky = self.conversations.get(conversation, now) if conversation is not None else None
+            if sticky is not None and sticky in models:
+                # The conversation keeps its model: a deterministic choice, logged as such (p = 1).
+                ranked = _ranked(models, pmf)
+                models, pmf, chosen, explored = (sticky,), [1.0], 0, False
+                fallbacks = tuple(m for m in ranked if m != sticky)
+                how = "sticky conversation"
+            else:
+                chosen = sample(pmf, uniform_from(event_id))
+                best = max(range(len(pmf)), key=pmf.__getitem__)
+                explored = chosen != best
+                how = ("explore" if explored else "exploit") + f" via {self.config.policy.exploration}"
+                if cold:
+                    how += " with cold start for " + (",".join(cold) if len(cold) <= 3 else f"{len(cold)} models")
+                fallbacks = self._shared(tuple(m for m in _ranked(models, pmf) if m != models[chosen]))
         decision = Decision(
-            event_id=event_id, ts=now, features=feats, models=models, chosen=chosen,
-            pmf=array("d", pmf), explored=explored, reason=_reason(self.config.policy.exploration, pmf[chosen],
-                                                                   explored, verdict),
-            input_tokens=input_tokens, tenant=_tenant(meta),
+            event_id=event_id, ts=now, features=feats, models=models, chosen=chosen, pmf=tuple(pmf),
+            explored=explored, reason=_reason(how, pmf[chosen], len(models), verdict),
+            input_tokens=input_tokens, tenant=request.tenant, excluded=verdict.excluded, fallbacks=fallbacks,
         )
+        if conversation is not None:
+            self.conversations.put(conversation, decision.model, now)
         self.selections[decision.model] += 1
         self.counts["decisions"] += 1
         if self.sink is not None:
@@ -121,10 +181,54 @@ class Router:
                 self._finish(*released, now)
         return decision
 
+    def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest,
+                         restrict_to: Restriction | None) -> guardrails.Verdict:
+        """The configured default model for a request the rules left without one.
+
+        Never breaks the data policy, nor the caller's own restriction (e.g. the proxy's "has an upstream").
+        """
+        rules = self.config.rules
+        default = rules.default_model
+        usable = (rules.on_empty == "default" and default in self.catalog
+                  and (not request.sensitive or self.rules.sensitive_ok(default))
+                  and (restrict_to is None or default in restrict_to[1]))
+        if not usable:
+            raise exc
+        excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
+        return guardrails.Verdict((default,), excluded, exc.rules)
+
+    def _cold_start(self, pmf: list[float], models: tuple[str, ...]) -> tuple[list[float], list[str]]:
+        """Mix a minimum share into the pmf for models with too few rewards; the result is what is sampled.
+
+        With k such models and share s (at most 1/k): p' = (1 - k*s) * p + s for them, (1 - k*s) * p for
+        the others. The pmf still sums to 1, and each cold model gets at least s.
+        """
+        rules = self.config.rules
+        if rules.cold_start_share <= 0 or rules.cold_start_rewards <= 0:
+            return pmf, []
+        cold = [m for m in models if self.rewards[m] < rules.cold_start_rewards]
+        if not cold:
+            return pmf, []
+        share = min(rules.cold_start_share, 1.0 / len(cold))
+        keep = 1.0 - share * len(cold)
+        cold_set = set(cold)
+        return [keep * p + (share if m in cold_set else 0.0) for m, p in zip(models, pmf)], cold
+
+    def _shared(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """One tuple per distinct model list, shared by the decisions over it: a million decisions may
+        wait for feedback (see types.Decision). Bounded: beyond the cap a list is simply not shared."""
+        shared = self._tuples.get(names)
+        if shared is None:
+            if len(self._tuples) < _SHARED_TUPLES_MAX:
+                self._tuples[names] = names
+            return names
+        return shared
+
     # -- learning ---------------------------------------------------------------------------
 
     def feedback(self, part: FeedbackPart, now: float) -> FeedbackResult:
         """Fold one feedback part in; learns when the event's join completes."""
+        self._saw(now)
         self.counts["feedback_parts"] += 1
         result: PartResult = self.joiner.add_part(part)
         learned = None
@@ -136,6 +240,7 @@ class Router:
 
     def expire(self, now: float) -> list[LearnedRow]:
         """Finish every decision whose wait window has passed, with defaults for what is missing."""
+        self._saw(now)
         out = []
         for decision, outcome in self.joiner.expire(now):
             self.counts["expired"] += 1
@@ -143,8 +248,10 @@ class Router:
         return out
 
     def _finish(self, decision: Decision, outcome: Outcome, now: float) -> LearnedRow:
-        spec = self._known[decision.model]
+        model = decision.model
+        spec = self._known[model]
         r = reward.resolve(outcome, spec, decision.input_tokens, self.config.reward)
+        self._observe(decision, outcome, r, spec, now)
         self.learned_seq += 1
         weights = self.config.reward.weights
         if r is None:
@@ -163,6 +270,41 @@ class Router:
         if self.sink is not None:
             self.sink.learned(row)
         return row
+
+    def _observe(self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec,
+                 now: float) -> None:
+        """Feed the online state the rules read: failures, latency, spend, rewards per model."""
+        model = decision.model
+        if outcome.error is not None and self.cooldowns.failure(model, now):
+            self.counts["cooldowns_started"] += 1
+        if outcome.latency_ms is not None:
+            self.latency.observe(model, outcome.latency_ms)
+        if r is not None:
+            self.rewards[model] += 1
+            cost = r.cost_usd
+        elif outcome.cost_usd is not None:
+            cost = outcome.cost_usd
+        else:
+            out_tokens = outcome.output_tokens if outcome.output_tokens is not None \
+                else self.config.reward.default_output_tokens
+            in_tokens = outcome.input_tokens if outcome.input_tokens is not None else decision.input_tokens
+            cost = reward.estimated_cost(spec, in_tokens, out_tokens)
+        self.spend.add(decision.tenant, cost, now)
+
+    def observe_learned(self, row: LearnedRow, decision: Decision) -> None:
+        """Fold a join the learner finished into the online state the rules read (multi-process mode)."""
+        model = decision.model
+        if row.latency_ms is not None and "latency" not in row.defaulted.split(","):
+            self.latency.observe(model, row.latency_ms)
+        if row.vw_cost is not None:
+            self.rewards[model] += 1
+        if row.cost_usd is not None:
+            self.spend.add(decision.tenant, row.cost_usd, row.ts)
+
+    def observe_failure(self, model: str, now: float) -> None:
+        """A reported failure of `model` (multi-process mode: the serving process that heard of it)."""
+        if self.cooldowns.failure(model, now):
+            self.counts["cooldowns_started"] += 1
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -189,15 +331,43 @@ class Router:
             if result.status == COMPLETE and result.joined is not None:
                 self._finish(*result.joined, p.ts)
 
-    # -- state ------------------------------------------------------------------------------
+    # -- model lifecycle ----------------------------------------------------------------------
 
-    def reload_catalog(self, specs: Iterable[ModelSpec]) -> None:
-        """Take a new catalog at once, keeping what the policy learned (see issue 5 for the full lifecycle)."""
+    def reload_catalog(self, specs: Iterable[ModelSpec], rules: RulesConfig | None = None) -> dict[str, list[str]]:
+        """Swap in a new catalog (and rules) without losing the learned policy.
+
+        A changed price takes effect at the next request; a removed model is no longer routed to
+        (decisions already made for it still learn); a new model starts from what the policy
+        learned for its catalog features and gets the cold-start share until it has rewards.
+        """
         specs = tuple(specs)
+        old = self.catalog
+        rules = rules if rules is not None else self.config.rules
+        self.config = replace(self.config, models=specs, rules=rules)
         self.catalog = Catalog(specs)
-        self._known.update({m.name: m for m in specs})
+        self._known.update((m.name, m) for m in specs)
         self.policy.set_catalog(specs)
         self._span = reward.reward_span(specs, self.config.reward)
+        self.rules = guardrails.Rules(self.catalog, rules)
+        if (rules.latency_window, rules.latency_min_samples) != (self.latency.window, self.latency.min_samples):
+            self.latency = live.LatencyTracker(rules.latency_window, rules.latency_min_samples, {})
+        self.latency.set_priors(self._latency_priors())
+        self.cooldowns.failures = rules.cooldown_failures
+        self.cooldowns.window_s = rules.cooldown_window_s
+        self.cooldowns.duration_s = rules.cooldown_s
+        self.cooldowns.forget_except(self.catalog.names)
+        self.spend.reconfigure(rules.budget_period_s, rules.budgets)
+        self.conversations.ttl_s = rules.sticky_ttl_s
+        self.conversations.max_size = rules.sticky_max_conversations
+        self.counts["catalog_reloads"] += 1
+        return {
+            "added": [m.name for m in specs if m.name not in old],
+            "removed": [n for n in old.names if n not in self.catalog],
+            "changed": [m.name for m in specs if m.name in old and old[m.name] != m],
+            "models": list(self.catalog.names),
+        }
+
+    # -- state ------------------------------------------------------------------------------
 
     def forget(self, decision: Decision) -> None:
         """Undo a decision that could not be logged: no feedback will be joined to it."""
@@ -208,8 +378,15 @@ class Router:
     def is_pending(self, event_id: str) -> bool:
         return event_id in self.joiner
 
-    def stats(self) -> dict[str, Any]:
+    def _saw(self, now: float) -> None:
+        if self.last_now < now < math.inf:
+            self.last_now = now
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Counters and the rules' online state as of `now` (default: the latest time seen)."""
+        now = self.last_now if now is None else now
         total = sum(self.selections.values())
+        n_cold = self.config.rules.cold_start_rewards
         return {
             "decisions": self.counts["decisions"],
             "feedback_parts": self.counts["feedback_parts"],
@@ -220,24 +397,54 @@ class Router:
             "late_parts": self.counts["late_parts"],
             "pending_joins": len(self.joiner),
             "selection_share": {m: n / total for m, n in sorted(self.selections.items())} if total else {},
+            "rewards_per_model": {m: self.rewards[m] for m in self.catalog.names},
+            "cold_start": [m for m in self.catalog.names if self.rewards[m] < n_cold],
+            "cooldowns": self.cooldowns.remaining(now),
+            "cooldowns_started": self.counts["cooldowns_started"],
+            "latency": self.latency.observed(),
+            "budgets": self.spend.report(now),
+            "sticky_conversations": len(self.conversations),
+            "catalog_reloads": self.counts["catalog_reloads"],
         }
 
 
-def _reason(exploration: str, p: float, explored: bool, verdict: guardrails.Verdict) -> str:
-    excluded = tuple(Counter(verdict.excluded.values()).items()) if verdict.excluded else ()
-    return _reason_text(exploration, f"{p:.3f}", explored, len(verdict.allowed), excluded)
+PendingDecision = tuple  # (event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant)
 
 
-@functools.lru_cache(maxsize=4096)
-def _reason_text(exploration: str, p: str, explored: bool, n_allowed: int, excluded: tuple[tuple[str, int], ...]) -> str:
-    """Few distinct texts: cached, so pending decisions share them instead of holding a copy each."""
-    how = "explore" if explored else "exploit"
-    text = f"{how} via {exploration} (p={p}) among {n_allowed} allowed"
-    if excluded:
-        text += "; excluded " + ", ".join(f"{n} by {rule}" for rule, n in excluded)
-    return text
+def pack_pending(d: Decision) -> PendingDecision:
+    """How a decision waits for its feedback: what learning needs, as a plain tuple.
+
+    A million may wait. A tuple of strings, numbers and an array is untracked by the cyclic GC
+    after its first collection (a Decision object stays tracked, and full collections over a
+    million of them paused the service for milliseconds to seconds); the pmf is packed doubles
+    in bytes (8 bytes a probability instead of a 24-byte float object; bytes, unlike an array,
+    are not GC-tracked); the caller-only exclusions and fallbacks are dropped.
+    """
+    return (d.event_id, d.ts, d.features, d.models, d.chosen, array("d", d.pmf).tobytes(), d.explored, d.reason,
+            d.input_tokens, d.tenant)
 
 
-def _tenant(meta: Mapping[str, Any]) -> str | None:
-    tenant = meta.get("tenant")
-    return str(tenant) if tenant is not None else None
+def unpack_pending(held: PendingDecision) -> Decision:
+    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant = held
+    return Decision(event_id, ts, feats, models, chosen, tuple(memoryview(pmf).cast("d")), explored, reason,
+                    input_tokens, tenant)
+
+
+def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> str:
+    """One line for the answer and the log: how the model was chosen, the rules applied, what they excluded."""
+    text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
+    if verdict.rules:
+        text += "; rules: " + ", ".join(
+            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules)
+    if verdict.excluded:
+        by_rule: dict[str, list[str]] = {}
+        for model, rule in verdict.excluded.items():
+            by_rule.setdefault(rule, []).append(model)
+        text += "; excluded: " + "; ".join(f"{','.join(models)} by {rule}" for rule, models in by_rule.items())
+    return sys.intern(text)  # few distinct texts: pending decisions share one copy each
+
+
+def _ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:
+    """Models by probability, highest first (ties keep catalog order)."""
+    return [models[i] for i in sorted(range(len(models)), key=lambda i: -pmf[i])]
+

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
+from banditroute import proxy
 from banditroute.api import ApiError, parse_json_object, parse_reward, parse_route
 from banditroute.config import Config
-from banditroute.guardrails import NoModelAllowed
-from banditroute.service import SINGLE, Service, UnknownEvent
+from banditroute.guardrails import NoModelAllowed, UnknownModel
+from banditroute.service import SINGLE, ReloadError, Service, UnknownEvent
 from banditroute.store import StoreError
+from banditroute.types import Decision, FeedbackPart, JudgeSample
+from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
 
 log = structlog.get_logger("banditroute.server")
 
 SERVICE = web.AppKey("service", Service)
+UPSTREAM = web.AppKey("upstream", Upstream)
+BOOKKEEPING = web.AppKey("bookkeeping", set)
+EVENT_HEADER = "x-banditroute-event-id"
+MODEL_HEADER = "x-banditroute-model"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,19 +73,23 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 async def route(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     req = parse_route(await read_object(request), service.config.server.max_query_chars)
+    if req.escalate_from is not None and not service.config.rules.escalation:
+        raise ApiError(400, "escalation_disabled", "escalate_from is turned off (rules.escalation = false)")
     try:
-        decision = await service.route(req.query, req.metadata, req.max_output_tokens)
+        decision = await service.route(req.query, req.metadata, req.max_output_tokens,
+                                       escalate_from=req.escalate_from)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
-    pmf = dict(zip(decision.models, decision.pmf))
+    except UnknownModel as exc:
+        raise ApiError(400, "invalid_escalate_from", f"escalate_from names no catalog model: {exc}") from None
     return json_response({
         "event_id": decision.event_id,
         "model": decision.model,
         "probability": decision.probability,
-        "pmf": pmf,
+        "pmf": dict(zip(decision.models, decision.pmf)),
         "explored": decision.explored,
-        "fallbacks": sorted((m for m in decision.models if m != decision.model), key=pmf.__getitem__,
-                            reverse=True),
+        "fallbacks": list(decision.fallbacks),
+        "excluded": decision.excluded,
         "reason": decision.reason,
     })
 
@@ -110,14 +126,231 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
 
 
-def create_app(config: Config, role: str = SINGLE) -> web.Application:
+async def admin_reload(request: web.Request) -> web.Response:
+    """Re-read the configuration file: new catalog and rules at once, the learned policy kept."""
+    try:
+        summary = request.app[SERVICE].reload()
+    except ReloadError as exc:
+        raise ApiError(400, "invalid_config", str(exc)) from None
+    return json_response({"status": "reloaded", **summary})
+
+
+# -- OpenAI-compatible proxy -----------------------------------------------------------------
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """Route (or pass through), forward to the upstream with fallbacks, measure, feed back."""
+    started = time.monotonic()
+    service = request.app[SERVICE]
+    assert service.router is not None
+    config = service.config
+    catalog = service.router.catalog
+    chat = proxy.parse_chat(await read_object(request), catalog, config.proxy.profiles,
+                            config.server.max_query_chars)
+    ready = frozenset(m.name for m in catalog.specs if proxy.upstream_ready(m, os.environ))
+    if chat.routed:
+        restriction = ("upstream", ready)
+    elif chat.requested not in ready:
+        raise ApiError(400, "model_not_proxied", f"model {chat.requested!r} has no base_url or its key is not set")
+    else:
+        chat.metadata.pop("capabilities", None)  # an explicit model is not second-guessed
+        restriction = ("requested_model", frozenset({chat.requested}))
+    try:
+        decision = await service.route(chat.query, chat.metadata, chat.max_output_tokens,
+                                       input_tokens=chat.input_tokens, restrict_to=restriction)
+    except NoModelAllowed as exc:
+        raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
+    candidates = [decision.model, *decision.fallbacks]  # the next best allowed, none cooling down
+    deadline = started + config.proxy.total_deadline_s
+    last_error = "timeout"
+    for attempt, name in enumerate(candidates):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        spec = catalog[name]
+        url, headers, body = proxy.upstream_request(spec, chat.body, os.environ)
+        attempt_deadline = min(deadline, time.monotonic() + config.proxy.attempt_timeout_s)
+        try:
+            reply = await request.app[UPSTREAM].send(url, headers, body, attempt_deadline - time.monotonic())
+            error = proxy.retry_error(reply.status)
+            if error is None:
+                return await _answer(request, chat, decision, name, reply, started,
+                                     attempt_deadline if chat.stream else deadline, chosen=attempt == 0)
+            reply.close()
+            raise UpstreamError(error, f"HTTP {reply.status}")
+        except UpstreamError as exc:
+            last_error = exc.kind
+            log.warning("upstream_failed", event_id=decision.event_id, model=name, error=exc.kind,
+                        detail=exc.detail, attempt=attempt)
+            if attempt == 0:  # the failure of the model the policy chose is its feedback
+                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                    decision.event_id, time.time(), source="system", error=exc.kind,
+                    latency_ms=1000 * (time.monotonic() - started))))
+    status, code = (504, "upstream_timeout") if last_error == "timeout" else (502, "upstream_unavailable")
+    response = error_response(status, code, f"no upstream answered within {config.proxy.total_deadline_s} s "
+                                            f"(tried {candidates[:attempt + 1]}; last error {last_error})")
+    response.headers[EVENT_HEADER] = decision.event_id
+    return response
+
+
+async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decision, name: str, reply: Reply,
+                  started: float, deadline: float, *, chosen: bool) -> web.StreamResponse:
+    """Pass a non-retried upstream answer to the client; raises UpstreamError while a fallback is still possible."""
+    service = request.app[SERVICE]
+    config = service.config
+    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name}
+    keep = chosen and proxy.sampled(decision.event_id, config.judge.sample_rate)
+    try:
+        if chat.stream and reply.status < 300:
+            meter = proxy.StreamMeter(keep_text=keep)
+            first = await reply.next_chunk(deadline - time.monotonic())  # silent before a byte: try the next
+            response = web.StreamResponse(status=reply.status, headers=headers)
+            response.content_type = "text/event-stream"
+            response.headers["cache-control"] = "no-cache"
+            await response.prepare(request)
+            ttft, broke = await _relay(response, reply, meter, first, started)
+            if broke is not None and chosen:  # the upstream failed mid-answer: too late for a fallback
+                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                    decision.event_id, time.time(), source="system", error=broke,
+                    latency_ms=1000 * (time.monotonic() - started))))
+            if ttft is None:  # cut short: the client went away, or the upstream broke
+                return response
+            text, chars = "".join(meter.text), meter.chars
+            usage = meter.usage
+        else:
+            raw = await reply.read(config.proxy.max_response_bytes, deadline - time.monotonic())
+            obj = _json_or_none(raw)
+            answer = proxy.completion_text(obj)
+            if reply.status < 300 and answer is None:
+                raise UpstreamError("server_error", "the upstream's answer is not a chat completion")
+            response = web.Response(body=raw, status=reply.status, headers=headers, content_type="application/json")
+            await response.prepare(request)
+            await response.write_eof()
+            if reply.status >= 300:  # a client error, returned as it is; not the model's fault
+                return response
+            ttft, text, chars = None, answer or "", len(answer or "")
+            usage = obj.get("usage") if isinstance(obj, dict) else None
+    finally:
+        reply.close()
+    latency_ms = 1000 * (time.monotonic() - started)
+    if not chosen:  # the event already learned that its model failed; this answer is the fallback's
+        log.info("proxy_fallback_served", event_id=decision.event_id, model=name, latency_ms=round(latency_ms, 1))
+        return response
+    spec = service.router.catalog[name]  # type: ignore[union-attr]
+    used = proxy.tokens_used(usage, chat.input_tokens, chars)
+    part = FeedbackPart(decision.event_id, time.time(), latency_ms=latency_ms, ttft_ms=ttft,
+                        input_tokens=used.input_tokens, output_tokens=used.output_tokens,
+                        cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens), source="system")
+    sample = JudgeSample(decision.event_id, time.time(), name, orjson.dumps(chat.body.get("messages")).decode(),
+                         text) if keep else None
+    await _bookkeep(request, _record(service, part, sample))
+    return response
+
+
+async def _bookkeep(request: web.Request, work: Coroutine[Any, Any, None]) -> None:
+    """Run the proxy's own records to the end even when the client hangs up (which cancels the handler)."""
+    pending = request.app[BOOKKEEPING]
+    task = asyncio.get_running_loop().create_task(work)
+    pending.add(task)
+    task.add_done_callback(pending.discard)
+    await asyncio.shield(task)
+
+
+async def _record(service: Service, part: FeedbackPart, sample: JudgeSample | None) -> None:
+    await _feed_back(service, part)
+    if sample is not None:
+        await _keep_sample(service, sample)
+
+
+async def _relay(response: web.StreamResponse, reply: Reply, meter: proxy.StreamMeter, first: bytes,
+                 started: float) -> tuple[float | None, str | None]:
+    """Write each upstream chunk as it arrives.
+
+    Returns the time to first token in ms (None when cut short) and the upstream's error, if it broke.
+    """
+    ttft = None
+    chunk = first
+    try:
+        while chunk:
+            if meter.feed(chunk) and ttft is None:
+                ttft = 1000 * (time.monotonic() - started)
+            await response.write(chunk)
+            chunk = await reply.next_chunk()
+    except UpstreamError as exc:
+        log.warning("upstream_broke_mid_stream", error=exc.kind, detail=exc.detail)
+        # The status line is sent: tell the client in the stream (the OpenAI SDK raises on it).
+        with contextlib.suppress(ConnectionError):
+            await response.write(b"data: " + orjson.dumps({"error": {"code": exc.kind, "message": exc.detail}})
+                                 + b"\n\n")
+            await response.write_eof()
+        return None, exc.kind
+    except ConnectionError:
+        log.info("client_went_away")
+        return None, None
+    await response.write_eof()
+    return (ttft if ttft is not None else 1000 * (time.monotonic() - started)), None
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+async def _feed_back(service: Service, part: FeedbackPart) -> None:
+    """System feedback measured by the proxy, stored and joined exactly like a POST /reward."""
+    try:
+        await service.reward(part)
+    except (StoreError, UnknownEvent) as exc:  # the client's answer must not fail for its bookkeeping
+        log.error("proxy_feedback_failed", event_id=part.event_id, error=str(exc))
+
+
+async def _keep_sample(service: Service, sample: JudgeSample) -> None:
+    assert service.eventlog is not None and service.store is not None
+    judge = service.config.judge
+    sample.prompt = sample.prompt[: judge.max_sample_chars]
+    sample.response = sample.response[: judge.max_sample_chars]
+    try:
+        await service.eventlog.call(service.store.put_sample, sample, time.time() - judge.retention_s,
+                                    judge.max_samples)
+    except StoreError as exc:
+        log.error("judge_sample_failed", event_id=sample.event_id, error=str(exc))
+
+
+async def v1_models(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    assert service.router is not None
+    return json_response(proxy.models_list(service.router.catalog, service.config.proxy.profiles))
+
+
+def create_app(config: Config, config_path: str | Path | None = None, role: str = SINGLE) -> web.Application:
+    """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one).
+
+    `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
+    """
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json])
-    service = Service(config, role=role)
+    service = Service(config, config_path=config_path, role=role)
     app[SERVICE] = service
+    upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
+                                 config.proxy.max_connections))
+    app[UPSTREAM] = upstream
+    app[BOOKKEEPING] = set()
+
+    def reload_on_signal() -> None:
+        with contextlib.suppress(ReloadError):  # already logged; the running catalog stays
+            service.reload()
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await service.start()
+        await upstream.start()
+        loop = asyncio.get_running_loop()
+        hup = _add_signal_handler(loop, reload_on_signal)
         yield
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        await upstream.close()
+        await asyncio.gather(*app[BOOKKEEPING], return_exceptions=True)
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
@@ -127,11 +360,23 @@ def create_app(config: Config, role: str = SINGLE) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
+    app.router.add_post("/admin/reload", admin_reload)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", v1_models)
     return app
 
 
-def run(config: Config, role: str = SINGLE, reuse_port: bool = False) -> None:
+def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> bool:
+    """SIGHUP reloads the catalog where the platform and thread allow signal handlers."""
+    try:
+        loop.add_signal_handler(signal.SIGHUP, callback)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def run(config: Config, config_path: str | Path | None = None, role: str = SINGLE, reuse_port: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
-    web.run_app(create_app(config, role), host=config.server.host, port=config.server.port,
+    web.run_app(create_app(config, config_path, role), host=config.server.host, port=config.server.port,
                 access_log=None, print=lambda *_: None, reuse_port=reuse_port,
                 handle_signals=True)

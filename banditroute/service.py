@@ -13,12 +13,13 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from banditroute.config import Config
+from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.policy import Policy, PolicyError, vw_args
@@ -61,12 +62,28 @@ def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
     return None, 0
 
 
+def restore_live_state(router: Router, store: Store, now: float) -> None:
+    """The online state the rules read (rewards per model, spend, latencies), from the log."""
+    router.rewards.update(store.rewards_per_model())
+    for tenant, usd in store.spend_since(router.spend.period_start(now)).items():
+        router.spend.add(tenant, usd, now)
+    for model, latency_ms in store.recent_latencies(router.config.rules.latency_window):
+        router.latency.observe(model, latency_ms)
+
+
+class ReloadError(ValueError):
+    """The configuration file could not be reloaded; nothing was changed."""
+
+
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time, role: str = SINGLE):
+    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
+                 role: str = SINGLE):
         self.config = config
+        self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
         self.role = role
         self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
+        self._followed_seq = 0  # serving role: the last learned row folded into the online state
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
@@ -93,6 +110,7 @@ class Service:
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
+        restore_live_state(router, self.store, self.clock())
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -131,12 +149,24 @@ class Service:
     # -- serving role: decide from the learner's snapshots, log, never join -----------------------
 
     async def _start_serving(self) -> None:
-        assert self.eventlog is not None
+        assert self.eventlog is not None and self.store is not None
         self.router = Router(self.config, sink=self.eventlog, joins=False)
+        restore_live_state(self.router, self.store, self.clock())
+        self._followed_seq = self.store.max_learned_seq()
         await self.reload_snapshot()
         log.info("started", role=self.role, db=str(self.db_path), policy_learned_seq=self.router.learned_seq)
         self._tasks = [asyncio.get_running_loop().create_task(
-            self._every(self.config.cluster.reload_interval_s, self.reload_snapshot))]
+            self._every(self.config.cluster.reload_interval_s, self.follow_learner))]
+
+    async def follow_learner(self) -> None:
+        """The learner's newest snapshot, and the joins it finished since the last look (cold-start
+        counts, latencies and spend for the rules)."""
+        assert self.store is not None and self.eventlog is not None and self.router is not None
+        await self.reload_snapshot()
+        rows = await self.eventlog.call(lambda: list(self.store.learned_after(self._followed_seq)))
+        for row, decision in rows:
+            self.router.observe_learned(row, decision)
+            self._followed_seq = row.seq
 
     async def reload_snapshot(self) -> None:
         """Take the learner's newest snapshot when there is one this process has not loaded."""
@@ -153,10 +183,15 @@ class Service:
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None) -> Decision:
-        """Decide, then answer once the decision is committed: an event id handed out always exists."""
+    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
+                    **options: Any) -> Decision:
+        """Decide, then answer once the decision is committed: an event id handed out always exists.
+
+        `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
+        """
         assert self.router is not None and self.eventlog is not None
-        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens)
+        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
+                                     **options)
         try:
             await self.eventlog.decision_committed(decision.event_id)
         except StoreError:
@@ -196,14 +231,40 @@ class Service:
         The event may have been decided by another process, so its state is read from the log.
         """
         assert self.store is not None and self.eventlog is not None and self.router is not None
-        state = await self.eventlog.call(self.store.event_state, part.event_id)
-        if state is None:
+        known = await self.eventlog.call(self.store.event_state, part.event_id)
+        if known is None:
             raise UnknownEvent(part.event_id)
+        state, model = known
         await self.eventlog.feedback(part)
         self.router.counts["feedback_parts"] += 1
+        if part.error is not None and state == "pending":
+            self.router.observe_failure(model, self.clock())  # cooldowns: the failures this process hears of
         status = "late" if state == "learned" else "pending"
         log.info("reward", event_id=part.event_id, status=status, source=part.source)
         return {"event_id": part.event_id, "status": status, "stored": True}
+
+    # -- model lifecycle ----------------------------------------------------------------------
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration file and swap in its catalog and rules; the policy is kept.
+
+        Raises ReloadError (and changes nothing) when the file cannot be read or is invalid. Other
+        sections need a restart; the answer's `needs_restart` names those among [reward], [policy],
+        [features], [proxy] and [judge] that differ from the running ones.
+        """
+        assert self.router is not None
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))
+            raise ReloadError(str(exc)) from None
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge")
+                         if getattr(fresh, name) != getattr(self.config, name)]
+        summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
+        self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        summary["needs_restart"] = needs_restart
+        log.info("reloaded", **summary)
+        return summary
 
     # -- background -------------------------------------------------------------------------
 
@@ -241,7 +302,7 @@ class Service:
 
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
-        out = self.router.stats()
+        out = self.router.stats(self.clock())
         out["role"] = self.role
         out["pid"] = os.getpid()
         out["policy_learned_seq"] = self.router.learned_seq

@@ -4,7 +4,10 @@ Tables (append-only but for nothing):
 - `decisions`: every routing decision with its compact features, allowed set and pmf;
 - `feedback`: every feedback part as received (raw parts, so any reward weight can be replayed);
 - `learned`: one row per finished join, with the reward and the VW cost learned (NULL: skipped);
-- `checkpoints`: policy snapshots with the last `learned.seq` they include and a SHA-256.
+- `checkpoints`: policy snapshots with the last `learned.seq` they include and a SHA-256;
+- `judge_samples`: conversations and answers of proxy events sampled for the judge, bounded in
+  rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
+  running spend.
 
 WAL journal, `synchronous=FULL`: a committed batch survives a process kill and a power cut.
 A Store object is used from one thread at a time (the event log's writer thread).
@@ -22,7 +25,7 @@ from pathlib import Path
 import orjson
 import sqlite_utils
 
-from banditroute.types import Decision, FeedbackPart, LearnedRow
+from banditroute.types import Decision, FeedbackPart, JudgeSample, LearnedRow
 
 SCHEMA_VERSION = 1
 
@@ -63,9 +66,11 @@ class Store:
         )
         db["feedback"].create(
             {"seq": int, "event_id": str, "ts": float, "quality": float, "latency_ms": float, "cost_usd": float,
-             "input_tokens": int, "output_tokens": int, "source": str, "error": str},
+             "input_tokens": int, "output_tokens": int, "source": str, "error": str, "ttft_ms": float},
             pk="seq", not_null={"event_id", "ts"}, if_not_exists=True,
         )
+        if "ttft_ms" not in db["feedback"].columns_dict:  # a log written before the proxy existed
+            db["feedback"].add_column("ttft_ms", float)
         db["learned"].create(
             {"seq": int, "event_id": str, "ts": float, "reward": float, "quality": float, "cost_usd": float,
              "latency_ms": float, "vw_cost": float, "defaulted": str, "cost_weight": float, "latency_weight": float},
@@ -75,6 +80,14 @@ class Store:
             {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
             pk="seq", if_not_exists=True,
         )
+        db["judge_samples"].create(
+            {"event_id": str, "ts": float, "model": str, "prompt": str, "response": str, "status": str,
+             "attempts": int, "quality": float, "cost_usd": float, "note": str},
+            pk="event_id", not_null={"ts", "status"}, if_not_exists=True,
+        )
+        db["judge_spend"].create({"id": int, "usd": float}, pk="id", if_not_exists=True)
+        db["judge_samples"].create_index(["status", "ts"], if_not_exists=True)
+        db["judge_samples"].create_index(["ts"], if_not_exists=True)
         db["decisions"].create_index(["event_id"], unique=True, if_not_exists=True)
         db["feedback"].create_index(["event_id"], if_not_exists=True)
         db["learned"].create_index(["event_id"], unique=True, if_not_exists=True)
@@ -101,10 +114,9 @@ class Store:
                      for d in decisions],
                 )
                 self.conn.executemany(
-                    "INSERT INTO feedback (event_id, ts, quality, latency_ms, cost_usd, input_tokens,"
-                    " output_tokens, source, error) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO feedback (" + _FEEDBACK_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(p.event_id, p.ts, p.quality, p.latency_ms, p.cost_usd, p.input_tokens, p.output_tokens,
-                      p.source, p.error) for p in parts],
+                      p.source, p.error, p.ttft_ms) for p in parts],
                 )
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO learned (seq, event_id, ts, reward, quality, cost_usd, latency_ms,"
@@ -144,8 +156,7 @@ class Store:
 
     def feedback_for_unlearned(self) -> list[FeedbackPart]:
         rows = self.conn.execute(
-            "SELECT event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error"
-            " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
+            "SELECT " + _FEEDBACK_COLUMNS + " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
             " ORDER BY seq"
         ).fetchall()
         return [FeedbackPart(*r) for r in rows]
@@ -196,14 +207,15 @@ class Store:
             max_feedback = self.conn.execute("SELECT coalesce(max(seq), 0) FROM feedback").fetchone()[0]
         return decisions, parts, max_decision, max_feedback
 
-    def event_state(self, event_id: str) -> str | None:
-        """None for an unknown event, else "learned" when its join has finished, else "pending"."""
+    def event_state(self, event_id: str) -> tuple[str, str] | None:
+        """None for an unknown event, else ("learned" or "pending", the model chosen)."""
         row = self.conn.execute(
-            "SELECT (SELECT 1 FROM learned l WHERE l.event_id = d.event_id) FROM decisions d WHERE d.event_id = ?",
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']'),"
+            " EXISTS (SELECT 1 FROM learned l WHERE l.event_id = d.event_id) FROM decisions d WHERE d.event_id = ?",
             (event_id,)).fetchone()
         if row is None:
             return None
-        return "learned" if row[0] else "pending"
+        return ("learned" if row[1] else "pending"), row[0]
 
     def newest_checkpoint_seq(self) -> int:
         return self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
@@ -246,12 +258,113 @@ class Store:
         ).fetchall()
         return {model: n for model, n in rows if model is not None}
 
+    def rewards_per_model(self) -> dict[str, int]:
+        """Rewards learned per chosen model: the cold-start counts after a restart."""
+        rows = self.conn.execute(
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, count(*)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.vw_cost IS NOT NULL GROUP BY model"
+        ).fetchall()
+        return {model: n for model, n in rows if model is not None}
+
+    def spend_since(self, ts: float) -> dict[str, float]:
+        """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
+        rows = self.conn.execute(
+            "SELECT d.tenant, sum(l.cost_usd) FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.ts >= ? AND d.tenant IS NOT NULL AND l.cost_usd IS NOT NULL GROUP BY d.tenant",
+            (ts,),
+        ).fetchall()
+        return {tenant: usd for tenant, usd in rows}
+
+    def recent_latencies(self, per_model: int) -> list[tuple[str, float]]:
+        """The latest reported (not defaulted) latencies, at most `per_model` per chosen model, oldest first."""
+        model = "json_extract(d.models, '$[' || d.chosen || ']')"
+        return self.conn.execute(
+            "SELECT model, latency_ms FROM (SELECT " + model + " AS model, l.latency_ms, l.seq,"
+            " row_number() OVER (PARTITION BY " + model + " ORDER BY l.seq DESC) AS rank"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id"
+            " WHERE l.latency_ms IS NOT NULL AND instr(l.defaulted, 'latency') = 0)"
+            " WHERE rank <= ? AND model IS NOT NULL ORDER BY seq",
+            (per_model,),
+        ).fetchall()
+
+    # -- judge samples ----------------------------------------------------------------------
+
+    def put_sample(self, sample: JudgeSample, keep_after: float, max_samples: int) -> None:
+        """Keep one sample, then drop those older than `keep_after` and the oldest beyond `max_samples`."""
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO judge_samples (" + _SAMPLE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    _sample_row(sample))
+                self._prune(keep_after, max_samples)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write a judge sample at {self.path}: {exc}") from exc
+
+    def prune_samples(self, keep_after: float, max_samples: int) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self._prune(keep_after, max_samples)
+
+    def _prune(self, keep_after: float, max_samples: int) -> None:
+        self.conn.execute("DELETE FROM judge_samples WHERE ts < ?", (keep_after,))
+        self.conn.execute(
+            "DELETE FROM judge_samples WHERE event_id NOT IN"
+            " (SELECT event_id FROM judge_samples ORDER BY ts DESC LIMIT ?)", (max_samples,))
+
+    def due_samples(self, not_after: float, limit: int) -> list[JudgeSample]:
+        """Samples waiting for the judge whose event happened at or before `not_after`, oldest first."""
+        rows = self.conn.execute(
+            "SELECT " + _SAMPLE_COLUMNS + " FROM judge_samples WHERE status = 'new' AND ts <= ? ORDER BY ts LIMIT ?",
+            (not_after, limit)).fetchall()
+        return [JudgeSample(*r) for r in rows]
+
+    def samples(self) -> list[JudgeSample]:
+        rows = self.conn.execute("SELECT " + _SAMPLE_COLUMNS + " FROM judge_samples ORDER BY ts").fetchall()
+        return [JudgeSample(*r) for r in rows]
+
+    def finish_sample(self, sample: JudgeSample, spent_usd: float) -> None:
+        """Record a sample's verdict (or why it has none) and add what the judge spent on it."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "UPDATE judge_samples SET status = ?, attempts = ?, quality = ?, cost_usd = ?, note = ?"
+                " WHERE event_id = ?",
+                (sample.status, sample.attempts, sample.quality, sample.cost_usd, sample.note, sample.event_id))
+            self._add_spend(spent_usd)
+
+    def add_judge_spend(self, usd: float) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self._add_spend(usd)
+
+    def _add_spend(self, usd: float) -> None:
+        if usd:
+            self.conn.execute("INSERT INTO judge_spend (id, usd) VALUES (1, ?)"
+                              " ON CONFLICT(id) DO UPDATE SET usd = usd + excluded.usd", (usd,))
+
+    def judge_spend(self) -> float:
+        row = self.conn.execute("SELECT usd FROM judge_spend WHERE id = 1").fetchone()
+        return float(row[0]) if row else 0.0
+
+    def has_quality_from(self, event_id: str, source: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM feedback WHERE event_id = ? AND source = ? AND quality IS NOT NULL LIMIT 1",
+            (event_id, source)).fetchone() is not None
+
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+_FEEDBACK_COLUMNS = "event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error, ttft_ms"
+_SAMPLE_COLUMNS = "event_id, ts, model, prompt, response, status, attempts, quality, cost_usd, note"
+
+
+def _sample_row(s: JudgeSample) -> tuple:
+    return (s.event_id, s.ts, s.model, s.prompt, s.response, s.status, s.attempts, s.quality, s.cost_usd, s.note)
+
+
 _DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens", "tenant")
-_FEEDBACK_COLUMNS = "event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error"
 _DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
 _DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
 

@@ -5,7 +5,6 @@ Plain data only. The service, the simulators and the estimators share these defi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -44,9 +43,8 @@ class Decision:
     """What the router chose for one request, with everything learning and OPE need later.
 
     `features` is the compact shared-context feature string (not a parsed VW example), `models`
-    the allowed set in the order the policy scored it, `pmf` aligned with `models`. The router
-    shares one `models` tuple per allowed set and keeps `pmf` as an `array('d')` (8 bytes a
-    probability, not a tuple of float objects): a million decisions wait for feedback in memory.
+    the allowed set in the order the policy scored it, `pmf` aligned with `models`. While it
+    waits for feedback the joiner holds it packed (router.pack_pending).
     """
 
     event_id: str
@@ -54,11 +52,15 @@ class Decision:
     features: str
     models: tuple[str, ...]
     chosen: int
-    pmf: Sequence[float]
+    pmf: tuple[float, ...]
     explored: bool
     reason: str
     input_tokens: int = 0
     tenant: str | None = None
+    # For the caller only (the reason keeps them in the log): what the rules excluded, and the
+    # next best allowed models to try on error, best first.
+    excluded: dict[str, str] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -82,6 +84,7 @@ class FeedbackPart:
     output_tokens: int | None = None
     source: str = "user"
     error: str | None = None
+    ttft_ms: float | None = None  # time to first token, as the proxy measured it (kept, not learned)
 
 
 @dataclass(slots=True)
@@ -113,3 +116,23 @@ class LearnedRow:
     defaulted: str
     cost_weight: float
     latency_weight: float
+
+
+@dataclass(slots=True)
+class JudgeSample:
+    """A completed proxy event kept for the judge: its conversation and answer, with the verdict.
+
+    `status`: new (waiting), judged, skipped (nothing to learn from a verdict: the event was already
+    learned or a user rated it), failed (the judge never gave a usable answer).
+    """
+
+    event_id: str
+    ts: float
+    model: str
+    prompt: str  # the conversation as JSON (the request's messages)
+    response: str  # the answer's text
+    status: str = "new"
+    attempts: int = 0
+    quality: float | None = None
+    cost_usd: float = 0.0
+    note: str = ""

@@ -75,8 +75,15 @@ def simulate(args: argparse.Namespace) -> int:
     top = max((r for r in base_rows if r["policy"].startswith("model:")), key=lambda r: r["mean_quality"])
     world = perturb(base, args.world, best, top["policy"].removeprefix("model:"))
     outcomes = full_outcomes(world)
-    summary = run_router(world, config, _feedback(args), args.seed, progress=args.format == "table")
+    sink = None
+    if args.save_log:
+        from banditroute.router import MemorySink
+
+        sink = MemorySink()
+    summary = run_router(world, config, _feedback(args), args.seed, progress=args.format == "table", sink=sink)
     records = summary.pop("records")
+    if sink is not None:
+        _save_log(sink, Path(args.save_log))
     baselines = fixed_baselines(outcomes, weights, world)
     regret = regret_curve(rewards_of(records, weights), outcomes, weights, points=10)
     report = {"world": world.name, "cost_weight": args.cost_weight, "router": summary,
@@ -87,6 +94,19 @@ def simulate(args: argparse.Namespace) -> int:
     else:
         _print_simulation(report)
     return 0
+
+
+def _save_log(sink: Any, path: Path) -> None:
+    """Write a simulator's log in the service's format, so `banditroute ope --log` reads both."""
+    from banditroute.store import Store
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    store = Store(path)
+    try:
+        store.write(sink.decisions, (), sink.learned_rows)
+    finally:
+        store.close()
 
 
 def _print_simulation(report: dict[str, Any]) -> None:
@@ -217,6 +237,7 @@ def register(sub: Any) -> None:
     p.add_argument("--cost-weight", type=float, default=0.1)
     p.add_argument("--world", help="none, drift, outage, price, new-model, task-shift")
     p.add_argument("--format", choices=("json", "table"), default="table")
+    p.add_argument("--save-log", help="write the run's log (decisions, rewards) as a banditroute.db for `ope`")
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("sweep", help="one router run per cost weight; writes frontier.csv and frontier.png")

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from banditroute import reward as reward_formula
-from banditroute.config import Config
+from banditroute.config import Config, RulesConfig
 from banditroute.guardrails import NoModelAllowed
 from banditroute.router import Router
-from banditroute.types import FeedbackPart, RewardWeights
+from banditroute.types import FeedbackPart, ModelSpec, RewardWeights
 from simulators.worlds import World
 
 
@@ -97,9 +97,23 @@ def replay(router: Router, world: World, feedback: Feedback = Feedback(), *, see
 
 def new_router(world: World, config: Config, **kwargs: Any) -> Router:
     """A Router whose catalog is the world's at step 0, with the given configuration otherwise."""
-    cfg = config.__class__(server=config.server, reward=config.reward, policy=config.policy,
-                           features=config.features, models=world.models(0))
-    return Router(cfg, **kwargs)
+    specs = world.models(0)
+    return Router(replace(config, models=specs, rules=world_rules(config.rules, specs)), **kwargs)
+
+
+def world_rules(rules: RulesConfig, specs: tuple[ModelSpec, ...]) -> RulesConfig:
+    """The configured rules, minus what cannot hold in a world with its own catalog.
+
+    Tier, tenant and default-model entries name the configured catalog's models, so they are
+    dropped; and when no model of the world may see sensitive data, the data policy could only
+    refuse requests, so detection is off (a dataset's prompts are replayed, not protected).
+    """
+    names = {m.name for m in specs}
+    default_ok = rules.default_model in names
+    return replace(rules, tiers={}, tenants={},
+                   on_empty=rules.on_empty if default_ok else "reject",
+                   default_model=rules.default_model if default_ok else "",
+                   pii_detection=rules.pii_detection and any(m.allow_sensitive_data for m in specs))
 
 
 def rewards_of(records: list[dict[str, Any]], weights: RewardWeights) -> np.ndarray:

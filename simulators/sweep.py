@@ -35,9 +35,9 @@ class SweepResult:
 
 
 def run_router(world: World, config: Config, feedback: Feedback = Feedback(), seed: int = 0,
-               progress: bool = False) -> dict[str, Any]:
+               progress: bool = False, sink: Any = None) -> dict[str, Any]:
     """One seeded pass of a cold-start router through `world`; returns its summary metrics."""
-    router = new_router(world, config)
+    router = new_router(world, config, sink=sink)
     steps = replay(router, world, feedback, seed=seed)
     if progress:
         steps = _progress(steps, len(world), f"{world.name} cost_weight={config.reward.cost_weight:g}")

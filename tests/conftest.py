@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from banditroute.config import Config, load_config
+from banditroute.config import Config, default_config_text, load_config
 from banditroute.server import SERVICE, create_app
 from banditroute.service import Service
 
@@ -22,6 +22,15 @@ def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     server = {"data_dir": str(tmp_path / "var"), "checkpoint_interval_s": 3600.0, "expire_interval_s": 0.05}
     server.update(sections.pop("server", {}))
     return load_config().with_overrides(server=server, **sections)
+
+
+def config_text(rules: str | None = None) -> str:
+    """The bundled config text, with its [rules] table replaced by `rules` when given."""
+    default = default_config_text()
+    if rules is None:
+        return default
+    start, end = default.index("[rules]"), default.index("[[models]]")
+    return default[:start] + rules + "\n\n" + default[end:]
 
 
 class Api:
@@ -45,8 +54,8 @@ class Api:
             return resp.status, await resp.json(content_type=None)
 
 
-async def start_api(config: Config) -> Api:
-    server = TestServer(create_app(config), host="127.0.0.1")
+async def start_api(config: Config, config_path: Path | None = None) -> Api:
+    server = TestServer(create_app(config, config_path), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 

@@ -94,7 +94,7 @@ async def test_a_restarted_learner_waits_again_for_pending_decisions(tmp_path: P
 
 async def start_serving(config: Config) -> Api:
     """A serving-role process's app on loopback (the multi-process mode's server, in this process)."""
-    server = TestServer(create_app(config, SERVING), host="127.0.0.1")
+    server = TestServer(create_app(config, role=SERVING), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 

@@ -30,6 +30,9 @@ def with_(text: str) -> str:
         ("[[models]]\nname='z'\noutput_price=1\ncontext_window=5", "missing required key 'input_price'"),
         ("[[models]]\nname='gpt-4o-mini'\ninput_price=1\noutput_price=1\ncontext_window=5", "duplicate"),
         ("[[models]]\nname='w'\ninput_price=1\noutput_price=1\ncontext_window=5\ncolour='red'", "unknown key"),
+        ("[proxy.profiles.auto]\ntask='x'", "clash"),
+        ("[proxy.profiles.codestral]\ntask='x'", "clash"),
+        ("[proxy.profiles.p]\ntask={a=1}", "proxy.profiles.p.task"),
     ],
 )
 def test_bad_files_name_the_problem(text: str, message: str) -> None:
@@ -62,3 +65,24 @@ def test_wrong_types_and_skip() -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("proxy", {"total_deadline_s": 0.0}, "proxy.total_deadline_s"),
+        ("proxy", {"attempt_timeout_s": -1.0}, "proxy.attempt_timeout_s"),
+        ("judge", {"sample_rate": 1.5}, "judge.sample_rate"),
+        ("judge", {"score_min": 5.0, "score_max": 5.0}, "judge.score_max"),
+        ("judge", {"concurrency": 0}, "judge.concurrency"),
+        ("judge", {"max_samples": 0}, "judge.max_samples"),
+    ],
+)
+def test_bad_proxy_and_judge_values_are_refused(section: str, values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config().with_overrides(**{section: values})
+
+
+def test_proxy_profiles_load() -> None:
+    cfg = parse_config(with_("[proxy.profiles.coding]\ntask = 'code'\ncapabilities = ['code']"))
+    assert cfg.proxy.profiles == {"coding": {"task": "code", "capabilities": ["code"]}}

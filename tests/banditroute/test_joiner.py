@@ -43,6 +43,27 @@ def test_duplicate_quality_rule(rule, expected, applied) -> None:
     assert r.joined is not None and r.joined[1].quality == expected
 
 
+@pytest.mark.parametrize("rule", ["first", "last"])
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([("judge", 0.3), ("user", 0.9)], (0.9, "user", [True, True])),  # user replaces an earlier judge
+        ([("user", 0.9), ("judge", 0.3)], (0.9, "user", [True, False])),  # a later judge never replaces a user
+        ([("system", 0.1), ("judge", 0.6)], (0.6, "judge", [True, True])),
+        ([("judge", 0.6), ("system", 0.1)], (0.6, "judge", [True, False])),
+    ],
+)
+def test_quality_source_precedence_over_the_rule(rule, parts, expected) -> None:
+    j = Joiner(frozenset({"quality", "latency"}), quality_rule=rule)
+    j.add(decision("e"), deadline=10)
+    applied = [j.add_part(FeedbackPart("e", i, quality=q, source=src)).quality_applied
+               for i, (src, q) in enumerate(parts)]
+    r = j.add_part(FeedbackPart("e", 9, latency_ms=10.0, source="system"))
+    assert r.joined is not None
+    outcome = r.joined[1]
+    assert (outcome.quality, outcome.quality_source, applied) == expected
+
+
 def test_expiry_releases_in_deadline_order_and_skips_finished() -> None:
     j = Joiner(frozenset({"quality"}))
     for i in range(5):

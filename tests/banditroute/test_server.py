@@ -20,6 +20,14 @@ ROUTE_BAD = [
     (b'{"query": "hi", "max_output_tokens": 1.5}', 400, "invalid_max_output_tokens"),
     (b'{"query": "hi", "surprise": 1}', 400, "unknown_field"),
     (b'{"query": "hi", "metadata": {"capabilities": ["teleportation"]}}', 422, "no_model_allowed"),
+    (b'{"query": "hi", "metadata": {"sensitive": "yes"}}', 400, "invalid_metadata"),
+    (b'{"query": "hi", "metadata": {"max_latency_ms": 0}}', 400, "invalid_metadata"),
+    (b'{"query": "hi", "metadata": {"max_latency_ms": "fast"}}', 400, "invalid_metadata"),
+    (b'{"query": "hi", "metadata": {"conversation_id": ["a"]}}', 400, "invalid_metadata"),
+    (b'{"query": "hi", "metadata": {"user_tier": true}}', 400, "invalid_metadata"),
+    (b'{"query": "hi", "escalate_from": 3}', 400, "invalid_escalate_from"),
+    (b'{"query": "hi", "escalate_from": "gpt-9"}', 400, "invalid_escalate_from"),
+    (b'{"query": "hi", "escalate_from": "claude-opus-4"}', 422, "no_model_allowed"),
     (b'{"query": "' + b"x " * 2_050_000 + b'"}', 413, "query_too_long"),
     (b'{"query": "' + b"x" * 9_000_000 + b'"}', 413, "body_too_large"),
 ]
@@ -75,7 +83,8 @@ async def test_route_answers_the_documented_shape(api: Api) -> None:
     status, d = await api.post("/route", {"query": "Write a Python function that reverses a list",
                                           "metadata": {"user_tier": "free", "channel": "web", "task": "code"}})
     assert status == 200
-    assert set(d) == {"event_id", "model", "probability", "pmf", "explored", "fallbacks", "reason"}
+    assert set(d) == {"event_id", "model", "probability", "pmf", "explored", "fallbacks", "excluded",
+                      "reason"}
     assert len(d["event_id"]) == 32 and int(d["event_id"], 16) >= 0  # 128 random bits, hex
     assert d["pmf"][d["model"]] == pytest.approx(d["probability"])
     assert sum(d["pmf"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -132,7 +141,7 @@ async def test_last_wins_rule_replaces_quality_while_pending(tmp_path) -> None:
         _, d = await api.post("/route", {"query": "Name three prime numbers."})
         eid = d["event_id"]
         await api.post("/reward", {"event_id": eid, "quality": 0.1})
-        _, a = await api.post("/reward", {"event_id": eid, "quality": 0.7, "source": "judge"})
+        _, a = await api.post("/reward", {"event_id": eid, "quality": 0.7})
         assert (a["status"], a["quality_applied"], a["quality_rule"]) == ("pending", True, "last")
         _, a = await api.post("/reward", {"event_id": eid, "cost_usd": 0.0})
         assert a["reward"] == pytest.approx(0.7)
