@@ -26,6 +26,7 @@ _MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
     {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
 )
+WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
 _FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
 
 
@@ -167,3 +168,34 @@ def _count(obj: dict[str, Any], key: str) -> int | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- admin bodies ----------------------------------------------------------------------------
+
+
+def parse_weights(obj: dict[str, Any], current: tuple[float, float]) -> tuple[float, float]:
+    """`{"cost_weight"?, "latency_weight"?}` -> the new (cost_weight, latency_weight); at least one."""
+    _reject_unknown(obj, frozenset({"cost_weight", "latency_weight"}))
+    if obj.get("cost_weight") is None and obj.get("latency_weight") is None:
+        raise ApiError(400, "empty_weights", "send cost_weight and/or latency_weight")
+    cost = _number(obj, "cost_weight", 0.0, WEIGHT_MAX)
+    latency = _number(obj, "latency_weight", 0.0, WEIGHT_MAX)
+    return (cost if cost is not None else current[0], latency if latency is not None else current[1])
+
+
+def parse_exploration(obj: dict[str, Any]) -> bool:
+    _reject_unknown(obj, frozenset({"paused"}))
+    paused = obj.get("paused")
+    if not isinstance(paused, bool):
+        raise ApiError(400, "invalid_paused", "paused must be true or false")
+    return paused
+
+
+def parse_shadow(obj: dict[str, Any], models: tuple[str, ...]) -> str | None:
+    _reject_unknown(obj, frozenset({"baseline"}))
+    if "baseline" not in obj:
+        raise ApiError(400, "invalid_baseline", "send baseline: a model name, or null to stop shadow mode")
+    baseline = obj["baseline"]
+    if baseline is not None and (not isinstance(baseline, str) or baseline not in models):
+        raise ApiError(400, "invalid_baseline", "baseline must be a model of the catalog (GET /models) or null")
+    return baseline

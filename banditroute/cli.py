@@ -1,13 +1,87 @@
-"""`banditroute serve | simulate | sweep | tune | ope | bench`: one entry point, thin over the library."""
+"""`banditroute serve | judge | stats | export-log | replay-log | simulate | sweep | ope`: one entry point, thin over the library."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
 
 from banditroute.config import ConfigError, load_config
+from banditroute.store import Store
+
+
+class CliError(Exception):
+    """A problem the user can fix (a missing file, an unreachable server); printed, exit status 2."""
+
+
+def _store(db: str) -> Store:
+    if not Path(db).is_file():
+        raise CliError(f"no log at {db}")
+    return Store(db)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    if args.db:
+        store = _store(args.db)
+        try:
+            out = {**store.counts(), "selection_counts": store.selection_counts(),
+                   "config_changes": len(store.config_changes())}
+        finally:
+            store.close()
+    else:
+        url = args.url.rstrip("/") + "/stats"
+        try:
+            with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+                out = orjson.loads(resp.read())
+        except (urllib.error.URLError, OSError) as exc:
+            raise CliError(f"cannot read {url}: {exc}") from None
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    return 0
+
+
+def _export_log(args: argparse.Namespace) -> int:
+    from banditroute.offline import export_row
+
+    store = _store(args.db)
+    out = open(args.out, "wb") if args.out != "-" else sys.stdout.buffer
+    n = 0
+    try:
+        for decision, learned, parts in store.joined_log():
+            out.write(orjson.dumps(export_row(decision, learned, parts)) + b"\n")
+            n += 1
+    finally:
+        store.close()
+        if out is not sys.stdout.buffer:
+            out.close()
+    print(f"exported {n} decisions", file=sys.stderr)
+    return 0
+
+
+def _replay_log(args: argparse.Namespace) -> int:
+    from banditroute.offline import retrain
+    from banditroute.policyfile import PolicyFile
+
+    config = load_config(args.config)
+    cost_weight = args.cost_weight if args.cost_weight is not None else config.reward.cost_weight
+    latency_weight = args.latency_weight if args.latency_weight is not None else config.reward.latency_weight
+    store = _store(args.db)
+    try:
+        result = retrain(config, store.joined_log(), cost_weight, latency_weight)
+    finally:
+        store.close()
+    pf = PolicyFile(result.policy.args, result.policy.serialize(), result.last_seq, cost_weight, latency_weight,
+                    time.time(), "replay-log")
+    Path(args.out).write_bytes(pf.dumps())
+    print(orjson.dumps({"out": args.out, "learned": result.learned, "skipped": result.skipped,
+                        "unknown_model": result.unknown_model, **pf.describe()}).decode())
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -66,6 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
                             "one process that serves and learns)")
     serve.set_defaults(func=_serve)
+
+    stats = sub.add_parser("stats", help="counts of a running server (--url) or of a log file (--db)")
+    where = stats.add_mutually_exclusive_group()
+    where.add_argument("--url", default="http://127.0.0.1:8080", help="the server (default %(default)s)")
+    where.add_argument("--db", help="a SQLite log (e.g. var/banditroute.db) instead of a server")
+    stats.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+    stats.set_defaults(func=_stats)
+
+    export = sub.add_parser("export-log", help="the log as JSON lines: decisions with feedback and learned rewards")
+    export.add_argument("--db", default="var/banditroute.db", help="the SQLite log (default %(default)s)")
+    export.add_argument("--out", default="-", help="output file (default: stdout)")
+    export.set_defaults(func=_export_log)
+
+    replay = sub.add_parser("replay-log", help="retrain a policy from the log under given weights")
+    replay.add_argument("--db", default="var/banditroute.db", help="the SQLite log (default %(default)s)")
+    replay.add_argument("--config", help="TOML config (catalog, policy arguments; default: the bundled one)")
+    replay.add_argument("--cost-weight", type=float, help="cost_weight to learn under (default: the config's)")
+    replay.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
+    replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
+    replay.set_defaults(func=_replay_log)
+
     judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
     judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
     judge.add_argument("--service-url", help="the banditroute service to post /reward to "
@@ -92,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, CliError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 

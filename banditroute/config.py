@@ -7,6 +7,7 @@ here, in the dataclasses below.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -155,6 +156,21 @@ class RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    # Hex SHA-256 of the admin key (only the hash lives in the file). Empty: take the key from the
+    # environment variable BANDITROUTE_ADMIN_KEY; with neither, the admin endpoints are disabled.
+    key_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardConfig:
+    interval_s: float = 5.0  # width of one time-series bucket
+    history: int = 360  # buckets kept (360 x 5 s = 30 minutes)
+    recent_decisions: int = 50  # decisions listed with their reasons
+    poll_interval_s: float = 2.0  # how often the page asks for new data
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """The multi-process mode (`serve --workers N`): serving processes plus one learner over the log."""
 
@@ -171,6 +187,8 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     models: tuple[ModelSpec, ...] = ()
@@ -205,7 +223,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "models", "cluster"}
+    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "models", "cluster"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -218,6 +236,8 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         policy=_section(PolicyConfig, raw.get("policy", {}), "policy", source),
         features=_section(FeaturesConfig, raw.get("features", {}), "features", source),
         rules=_rules(raw.get("rules", {}), source),
+        admin=_section(AdminConfig, raw.get("admin", {}), "admin", source),
+        dashboard=_section(DashboardConfig, raw.get("dashboard", {}), "dashboard", source),
         proxy=_proxy(raw.get("proxy", {}), source),
         judge=_section(JudgeConfig, raw.get("judge", {}), "judge", source),
         models=_models(raw.get("models", []), source),
@@ -315,7 +335,7 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
 
 
 def validate(cfg: Config, source: str = "config") -> None:
-    s, r, p, x, j = cfg.server, cfg.reward, cfg.policy, cfg.proxy, cfg.judge
+    s, r, p, x, j, d = cfg.server, cfg.reward, cfg.policy, cfg.proxy, cfg.judge, cfg.dashboard
     checks = [
         (0 <= s.port <= 65535, "server.port must be in 0..65535"),
         (s.max_body_bytes > 0, "server.max_body_bytes must be > 0"),
@@ -340,6 +360,12 @@ def validate(cfg: Config, source: str = "config") -> None:
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        (cfg.admin.key_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", cfg.admin.key_sha256) is not None,
+         "admin.key_sha256 must be 64 lowercase hex digits (sha256 of the key) or empty"),
+        (_finite_pos(d.interval_s), "dashboard.interval_s must be > 0"),
+        (d.history >= 1, "dashboard.history must be >= 1"),
+        (d.recent_decisions >= 1, "dashboard.recent_decisions must be >= 1"),
+        (_finite_pos(d.poll_interval_s), "dashboard.poll_interval_s must be > 0"),
         *_rule_checks(cfg.rules),
         (_finite_pos(x.total_deadline_s), "proxy.total_deadline_s must be > 0"),
         (_finite_pos(x.connect_timeout_s), "proxy.connect_timeout_s must be > 0"),

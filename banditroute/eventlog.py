@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 
 from banditroute.store import Checkpoint, Store, StoreError
-from banditroute.types import Decision, FeedbackPart, LearnedRow
+from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute.eventlog")
 
-_DECISION, _PART, _LEARNED, _CHECKPOINT = range(4)
+_DECISION, _PART, _LEARNED, _CHECKPOINT, _CHANGE = range(5)
 
 
 class EventLog:
@@ -81,6 +81,12 @@ class EventLog:
         self._put(_CHECKPOINT, checkpoint, fut)
         await fut
 
+    def change(self, change: ConfigChange) -> asyncio.Future[None]:
+        """Queue an operator's change (replayed at the next start); the future completes once committed."""
+        fut = asyncio.get_running_loop().create_future()
+        self._put(_CHANGE, change, fut)
+        return fut
+
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run a read on the writer thread (the store is used from one thread at a time)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -108,10 +114,12 @@ class EventLog:
         parts = [item for kind, item, _ in batch if kind == _PART]
         learned = [item for kind, item, _ in batch if kind == _LEARNED]
         checkpoints = [item for kind, item, _ in batch if kind == _CHECKPOINT]
+        changes = [item for kind, item, _ in batch if kind == _CHANGE]
         error: Exception | None = None
         try:
             await loop.run_in_executor(
-                self._executor, self.store.write, decisions, parts, learned, checkpoints[-1] if checkpoints else None
+                self._executor, self.store.write, decisions, parts, learned, checkpoints[-1] if checkpoints else None,
+                changes,
             )
             self.batches += 1
             if not self.healthy:

@@ -35,6 +35,14 @@ class LogSink(Protocol):
     def learned(self, row: LearnedRow) -> None: ...
 
 
+class Observer(Protocol):
+    """Told of every decision (with the models the rules excluded), finished join and cooldown started."""
+
+    def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None: ...
+    def learned(self, decision: Decision, row: LearnedRow) -> None: ...
+    def cooldown_started(self, model: str) -> None: ...
+
+
 class MemorySink:
     """Keeps everything in lists: for simulators, OPE on simulated logs, and tests."""
 
@@ -78,10 +86,15 @@ def sample(pmf: list[float], u: float) -> int:
 
 class Router:
     def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0, joins: bool = True):
+                 learned_seq: int = 0, observer: Observer | None = None,
+                 joins: bool = True):
         self.config = config
+        self.observer = observer
         # False in a serving process of the multi-process mode: the learner joins and learns from the log.
         self.joins = joins
+        # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
+        self.exploration_paused = False
+        self.shadow_baseline: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -139,6 +152,8 @@ class Router:
                                      self.latency.p95)
         feats = features.featurize(query, meta, self.config.features)
         conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
+        shadow_pmf: tuple[float, ...] | None = None
+        shadow_chosen: int | None = None
         try:
             verdict = self.rules.evaluate(request, state)
             if restrict_to is not None:
@@ -161,14 +176,32 @@ class Router:
                 chosen = sample(pmf, uniform_from(event_id))
                 best = max(range(len(pmf)), key=pmf.__getitem__)
                 explored = chosen != best
-                how = ("explore" if explored else "exploit") + f" via {self.config.policy.exploration}"
+                exploration = self.config.policy.exploration
+                how = ("explore" if explored else "exploit") + f" via {exploration}"
                 if cold:
                     how += " with cold start for " + (",".join(cold) if len(cold) <= 3 else f"{len(cold)} models")
-                fallbacks = self._shared(tuple(m for m in _ranked(models, pmf) if m != models[chosen]))
+                ranked = _ranked(models, pmf)
+                baseline = self.shadow_baseline
+                if baseline is not None and baseline in models:
+                    # The baseline is served deterministically; the bandit's own pick is only logged.
+                    shadow_pmf, shadow_chosen = tuple(pmf), chosen
+                    chosen, explored = models.index(baseline), False
+                    pmf = _degenerate(len(models), chosen)
+                    how = f"shadow: bandit would pick {models[shadow_chosen]} " \
+                          f"(p={shadow_pmf[shadow_chosen]:.3f}); served baseline {baseline}"
+                elif self.exploration_paused:
+                    # The pmf logged is the one actually sampled from: all mass on the argmax.
+                    how = f"exploit only (exploration paused): argmax of {exploration} at {pmf[best]:.3f}"
+                    chosen, explored = best, False
+                    pmf = _degenerate(len(models), chosen)
+                elif baseline is not None:
+                    how = f"shadow baseline {baseline} not allowed: {how}"
+                fallbacks = self._shared(tuple(m for m in ranked if m != models[chosen]))
         decision = Decision(
             event_id=event_id, ts=now, features=feats, models=models, chosen=chosen, pmf=tuple(pmf),
             explored=explored, reason=_reason(how, pmf[chosen], len(models), verdict),
             input_tokens=input_tokens, tenant=request.tenant, excluded=verdict.excluded, fallbacks=fallbacks,
+            shadow_pmf=shadow_pmf, shadow_chosen=shadow_chosen,
         )
         if conversation is not None:
             self.conversations.put(conversation, decision.model, now)
@@ -176,6 +209,8 @@ class Router:
         self.counts["decisions"] += 1
         if self.sink is not None:
             self.sink.decision(decision)
+        if self.observer is not None:
+            self.observer.decided(decision, verdict.excluded)
         if self.joins:
             for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
                 self._finish(*released, now)
@@ -269,7 +304,27 @@ class Router:
                              weights.latency_weight)
         if self.sink is not None:
             self.sink.learned(row)
+        if self.observer is not None:
+            self.observer.learned(decision, row)
         return row
+
+    # -- run-time tuning --------------------------------------------------------------------
+
+    def set_weights(self, cost_weight: float, latency_weight: float) -> None:
+        """Learn under new reward weights from now on: the reward, its VW span and the join's needs.
+
+        Raises ConfigError for invalid weights (nothing changes then). Decisions already pending
+        are finished under the new weights, as every join is resolved at learning time.
+        """
+        self.config = self.config.with_overrides(reward={"cost_weight": cost_weight,
+                                                         "latency_weight": latency_weight})
+        self.joiner.required = required_parts(cost_weight, latency_weight)
+        self._span = reward.reward_span(self.config.models, self.config.reward)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
+        policy.set_catalog(self.config.models)
+        self.policy = policy
 
     def _observe(self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec,
                  now: float) -> None:
@@ -277,6 +332,8 @@ class Router:
         model = decision.model
         if outcome.error is not None and self.cooldowns.failure(model, now):
             self.counts["cooldowns_started"] += 1
+            if self.observer is not None:
+                self.observer.cooldown_started(model)
         if outcome.latency_ms is not None:
             self.latency.observe(model, outcome.latency_ms)
         if r is not None:
@@ -408,26 +465,35 @@ class Router:
         }
 
 
-PendingDecision = tuple  # (event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant)
+PendingDecision = tuple  # Decision's fields in order, the pmfs as packed doubles, no exclusions or fallbacks
 
 
 def pack_pending(d: Decision) -> PendingDecision:
-    """How a decision waits for its feedback: what learning needs, as a plain tuple.
+    """How a decision waits for its feedback: what learning and its observers need, as a plain tuple.
 
-    A million may wait. A tuple of strings, numbers and an array is untracked by the cyclic GC
-    after its first collection (a Decision object stays tracked, and full collections over a
-    million of them paused the service for milliseconds to seconds); the pmf is packed doubles
-    in bytes (8 bytes a probability instead of a 24-byte float object; bytes, unlike an array,
-    are not GC-tracked); the caller-only exclusions and fallbacks are dropped.
+    A million may wait. A tuple of strings, numbers and bytes is untracked by the cyclic GC after
+    its first collection (a Decision object stays tracked, and full collections over a million of
+    them paused the service for milliseconds to seconds); a pmf is packed doubles in bytes (8 bytes
+    a probability instead of a 24-byte float object; bytes, unlike an array, are not GC-tracked);
+    the caller-only exclusions and fallbacks are dropped.
     """
+    shadow = array("d", d.shadow_pmf).tobytes() if d.shadow_pmf is not None else None
     return (d.event_id, d.ts, d.features, d.models, d.chosen, array("d", d.pmf).tobytes(), d.explored, d.reason,
-            d.input_tokens, d.tenant)
+            d.input_tokens, d.tenant, shadow, d.shadow_chosen)
 
 
 def unpack_pending(held: PendingDecision) -> Decision:
-    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant = held
-    return Decision(event_id, ts, feats, models, chosen, tuple(memoryview(pmf).cast("d")), explored, reason,
-                    input_tokens, tenant)
+    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow, shadow_chosen = held
+    return Decision(event_id, ts, feats, models, chosen, _floats(pmf), explored, reason, input_tokens, tenant,
+                    shadow_pmf=_floats(shadow) if shadow is not None else None, shadow_chosen=shadow_chosen)
+
+
+def _floats(packed: bytes) -> tuple[float, ...]:
+    return tuple(memoryview(packed).cast("d"))
+
+
+def _degenerate(n: int, chosen: int) -> list[float]:
+    return [1.0 if i == chosen else 0.0 for i in range(n)]
 
 
 def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,14 @@ import orjson
 import structlog
 from aiohttp import web
 
-from banditroute import proxy
-from banditroute.api import ApiError, parse_json_object, parse_reward, parse_route
+from banditroute import openapi, policyfile, proxy
+from banditroute.adminauth import AdminKey
+from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_route, parse_shadow,
+                             parse_weights)
 from banditroute.config import Config
 from banditroute.guardrails import NoModelAllowed, UnknownModel
-from banditroute.service import SINGLE, ReloadError, Service, UnknownEvent
+from banditroute.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from banditroute.service import SINGLE, IncompatiblePolicy, ReloadError, Service, UnknownEvent
 from banditroute.store import StoreError
 from banditroute.types import Decision, FeedbackPart, JudgeSample
 from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
@@ -27,6 +32,8 @@ from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
 log = structlog.get_logger("banditroute.server")
 
 SERVICE = web.AppKey("service", Service)
+ADMIN_KEY = web.AppKey("admin_key", AdminKey)
+ADMIN_PREFIX = "/admin/"
 UPSTREAM = web.AppKey("upstream", Upstream)
 BOOKKEEPING = web.AppKey("bookkeeping", set)
 EVENT_HEADER = "x-banditroute-event-id"
@@ -64,6 +71,14 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal_error", "internal error; the request was not applied")
+
+
+@web.middleware
+async def admin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /admin/ path needs the admin key (see adminauth); the check runs before the body is read."""
+    if request.path.startswith(ADMIN_PREFIX):
+        request.app[ADMIN_KEY].check(request.headers.get("Authorization"))
+    return await handler(request)
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -124,6 +139,85 @@ async def models(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[SERVICE].stats())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICE].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def _page(name: str) -> bytes:
+    return resources.files("banditroute").joinpath(f"data/{name}").read_bytes()
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return web.Response(body=_page("dashboard.html"), content_type="text/html", charset="utf-8")
+
+
+async def dashboard_data(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].dashboard_data())
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(openapi.document())
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(body=_page("docs.html"), content_type="text/html", charset="utf-8")
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+async def admin_settings(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].settings())
+
+
+async def admin_weights(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    current = (service.config.reward.cost_weight, service.config.reward.latency_weight)
+    cost_weight, latency_weight = parse_weights(await read_object(request), current)
+    return json_response(await service.set_weights(cost_weight, latency_weight))
+
+
+async def admin_exploration(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    return json_response(await service.set_exploration(parse_exploration(await read_object(request))))
+
+
+async def admin_shadow(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    assert service.router is not None
+    baseline = parse_shadow(await read_object(request), service.router.catalog.names)
+    return json_response(await service.set_shadow(baseline))
+
+
+async def admin_shadow_summary(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVICE].shadow_summary())
+
+
+async def admin_snapshot(request: web.Request) -> web.Response:
+    ckpt = await request.app[SERVICE].checkpoint(force=True)
+    assert ckpt is not None
+    return json_response({"learned_seq": ckpt.learned_seq, "sha256": hashlib.sha256(ckpt.model).hexdigest(),
+                          "bytes": len(ckpt.model), "ts": ckpt.ts})
+
+
+async def admin_policy_download(request: web.Request) -> web.Response:
+    pf = request.app[SERVICE].policy_file()
+    return web.Response(body=pf.dumps(), content_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="banditroute-policy-{pf.sha256[:12]}.json"'})
+
+
+async def admin_policy_load(request: web.Request) -> web.Response:
+    try:
+        pf = policyfile.loads(parse_json_object(await request.read()))
+        described = await request.app[SERVICE].load_policy(pf)
+    except policyfile.PolicyFileError as exc:
+        raise ApiError(400, "invalid_policy", str(exc)) from None
+    except IncompatiblePolicy as exc:
+        raise ApiError(409, "incompatible_policy", str(exc)) from None
+    return json_response(described)
 
 
 async def admin_reload(request: web.Request) -> web.Response:
@@ -329,9 +423,10 @@ def create_app(config: Config, config_path: str | Path | None = None, role: str 
 
     `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
     """
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, admin_only])
     service = Service(config, config_path=config_path, role=role)
     app[SERVICE] = service
+    app[ADMIN_KEY] = AdminKey.from_config(config.admin, os.environ)
     upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
                                  config.proxy.max_connections))
     app[UPSTREAM] = upstream
@@ -360,6 +455,19 @@ def create_app(config: Config, config_path: str | Path | None = None, role: str 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/dashboard/data", dashboard_data)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)
+    app.router.add_get("/admin/settings", admin_settings)
+    app.router.add_post("/admin/weights", admin_weights)
+    app.router.add_post("/admin/exploration", admin_exploration)
+    app.router.add_post("/admin/shadow", admin_shadow)
+    app.router.add_get("/admin/shadow", admin_shadow_summary)
+    app.router.add_post("/admin/snapshot", admin_snapshot)
+    app.router.add_get("/admin/policy", admin_policy_download)
+    app.router.add_post("/admin/policy", admin_policy_load)
     app.router.add_post("/admin/reload", admin_reload)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", v1_models)

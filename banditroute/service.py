@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,30 @@ import structlog
 
 from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
+from banditroute.guardrails import NoModelAllowed
 from banditroute.joiner import COMPLETE, NOT_PENDING
+from banditroute.metrics import Metrics
 from banditroute.policy import Policy, PolicyError, vw_args
+from banditroute.policyfile import PolicyFile
 from banditroute.router import Router
+from banditroute.shadow import ShadowTracker
 from banditroute.store import Checkpoint, Store, StoreError
-from banditroute.types import Decision, FeedbackPart
+from banditroute.timeseries import TimeSeries
+from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute")
 
 DB_NAME = "banditroute.db"
 _RECENT_MAX = 100_000
+_CHANGES_SHOWN = 50  # operator changes listed on the dashboard
+
+WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
+
+
+def _log_failure(fut: asyncio.Future[None]) -> None:
+    """For a write nobody awaits: its failure is logged (the store's health shows it too)."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("config_change_not_stored", error=str(fut.exception()))
 
 
 SINGLE = "single"  # one process decides, joins and learns
@@ -71,6 +86,10 @@ def restore_live_state(router: Router, store: Store, now: float) -> None:
         router.latency.observe(model, latency_ms)
 
 
+class IncompatiblePolicy(ValueError):
+    """A policy file this service cannot serve (other VW arguments, or bytes VW refuses)."""
+
+
 class ReloadError(ValueError):
     """The configuration file could not be reloaded; nothing was changed."""
 
@@ -92,6 +111,11 @@ class Service:
         # Events finished recently: known without a database read while their rows may be queued.
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.started_at = clock()
+        self.metrics = Metrics(m.name for m in config.models)
+        self.timeseries = TimeSeries(config.dashboard.interval_s, config.dashboard.history,
+                                     config.dashboard.recent_decisions)
+        self.shadow = ShadowTracker()
+        self.changes: deque[ConfigChange] = deque(maxlen=_CHANGES_SHOWN)
 
     @property
     def db_path(self) -> Path:
@@ -105,7 +129,10 @@ class Service:
             await self._start_serving()
             return
         policy, seq = self._load_policy()
-        router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq)
+        router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq, observer=self)
+        self._restore_changes(router, self.store.config_changes())
+        self.config = router.config
+        self._restore_shadow()
         counts = self.store.counts()
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
@@ -123,6 +150,9 @@ class Service:
         log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
                  pending_restored=len(pending), expired_at_start=len(expired),
                  models=list(router.catalog.names), exploration=self.config.policy.exploration)
+        self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending,
+                           in_cooldown=lambda: len(router.cooldowns.active(self.clock())))
+        self._publish_settings()
         self._tasks = [
             asyncio.get_running_loop().create_task(self._every(self.config.server.expire_interval_s, self.expire)),
             asyncio.get_running_loop().create_task(
@@ -190,8 +220,13 @@ class Service:
         `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
         assert self.router is not None and self.eventlog is not None
-        decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
-                                     **options)
+        started = time.perf_counter()
+        try:
+            decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
+                                         **options)
+        except NoModelAllowed as exc:
+            self.metrics.refused(exc.rule, exc.excluded)
+            raise
         try:
             await self.eventlog.decision_committed(decision.event_id)
         except StoreError:
@@ -199,6 +234,7 @@ class Service:
             raise
         log.info("decision", event_id=decision.event_id, model=decision.model,
                  probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
+        self.metrics.route_seconds.observe(time.perf_counter() - started)
         return decision
 
     async def reward(self, part: FeedbackPart) -> dict[str, Any]:
@@ -215,6 +251,7 @@ class Service:
         if result.status == COMPLETE:
             self._remember(part.event_id)
         status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
+        self.metrics.feedback(part.source, late=status == "late")
         log.info("reward", event_id=part.event_id, status=status, source=part.source,
                  reward=result.learned.reward if result.learned else None)
         answer: dict[str, Any] = {"event_id": part.event_id, "status": status, "stored": True}
@@ -258,11 +295,18 @@ class Service:
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ReloadError(str(exc)) from None
-        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge")
-                         if getattr(fresh, name) != getattr(self.config, name)]
+        # Weights changed at run time stay in force (they are replayed at start too), so the file's
+        # weights are not a difference that needs a restart.
+        running = replace(self.config, reward=replace(
+            self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight))
+        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge", "admin", "dashboard")
+                         if getattr(fresh, name) != getattr(running, name)]
         summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
         self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
+        for model in self.router.catalog.names:
+            self.metrics.add_model(model)
         summary["needs_restart"] = needs_restart
+        self._note(RELOAD, {k: summary[k] for k in ("added", "removed", "changed")}).add_done_callback(_log_failure)
         log.info("reloaded", **summary)
         return summary
 
@@ -272,18 +316,22 @@ class Service:
         assert self.router is not None
         for row in self.router.expire(self.clock()):
             self._remember(row.event_id)
+            self.metrics.expired.inc()
             log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
                      defaulted=row.defaulted)
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
+        """Snapshot the policy into the log (skipped when nothing was learned since, unless forced)."""
         assert self.router is not None and self.eventlog is not None
         seq = self.router.learned_seq
-        if seq == self._checkpointed_seq:
-            return
+        if seq == self._checkpointed_seq and not force:
+            return None
         model = self.router.policy.serialize()
-        await self.eventlog.checkpoint(Checkpoint(seq, self.router.policy.args, model, self.clock()))
+        ckpt = Checkpoint(seq, self.router.policy.args, model, self.clock())
+        await self.eventlog.checkpoint(ckpt)
         self._checkpointed_seq = seq
         log.info("checkpoint", learned_seq=seq, bytes=len(model))
+        return ckpt
 
     async def _every(self, interval: float, fn: Any) -> None:
         while True:
@@ -310,5 +358,137 @@ class Service:
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight
+        out["exploration_paused"] = self.router.exploration_paused
+        out["shadow_baseline"] = self.router.shadow_baseline
         out["uptime_s"] = round(self.clock() - self.started_at, 3)
         return out
+
+    # -- observer (the router tells of every decision and finished join) --------------------
+
+    def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None:
+        self.metrics.decided(decision, excluded)
+        self.timeseries.decided(decision, excluded)
+        if decision.shadow_chosen is not None:
+            self.shadow.decided(decision.shadow_chosen == decision.chosen)
+
+    def cooldown_started(self, model: str) -> None:
+        self.metrics.cooldown_started(model)
+        log.warning("cooldown_started", model=model)
+
+    def learned(self, decision: Decision, row: LearnedRow) -> None:
+        self.metrics.learned(decision, row)
+        self.timeseries.learned(decision, row)
+        if decision.shadow_pmf is not None and row.reward is not None:
+            self.shadow.learned(row.reward, decision.shadow_pmf[decision.chosen])
+
+    # -- operator controls (admin endpoints) -------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        assert self.router is not None
+        return {"cost_weight": self.config.reward.cost_weight, "latency_weight": self.config.reward.latency_weight,
+                "exploration_paused": self.router.exploration_paused, "shadow_baseline": self.router.shadow_baseline}
+
+    async def set_weights(self, cost_weight: float, latency_weight: float) -> dict[str, Any]:
+        """Learn under new weights from now on; the change is logged (and replayed at the next start)."""
+        assert self.router is not None
+        old = self.settings()
+        self.router.set_weights(cost_weight, latency_weight)
+        self.config = self.router.config
+        await self._record(WEIGHTS, {"cost_weight": cost_weight, "latency_weight": latency_weight,
+                                     "previous": {"cost_weight": old["cost_weight"],
+                                                  "latency_weight": old["latency_weight"]}})
+        return self.settings()
+
+    async def set_exploration(self, paused: bool) -> dict[str, Any]:
+        assert self.router is not None
+        self.router.exploration_paused = paused
+        await self._record(EXPLORATION, {"paused": paused})
+        return self.settings()
+
+    async def set_shadow(self, baseline: str | None) -> dict[str, Any]:
+        assert self.router is not None
+        self.router.shadow_baseline = baseline
+        await self._record(SHADOW, {"baseline": baseline})
+        return self.settings()
+
+    def shadow_summary(self) -> dict[str, Any]:
+        assert self.router is not None
+        return self.shadow.to_json(self.router.shadow_baseline)
+
+    def policy_file(self) -> PolicyFile:
+        """The live policy as a file (GET /admin/policy)."""
+        assert self.router is not None
+        return PolicyFile(self.router.policy.args, self.router.policy.serialize(), self.router.learned_seq,
+                          self.config.reward.cost_weight, self.config.reward.latency_weight, self.clock(), "service")
+
+    async def load_policy(self, pf: PolicyFile) -> dict[str, Any]:
+        """Serve `pf` from now on, learning on top of it; checkpointed at once so a restart keeps it.
+
+        Raises IncompatiblePolicy when its VW arguments differ from the configuration's or VW
+        refuses its bytes; nothing changes then.
+        """
+        assert self.router is not None
+        args = vw_args(self.config.policy)
+        if pf.vw_args != args:
+            raise IncompatiblePolicy(f"the policy was trained with other VW arguments {pf.vw_args}; "
+                                     f"this service uses {args}")
+        try:
+            policy = Policy(self.config.policy, self.config.models, model_data=pf.model)
+        except PolicyError as exc:
+            raise IncompatiblePolicy(str(exc)) from None
+        self.router.set_policy(policy)
+        await self.checkpoint(force=True)
+        await self._record(POLICY_LOADED, {"sha256": pf.sha256, "source": pf.source, "learned_seq": pf.learned_seq,
+                                           "cost_weight": pf.cost_weight, "latency_weight": pf.latency_weight})
+        return pf.describe()
+
+    def dashboard_data(self) -> dict[str, Any]:
+        assert self.router is not None
+        out = self.timeseries.to_json()
+        out.update(
+            now=self.clock(),
+            poll_interval_s=self.config.dashboard.poll_interval_s,
+            models=list(self.router.catalog.names),
+            settings=self.settings(),
+            totals={k: v for k, v in self.router.stats().items() if k != "selection_share"},
+            shadow=self.shadow_summary(),
+            changes=[{"ts": c.ts, "kind": c.kind, "payload": c.payload} for c in reversed(self.changes)],
+        )
+        return out
+
+    async def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        """Log an operator's change and return once it is committed."""
+        await self._note(kind, payload)
+
+    def _note(self, kind: str, payload: dict[str, Any]) -> asyncio.Future[None]:
+        """Log an operator's change; the returned future completes once it is committed."""
+        assert self.eventlog is not None
+        change = ConfigChange(self.clock(), kind, payload)
+        self.changes.append(change)
+        self._publish_settings()
+        log.info("config_change", kind=kind, **payload)
+        return self.eventlog.change(change)
+
+    def _publish_settings(self) -> None:
+        assert self.router is not None
+        self.metrics.settings(self.config.reward.cost_weight, self.config.reward.latency_weight,
+                              self.router.exploration_paused, self.router.shadow_baseline is not None)
+
+    def _restore_changes(self, router: Router, changes: list[ConfigChange]) -> None:
+        """Apply the operator's logged changes again, in order, so they survive a restart."""
+        for change in changes:
+            p = change.payload
+            if change.kind == WEIGHTS:
+                router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
+            elif change.kind == EXPLORATION:
+                router.exploration_paused = bool(p["paused"])
+            elif change.kind == SHADOW:
+                baseline = p["baseline"]
+                router.shadow_baseline = baseline if baseline in router.catalog else None
+            self.changes.append(change)
+
+    def _restore_shadow(self) -> None:
+        assert self.store is not None
+        self.shadow.decisions, self.shadow.matched = self.store.shadow_counts()
+        for reward, probability in self.store.shadow_outcomes():
+            self.shadow.learned(reward, probability)

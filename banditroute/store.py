@@ -5,6 +5,8 @@ Tables (append-only but for nothing):
 - `feedback`: every feedback part as received (raw parts, so any reward weight can be replayed);
 - `learned`: one row per finished join, with the reward and the VW cost learned (NULL: skipped);
 - `checkpoints`: policy snapshots with the last `learned.seq` they include and a SHA-256;
+- `config_changes`: run-time changes by an operator (weights, exploration, shadow mode, policy loads),
+  replayed at start so they survive a restart.
 - `judge_samples`: conversations and answers of proxy events sampled for the judge, bounded in
   rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
   running spend.
@@ -25,9 +27,9 @@ from pathlib import Path
 import orjson
 import sqlite_utils
 
-from banditroute.types import Decision, FeedbackPart, JudgeSample, LearnedRow
+from banditroute.types import ConfigChange, Decision, FeedbackPart, JudgeSample, LearnedRow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,13 @@ class Store:
         db = self.db
         db["decisions"].create(
             {"seq": int, "event_id": str, "ts": float, "features": str, "models": str, "chosen": int,
-             "pmf": str, "explored": int, "reason": str, "input_tokens": int, "tenant": str},
+             "pmf": str, "explored": int, "reason": str, "input_tokens": int, "tenant": str,
+             "shadow_pmf": str, "shadow_chosen": int},
             pk="seq", not_null={"event_id", "ts", "features", "models", "chosen", "pmf"}, if_not_exists=True,
         )
+        for column in ("shadow_pmf", "shadow_chosen"):  # logs written before shadow mode existed
+            if column not in db["decisions"].columns_dict:
+                db["decisions"].add_column(column, str if column == "shadow_pmf" else int)
         db["feedback"].create(
             {"seq": int, "event_id": str, "ts": float, "quality": float, "latency_ms": float, "cost_usd": float,
              "input_tokens": int, "output_tokens": int, "source": str, "error": str, "ttft_ms": float},
@@ -79,6 +85,9 @@ class Store:
         db["checkpoints"].create(
             {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
             pk="seq", if_not_exists=True,
+        )
+        db["config_changes"].create(
+            {"seq": int, "ts": float, "kind": str, "payload": str}, pk="seq", if_not_exists=True,
         )
         db["judge_samples"].create(
             {"event_id": str, "ts": float, "model": str, "prompt": str, "response": str, "status": str,
@@ -101,6 +110,7 @@ class Store:
         parts: Iterable[FeedbackPart] = (),
         learned: Iterable[LearnedRow] = (),
         checkpoint: Checkpoint | None = None,
+        changes: Iterable[ConfigChange] = (),
     ) -> None:
         """Append one batch in one transaction, in this order (a part never precedes its decision)."""
         try:
@@ -108,10 +118,15 @@ class Store:
                 self.conn.execute("BEGIN")
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
-                    " reason, input_tokens, tenant) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " reason, input_tokens, tenant, shadow_pmf, shadow_chosen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(d.event_id, d.ts, d.features, orjson.dumps(d.models).decode(), d.chosen,
-                      orjson.dumps(list(d.pmf)).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant)
+                      orjson.dumps(d.pmf).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant,
+                      orjson.dumps(d.shadow_pmf).decode() if d.shadow_pmf is not None else None, d.shadow_chosen)
                      for d in decisions],
+                )
+                self.conn.executemany(
+                    "INSERT INTO config_changes (ts, kind, payload) VALUES (?,?,?)",
+                    [(c.ts, c.kind, orjson.dumps(c.payload).decode()) for c in changes],
                 )
                 self.conn.executemany(
                     "INSERT INTO feedback (" + _FEEDBACK_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -258,6 +273,40 @@ class Store:
         ).fetchall()
         return {model: n for model, n in rows if model is not None}
 
+    def config_changes(self) -> list[ConfigChange]:
+        rows = self.conn.execute("SELECT ts, kind, payload FROM config_changes ORDER BY seq").fetchall()
+        return [ConfigChange(ts, kind, orjson.loads(payload)) for ts, kind, payload in rows]
+
+    def joined_log(self) -> Iterator[tuple[Decision, LearnedRow | None, list[FeedbackPart]]]:
+        """Every decision in log order with its finished join (None: still pending) and all its parts."""
+        cur = self.conn.execute(
+            "SELECT " + _DECISION_COLUMNS_D + ", l.seq, l.event_id, l.ts, l.reward, l.quality, l.cost_usd,"
+            " l.latency_ms, l.vw_cost, l.defaulted, l.cost_weight, l.latency_weight"
+            " FROM decisions d LEFT JOIN learned l ON l.event_id = d.event_id ORDER BY d.seq"
+        )
+        parts: dict[str, list[FeedbackPart]] = {}
+        for part in self.feedback():
+            parts.setdefault(part.event_id, []).append(part)
+        width = len(_DECISION_FIELDS)
+        for row in cur:
+            decision = _decision(row[:width])
+            learned = LearnedRow(*row[width:]) if row[width] is not None else None
+            yield decision, learned, parts.get(decision.event_id, [])
+
+    def shadow_outcomes(self) -> list[tuple[float, float]]:
+        """For each learned shadow-mode event: (reward, the bandit's probability of the served model)."""
+        rows = self.conn.execute(
+            "SELECT l.reward, d.chosen, d.shadow_pmf FROM decisions d JOIN learned l ON l.event_id = d.event_id"
+            " WHERE d.shadow_pmf IS NOT NULL AND l.reward IS NOT NULL ORDER BY l.seq"
+        ).fetchall()
+        return [(r, orjson.loads(pmf)[chosen]) for r, chosen, pmf in rows]
+
+    def shadow_counts(self) -> tuple[int, int]:
+        """(shadow-mode decisions, those where the bandit's pick matched the served baseline)."""
+        n, matched = self.conn.execute(
+            "SELECT count(*), coalesce(sum(chosen = shadow_chosen), 0) FROM decisions WHERE shadow_pmf IS NOT NULL"
+        ).fetchone()
+        return n, matched
     def rewards_per_model(self) -> dict[str, int]:
         """Rewards learned per chosen model: the cold-start counts after a restart."""
         rows = self.conn.execute(
@@ -364,12 +413,15 @@ def _sample_row(s: JudgeSample) -> tuple:
     return (s.event_id, s.ts, s.model, s.prompt, s.response, s.status, s.attempts, s.quality, s.cost_usd, s.note)
 
 
-_DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens", "tenant")
+_DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens",
+                    "tenant", "shadow_pmf", "shadow_chosen")
 _DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
 _DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
 
 
 def _decision(row: tuple) -> Decision:
-    event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant = row
+    event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow_pmf, shadow = row
     return Decision(event_id, ts, features, tuple(orjson.loads(models)), chosen, tuple(orjson.loads(pmf)),
-                    bool(explored), reason, input_tokens or 0, tenant)
+                    bool(explored), reason, input_tokens or 0, tenant,
+                    shadow_pmf=tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None,
+                    shadow_chosen=shadow)

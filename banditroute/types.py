@@ -61,6 +61,10 @@ class Decision:
     # next best allowed models to try on error, best first.
     excluded: dict[str, str] = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()
+    # Shadow mode: the bandit's own pmf over `models` and its sampled pick, logged next to the
+    # baseline that was served (then `pmf` is the baseline's degenerate pmf). None otherwise.
+    shadow_pmf: tuple[float, ...] | None = None
+    shadow_chosen: int | None = None
 
     @property
     def model(self) -> str:
@@ -118,6 +122,13 @@ class LearnedRow:
     latency_weight: float
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """A run-time change an operator made (weights, exploration, shadow mode, a policy load)."""
+
+    ts: float
+    kind: str
+    payload: dict[str, object]
 @dataclass(slots=True)
 class JudgeSample:
     """A completed proxy event kept for the judge: its conversation and answer, with the verdict.

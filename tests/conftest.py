@@ -53,6 +53,14 @@ class Api:
         async with self.session.get(self.server.make_url(path)) as resp:
             return resp.status, await resp.json(content_type=None)
 
+    async def raw(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
+                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """Any request; the status, the headers and the body as bytes."""
+        body = io.BytesIO(data) if data is not None else None
+        async with self.session.request(method, self.server.make_url(path), json=json, data=body,
+                                        headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
 
 async def start_api(config: Config, config_path: Path | None = None) -> Api:
     server = TestServer(create_app(config, config_path), host="127.0.0.1")

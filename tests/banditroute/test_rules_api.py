@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import random
 import signal
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from banditroute.config import load_config
@@ -41,9 +44,19 @@ def write_config(tmp_path: Path, extra: str = "", rules: str | None = None) -> P
     text = config_text(rules).replace(
         'data_dir = "var"\n', f'data_dir = "{tmp_path / "var"}"\ncheckpoint_interval_s = 3600.0\n'
                                "expire_interval_s = 0.05\n", 1)
+    text = text.replace('key_sha256 = ""', f'key_sha256 = "{hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}"', 1)
     path = tmp_path / "config.toml"
     path.write_text(text + extra)
     return path
+
+
+ADMIN_KEY = "rules-test-admin-key"
+
+
+async def reload(api: Api) -> tuple[int, Any]:
+    """POST /admin/reload with the admin key."""
+    status, _, body = await api.raw("POST", "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    return status, orjson.loads(body)
 
 
 async def start_from(path: Path) -> Api:
@@ -155,7 +168,7 @@ async def test_reload_adds_changes_and_removes_models_without_losing_the_policy(
         # A broken file is refused and nothing changes.
         good = path.read_text()
         path.write_text(good + "\n[rules.tiers]\nfree = ['no-such-model']\n")
-        status, err = await api.post("/admin/reload")
+        status, err = await reload(api)
         assert (status, err["error"]["code"]) == (400, "invalid_config") and "no-such-model" in err["error"]["message"]
         assert len((await api.get("/models"))[1]["models"]) == 8
 
@@ -166,7 +179,7 @@ async def test_reload_adds_changes_and_removes_models_without_losing_the_policy(
         start = new_text.index('[[models]]\nname = "claude-opus-4-retired"')
         end = new_text.index("[[models]]", start + 1)
         path.write_text(new_text[:start] + new_text[end:])
-        status, summary = await api.post("/admin/reload")
+        status, summary = await reload(api)
         assert status == 200, summary
         assert (summary["added"], summary["removed"], summary["changed"]) == (
             ["frontier-2"], ["claude-opus-4"], ["gpt-4o-mini"])
