@@ -5,9 +5,9 @@ Sections, each a plain dict in `bench.json`:
 - `in_process`: featurize, predict and learn, p50/p99 in µs for 4, 8 and 16 models, and the whole
   decision (featurize + rules + predict + sample + log enqueue) through the Router with the
   service's EventLog as its sink;
-- `replay`: decisions/s through the in-process Router over the largest bundled data set (logpai,
-  32,000 prompts), each decision followed by its feedback (the data set's quality and cost), so
-  every one is learned;
+- `replay`: decisions/s of the simulators' replay (simulators/replay.py: the in-process Router,
+  each decision followed by its simulated system and quality feedback, so every one is learned)
+  over the largest bundled data set (logpai, 32,000 prompts);
 - `memory`: RSS of a process that routed 1M requests whose joins are all still pending;
 - `http`: the service on loopback. Latency at fixed offered loads comes from `openloop`
   (bench/openloop.c: open loop, latency from the intended send time); saturation and reward ingest
@@ -45,7 +45,7 @@ from banditroute.eventlog import EventLog
 from banditroute.policy import Policy
 from banditroute.router import Router
 from banditroute.store import Store
-from banditroute.types import FeedbackPart, ModelSpec
+from banditroute.types import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 LARGEST_SET = "logpai"
@@ -53,7 +53,6 @@ MODEL_COUNTS = (4, 8, 16)
 METADATA = ({"user_tier": "free", "channel": "web", "task": "logs"}, {"user_tier": "pro", "channel": "api"})
 RATES = (500, 1000, 2000)
 HEADLINE_RATE = 1000
-CONTEXT_WINDOW = 1_000_000  # the data sets record no context limits
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -139,26 +138,18 @@ async def _decisions(prompts: list[str], iterations: int) -> dict[str, float]:
 
 
 def bench_replay(data_dir: Path) -> dict[str, Any]:
-    """Route every prompt of the largest set, then feed back its recorded quality and cost."""
-    rows = load_rows(data_dir)
-    prices = json.loads((data_dir / LARGEST_SET / "models.json").read_text())
-    specs = tuple(ModelSpec(name=name, input_price=p["input_price"] or 0.0, output_price=p["output_price"] or 0.0,
-                            context_window=CONTEXT_WINDOW) for name, p in prices.items())
-    config = Config(models=specs)
-    router = Router(config)
+    """The simulators' replay (the same Router, simulated feedback) over the largest bundled set."""
+    from simulators.datasets import load_dataset
+    from simulators.replay import new_router, replay
+    from simulators.worlds import DatasetWorld
+
+    world = DatasetWorld(load_dataset(data_dir / LARGEST_SET), seed=0, with_task=True)
+    router = new_router(world, load_config())
     t0 = time.perf_counter()
-    learned = 0
-    for step, row in enumerate(rows):
-        decision = router.route(row["prompt"], {"task": row["task"]}, now=float(step))
-        result = row["results"].get(decision.model)
-        if result is None:
-            continue
-        outcome = router.feedback(FeedbackPart(decision.event_id, float(step), quality=result["quality"],
-                                               cost_usd=result["cost_usd"], source="judge"), float(step))
-        learned += outcome.learned is not None
+    steps = sum(1 for _ in replay(router, world))
     elapsed = time.perf_counter() - t0
-    return {"set": LARGEST_SET, "decisions": len(rows), "learned": learned, "seconds": round(elapsed, 2),
-            "decisions_per_s": round(len(rows) / elapsed)}
+    return {"set": LARGEST_SET, "decisions": steps, "learned": router.counts["learned"],
+            "seconds": round(elapsed, 2), "decisions_per_s": round(steps / elapsed)}
 
 
 def bench_memory(data_dir: Path, n: int) -> dict[str, Any]:
