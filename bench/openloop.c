@@ -4,8 +4,9 @@
  * "coordinated omission"); wrk2's fixed-rate mode is not packaged. This program sends request i at
  * its intended time start + i / rate whatever happened before, over a pool of keep-alive
  * connections, and measures each latency from that intended time, so time spent waiting for a free
- * connection counts. It busy-polls (epoll with a zero timeout) so sends are not batched into the
- * kernel's millisecond timer ticks; pin it to its own core with taskset.
+ * connection counts. It sleeps in epoll until an answer arrives or a timerfd fires at the next
+ * intended send time (a high-resolution timer: sends are not rounded to epoll's milliseconds),
+ * so it does not spin a CPU that the server or other work may need.
  *
  * usage: openloop HOST PORT PATH BODIES_FILE RATE DURATION_S WARMUP_S CONNECTIONS
  *   BODIES_FILE: one request body a line, used in turn (POST, application/json).
@@ -15,6 +16,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,6 +141,9 @@ int main(int argc, char **argv) {
     long qhead = 0, qtail = 0, next = 0, done = 0, errors = 0, nlat = 0;
     double start = now_s() + 0.05, deadline = start + warmup + duration + 5.0;
     struct epoll_event events[256];
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
 
     while (done < total && now_s() < deadline) {
         double t = now_s();
@@ -158,9 +164,22 @@ int main(int argc, char **argv) {
             }
             c->busy = 1; c->req = r; c->got = 0;
         }
-        int n = epoll_wait(ep, events, 256, 0);
+        if (next < total) {  /* wake at the next intended send time at the latest */
+            double at = start + next / rate;
+            struct itimerspec its = {0};
+            its.it_value.tv_sec = (time_t)at;
+            its.it_value.tv_nsec = (long)((at - (double)(time_t)at) * 1e9);
+            timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+        }
+        int n = epoll_wait(ep, events, 256, next < total ? -1 : 100);
         for (int k = 0; k < n; k++) {
             conn_t *c = events[k].data.ptr;
+            if (c == NULL) {  /* the timer: drain it; the loop's top sends what is due */
+                uint64_t expirations;
+                ssize_t ignored = read(tfd, &expirations, sizeof expirations);
+                (void)ignored;
+                continue;
+            }
             ssize_t rd = read(c->fd, c->buf + c->got, BUF - c->got);
             if (rd <= 0) {
                 if (rd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
