@@ -165,7 +165,8 @@ def bench_memory(data_dir: Path, n: int) -> dict[str, Any]:
 
 
 def _memory_child(data_dir: Path, n: int) -> None:
-    prompts = [r["prompt"] for r in load_rows(data_dir)]
+    with gzip.open(data_dir / LARGEST_SET / "prompts.jsonl.gz", "rt", encoding="utf-8") as f:
+        prompts = [json.loads(line)["prompt"] for line in f]  # the prompts only: the RSS is the router's
     config = load_config()
     config = config.with_overrides(server={"max_pending": max(n, config.server.max_pending)})
     router = Router(config)

@@ -330,10 +330,8 @@ class Router:
                  now: float) -> None:
         """Feed the online state the rules read: failures, latency, spend, rewards per model."""
         model = decision.model
-        if outcome.error is not None and self.cooldowns.failure(model, now):
-            self.counts["cooldowns_started"] += 1
-            if self.observer is not None:
-                self.observer.cooldown_started(model)
+        if outcome.error is not None:
+            self.observe_failure(model, now)
         if outcome.latency_ms is not None:
             self.latency.observe(model, outcome.latency_ms)
         if r is not None:
@@ -359,9 +357,12 @@ class Router:
             self.spend.add(decision.tenant, row.cost_usd, row.ts)
 
     def observe_failure(self, model: str, now: float) -> None:
-        """A reported failure of `model` (multi-process mode: the serving process that heard of it)."""
+        """A reported failure of `model`: it may start a cooldown (in the multi-process mode, each
+        serving process counts the failures reported to it)."""
         if self.cooldowns.failure(model, now):
             self.counts["cooldowns_started"] += 1
+            if self.observer is not None:
+                self.observer.cooldown_started(model)
 
     # -- restart ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import replace
@@ -103,6 +104,10 @@ class Service:
         self.role = role
         self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
         self._followed_seq = 0  # serving role: the last learned row folded into the online state
+        # Serving role: reward lookups on their own connection and thread, so they run while the
+        # writer thread waits for a commit's fsync (WAL readers do not wait for the writer).
+        self._reader: Store | None = None
+        self._reader_thread: ThreadPoolExecutor | None = None
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
@@ -171,6 +176,9 @@ class Service:
             await self.eventlog.close()
         if self.store is not None:
             self.store.close()
+        if self._reader_thread is not None and self._reader is not None:
+            self._reader_thread.shutdown(wait=True)
+            self._reader.close()
 
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
@@ -180,7 +188,9 @@ class Service:
 
     async def _start_serving(self) -> None:
         assert self.eventlog is not None and self.store is not None
-        self.router = Router(self.config, sink=self.eventlog, joins=False)
+        self.router = Router(self.config, sink=self.eventlog, joins=False, observer=self)
+        self._reader = Store(self.db_path)
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-reader")
         restore_live_state(self.router, self.store, self.clock())
         self._followed_seq = self.store.max_learned_seq()
         await self.reload_snapshot()
@@ -268,7 +278,9 @@ class Service:
         The event may have been decided by another process, so its state is read from the log.
         """
         assert self.store is not None and self.eventlog is not None and self.router is not None
-        known = await self.eventlog.call(self.store.event_state, part.event_id)
+        assert self._reader is not None
+        known = await asyncio.get_running_loop().run_in_executor(self._reader_thread, self._reader.event_state,
+                                                                  part.event_id)
         if known is None:
             raise UnknownEvent(part.event_id)
         state, model = known
