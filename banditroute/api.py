@@ -18,13 +18,15 @@ from banditroute.types import FeedbackPart
 SOURCES = ("user", "judge", "system")
 ERRORS = ("timeout", "rate_limited", "server_error", "connection_error", "content_filter", "other")
 _EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
+_REWARD_TOKEN = re.compile(r"[0-9a-f]{64}")
 _METADATA_MAX_KEYS = 32
 _METADATA_MAX_STRING = 512
 _METADATA_MAX_LIST = 32
 ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
 _MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
-    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error"}
+    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error",
+     "reward_token"}
 )
 WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
 _FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
@@ -144,6 +146,15 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
     if error is not None and error not in ERRORS:
         raise ApiError(400, "invalid_error", f"error must be one of {list(ERRORS)}")
     return FeedbackPart(event_id, now, quality, latency, cost, tokens_in, tokens_out, source, error, ttft)
+
+
+def parse_reward_token(obj: dict[str, Any]) -> str | None:
+    token = obj.get("reward_token")
+    if token is None:
+        return None
+    if not isinstance(token, str) or not _REWARD_TOKEN.fullmatch(token):
+        raise ApiError(400, "invalid_reward_token", "reward_token must be the string /route returned")
+    return token
 
 
 def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import orjson
 
+from banditroute.auth import AuthConfigError, parse_env_keys
 from banditroute.config import ConfigError, load_config
-from banditroute.store import Store
+from banditroute.store import Store, StoreError
+
+API_KEYS_ENV = "BANDITROUTE_API_KEYS"
 
 
 class CliError(Exception):
@@ -98,8 +101,12 @@ def _serve(args: argparse.Namespace) -> int:
         server["host"] = args.host
     if args.data_dir is not None:
         server["data_dir"] = args.data_dir
-    if server:
-        config = config.with_overrides(server=server)
+    sections: dict[str, dict[str, object]] = {"server": server} if server else {}
+    env_keys = os.environ.get(API_KEYS_ENV)
+    if env_keys:
+        sections["auth"] = {"keys": config.auth.keys + parse_env_keys(env_keys, API_KEYS_ENV)}
+    if sections:
+        config = config.with_overrides(**sections)
     if args.workers is not None:
         config = config.with_overrides(cluster={"workers": args.workers})
     if config.cluster.workers > 1:
@@ -187,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CliError) as exc:
+    except (ConfigError, AuthConfigError, StoreError, CliError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 

@@ -14,11 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from banditroute.auth import ApiKey, AuthConfigError, is_loopback, parse_keys
 from banditroute.catalog import CatalogError, parse_models
 from banditroute.types import ModelSpec, RewardWeights
 
 EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
 QUALITY_RULES = ("first", "last")
+AUTH_MODES = ("auto", "on", "off")
 ON_EMPTY = ("reject", "default")
 # [rules] sub-tables: name -> list of model names (tiers, tenants) or USD (budgets).
 _RULE_TABLES = ("tiers", "tenants", "budgets")
@@ -39,6 +41,9 @@ class ServerConfig:
     expire_interval_s: float = 1.0
     write_batch_max: int = 1024
     max_pending: int = 1_000_000
+    max_write_queue: int = 100_000  # records waiting for the writer; beyond, /route and /reward answer 503
+    max_headers: int = 64
+    read_timeout_s: float = 30.0  # a request body must arrive within this, else 408
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class RewardConfig:
     default_quality: float | None = 0.5  # None: learn nothing from an event without quality
     quality_rule: str = "first"
     default_output_tokens: int = 256  # cost estimate when neither cost nor tokens arrive
+    max_parts_per_event: int = 32
 
     @property
     def weights(self) -> RewardWeights:
@@ -131,6 +137,21 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthConfig:
+    mode: str = "auto"  # "auto": on unless the server binds a loopback address with no keys set
+    keys: tuple[ApiKey, ...] = ()
+    route_rate_per_s: float = 1000.0  # per API key; 0: no limit
+    reward_rate_per_s: float = 2000.0
+    rate_burst_s: float = 2.0  # a bucket holds this many seconds of its rate
+    rate_max_clients: int = 10_000
+
+    def enabled(self, host: str) -> bool:
+        if self.mode == "auto":
+            return bool(self.keys) or not is_loopback(host)
+        return self.mode == "on"
+
+
+@dataclass(frozen=True, slots=True)
 class RulesConfig:
     """The hard rules and the model lifecycle (README, "Rules")."""
 
@@ -189,6 +210,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     models: tuple[ModelSpec, ...] = ()
@@ -223,7 +245,8 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "models", "cluster"}
+    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "auth",
+             "models", "cluster"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -238,6 +261,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         rules=_rules(raw.get("rules", {}), source),
         admin=_section(AdminConfig, raw.get("admin", {}), "admin", source),
         dashboard=_section(DashboardConfig, raw.get("dashboard", {}), "dashboard", source),
+        auth=_auth(raw.get("auth", {}), source),
         proxy=_proxy(raw.get("proxy", {}), source),
         judge=_section(JudgeConfig, raw.get("judge", {}), "judge", source),
         models=_models(raw.get("models", []), source),
@@ -278,6 +302,15 @@ def _rule_entry(table: str, key: str, value: Any, source: str) -> Any:
     return tuple(value)
 
 
+def _auth(raw: Any, source: str) -> AuthConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [auth] must be a table")
+    raw = dict(raw)
+    try:
+        keys = parse_keys(raw.pop("keys", []), source)
+    except AuthConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return replace(_section(AuthConfig, raw, "auth", source), keys=keys)
 def _proxy(raw: Any, source: str) -> ProxyConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: [proxy] must be a table")
@@ -344,6 +377,15 @@ def validate(cfg: Config, source: str = "config") -> None:
         (s.expire_interval_s > 0, "server.expire_interval_s must be > 0"),
         (s.write_batch_max > 0, "server.write_batch_max must be > 0"),
         (s.max_pending > 0, "server.max_pending must be > 0"),
+        (s.max_write_queue > 0, "server.max_write_queue must be > 0"),
+        (s.max_headers > 0, "server.max_headers must be > 0"),
+        (_finite_pos(s.read_timeout_s), "server.read_timeout_s must be > 0"),
+        (r.max_parts_per_event > 0, "reward.max_parts_per_event must be > 0"),
+        (cfg.auth.mode in AUTH_MODES, f"auth.mode must be one of {AUTH_MODES}"),
+        (_finite_nonneg(cfg.auth.route_rate_per_s) and _finite_nonneg(cfg.auth.reward_rate_per_s),
+         "auth.route_rate_per_s and auth.reward_rate_per_s must be finite numbers >= 0"),
+        (_finite_pos(cfg.auth.rate_burst_s), "auth.rate_burst_s must be > 0"),
+        (cfg.auth.rate_max_clients > 0, "auth.rate_max_clients must be > 0"),
         (_finite_nonneg(r.cost_weight), "reward.cost_weight must be a finite number >= 0"),
         (_finite_nonneg(r.latency_weight), "reward.latency_weight must be a finite number >= 0"),
         (_finite_pos(r.cost_scale), "reward.cost_scale must be > 0"),

@@ -6,6 +6,9 @@ includes. Whatever is queued while a batch is written goes into the next one (gr
 Learned rows are fire-and-forget (a lost one is learned again after restart from the stored
 parts); decisions, feedback parts and checkpoints can be awaited: `/route` and `/reward` answer
 only once their record is committed.
+
+Bounded: `admit()` refuses new client records (Overloaded, a 503) while `max_queue` records wait
+for the writer; the service's own records (learned rows, checkpoints) are never dropped.
 """
 
 from __future__ import annotations
@@ -24,12 +27,17 @@ log = structlog.get_logger("banditroute.eventlog")
 _DECISION, _PART, _LEARNED, _CHECKPOINT, _CHANGE = range(5)
 
 
+class Overloaded(StoreError):
+    """The write queue is full: the writer is behind (slow or failing disk); retry shortly."""
+
+
 class EventLog:
     """The router's LogSink for the service; `start()` inside a running loop, `close()` to drain."""
 
-    def __init__(self, store: Store, batch_max: int = 1024):
+    def __init__(self, store: Store, batch_max: int = 1024, max_queue: int = 100_000):
         self.store = store
         self.batch_max = batch_max
+        self.max_queue = max_queue
         self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-writer")
@@ -90,6 +98,11 @@ class EventLog:
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run a read on the writer thread (the store is used from one thread at a time)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def admit(self) -> None:
+        """Raises Overloaded when no new client record may be queued now."""
+        if self.pending() >= self.max_queue:
+            raise Overloaded(f"the write queue holds {self.pending()} records, its limit")
 
     def pending(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0

@@ -7,20 +7,25 @@ rest). Parts for an event that is no longer pending are the caller's to store an
 are not learned (Personalizer semantics).
 
 Bounded: beyond `max_pending` the oldest decision is released early, as if its deadline had passed.
+The deadline queue keeps entries of events already released by their parts until their deadline;
+it is compacted whenever it grows past twice the pending count (plus a slack), so its size stays
+proportional to `max_pending` whatever the wait window and traffic.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from banditroute.types import Decision, FeedbackPart, Outcome
 
 PENDING = "pending"
 COMPLETE = "complete"
 NOT_PENDING = "not_pending"
+# Deadline entries beyond twice the pending count before a compaction; amortises its O(n) cost.
+_COMPACT_SLACK = 1024
 
 
 @dataclass(slots=True)
@@ -69,6 +74,9 @@ class Joiner:
         """Start waiting for `decision`; returns the decisions released to stay within bounds."""
         self._pending[decision.event_id] = decision if self._pack is None else self._pack(decision)
         self._deadlines.append((deadline, decision.event_id))
+        if len(self._deadlines) > 2 * len(self._pending) + _COMPACT_SLACK:
+            pending = self._pending
+            self._deadlines = deque(entry for entry in self._deadlines if entry[1] in pending)
         released = []
         while len(self._pending) > self.max_pending:
             released.extend(self._pop_oldest())
@@ -87,6 +95,20 @@ class Joiner:
             del self._outcomes[part.event_id]
             return PartResult(COMPLETE, quality_applied, (self._decision(held), outcome))
         return PartResult(PENDING, quality_applied)
+
+    def decision(self, event_id: str) -> Decision | None:
+        held = self._pending.get(event_id)
+        return self._decision(held) if held is not None else None
+
+    def parts(self, event_id: str) -> int | None:
+        """How many parts a pending event has received; None when it is not pending."""
+        if event_id not in self._pending:
+            return None
+        outcome = self._outcomes.get(event_id)
+        return outcome.parts if outcome is not None else 0
+
+    def deadline_entries(self) -> int:
+        return len(self._deadlines)
 
     def discard(self, event_id: str) -> None:
         """Stop waiting for an event without releasing it (its deadline entry is skipped later)."""
@@ -149,6 +171,7 @@ def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | Non
         value = getattr(part, name)
         if value is not None:
             setattr(outcome, name, value)
+    outcome.parts += 1
     if part.source not in outcome.sources:
         outcome.sources.append(part.source)
     return applied

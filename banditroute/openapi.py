@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from banditroute.api import ERRORS, SOURCES, WEIGHT_MAX
+from banditroute.auth import ADMIN_PREFIX, required_scope
 from banditroute.policyfile import FORMAT, VERSION
 
 JSON = "application/json"
@@ -60,6 +61,8 @@ SCHEMAS: dict[str, Any] = {
         "event_id": STRING, "model": STRING, "probability": NUMBER, "pmf": map_of(NUMBER), "explored": BOOLEAN,
         "fallbacks": {"type": "array", "items": STRING},
         "excluded": {**map_of(STRING), "description": "model -> the rule that excluded it"}, "reason": STRING,
+        "reward_token": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                         "description": "HMAC of the event id and tenant: /reward asks for it when auth is on"},
     }),
     "RewardRequest": obj({
         "event_id": {"type": "string", "pattern": "^[0-9A-Za-z_\\-]{1,128}$"},
@@ -71,6 +74,8 @@ SCHEMAS: dict[str, Any] = {
         "output_tokens": {"type": ["integer", "null"], "minimum": 0},
         "source": {"enum": list(SOURCES)},
         "error": {"enum": [*ERRORS, None]},
+        "reward_token": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
+                         "description": "the one /route returned; required when auth is on"},
     }, required=("event_id",)),
     "RewardResponse": obj({
         "event_id": STRING, "status": {"enum": ["pending", "learned", "late"]}, "stored": BOOLEAN,
@@ -96,13 +101,15 @@ SCHEMAS: dict[str, Any] = {
         "latency": map_of(obj({"p95_ms": NUMBER, "samples": INTEGER})),
         "budgets": map_of(obj({"spent_usd": NUMBER, "budget_usd": NUMBER})),
         "sticky_conversations": INTEGER, "catalog_reloads": INTEGER,
+        "recent_events": INTEGER, "auth": {"enum": ["on", "off"]},
         "role": {"type": "string", "enum": ["single", "serving"],
                  "description": "serving: one of the processes of `serve --workers N` (counts are its own)"},
         "pid": INTEGER, "policy_learned_seq": {**INTEGER, "description": "the last learned join the policy includes"},
     }),
     "Settings": obj({"cost_weight": NUMBER, "latency_weight": NUMBER, "exploration_paused": BOOLEAN,
                      "shadow_baseline": {"type": ["string", "null"]}}),
-    "WeightsRequest": obj({"cost_weight": WEIGHT, "latency_weight": WEIGHT}, required=(),
+    "WeightsRequest": obj({"cost_weight": {**WEIGHT, "type": ["number", "null"]},
+                           "latency_weight": {**WEIGHT, "type": ["number", "null"]}}, required=(),
                           description="At least one of the two; the other keeps its value."),
     "ExplorationRequest": obj({"paused": BOOLEAN}),
     "ShadowRequest": obj({"baseline": {"type": ["string", "null"],
@@ -168,22 +175,40 @@ def _answer(description: str, schema: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    what = {400: "invalid request", 401: "no admin key presented", 403: "admin endpoints disabled or wrong key",
-            404: "unknown", 409: "conflicts with the running configuration", 413: "too large",
-            422: "no model is allowed for this request", 502: "no upstream answered (errors)",
-            503: "the event log cannot be written now", 504: "no upstream answered in time"}
+    what = {400: "invalid request", 401: "no valid API key (or reward_token) presented",
+            403: "the key's scopes do not cover this endpoint, a wrong reward_token, or admin endpoints disabled",
+            404: "unknown", 408: "the body did not arrive in time",
+            409: "conflicts with the running configuration (or too many feedback parts for the event)",
+            413: "too large", 422: "no model is allowed for this request",
+            429: "rate limit of the API key; see Retry-After", 502: "no upstream answered (errors)",
+            503: "the event log cannot be written now or its queue is full; see Retry-After",
+            504: "no upstream answered in time"}
     return {str(s): _answer(what[s], "Error") for s in statuses}
 
 
-def _op(summary: str, responses: dict[str, Any], *, body: str | None = None, admin: bool = False,
-        tag: str = "routing") -> dict[str, Any]:
+def _op(summary: str, responses: dict[str, Any], *, body: str | None = None, tag: str = "routing"
+        ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}
-    if admin:
-        op["security"] = [{"adminKey": []}]
-        op["responses"] = {**responses, **_errors(401, 403)}
     return op
+
+
+def _secured(path: str, op: dict[str, Any]) -> dict[str, Any]:
+    """Security and auth errors from the one place that decides them (auth.required_scope).
+
+    Operator endpoints always need an admin key; the others only when auth is on (so the key is
+    optional in the document: `{}` is the no-key alternative of a loopback development server).
+    """
+    scope = required_scope(path)
+    if scope is None:
+        return op
+    limited = (429,) if scope in ("route", "reward") else ()
+    extra = {"408": _answer("the body did not arrive in time", "Error")} if "requestBody" in op else {}
+    return {**op, "description": f"Needs an API key with scope `{scope}`"
+                                 + ("." if path.startswith(ADMIN_PREFIX) else " when auth is on."),
+            "security": [{"apiKey": []}] if path.startswith(ADMIN_PREFIX) else [{"apiKey": []}, {}],
+            "responses": {**op["responses"], **_errors(401, 403, *limited), **extra}}
 
 
 def _text(description: str, media: str) -> dict[str, Any]:
@@ -195,7 +220,7 @@ PATHS: dict[str, Any] = {
         "200": _answer("the decision, committed to the log", "RouteResponse"),
         **_errors(400, 413, 422, 503)}, body="RouteRequest")},
     "/reward": {"post": _op("Report feedback for an event (one part of it)", {
-        "202": _answer("the part is durably stored", "RewardResponse"), **_errors(400, 404, 413, 503)},
+        "202": _answer("the part is durably stored", "RewardResponse"), **_errors(400, 404, 409, 413, 503)},
         body="RewardRequest")},
     "/v1/chat/completions": {"post": _op("OpenAI-compatible proxy: route, forward with fallbacks, learn", {
         "200": {"description": "the upstream's chat completion (headers x-banditroute-event-id and "
@@ -227,32 +252,29 @@ PATHS: dict[str, Any] = {
                                                             "content": {JSON: {"schema": {"type": "object"}}}}},
                                  tag="operate")},
     "/docs": {"get": _op("This document, readable", {"200": _text("an HTML page", "text/html")}, tag="operate")},
-    "/admin/settings": {"get": _op("The run-time settings in force", {"200": _answer("settings", "Settings")},
-                                   admin=True, tag="admin")},
+    "/admin/settings": {"get": _op("The run-time settings in force", {"200": _answer("settings", "Settings")}, tag="admin")},
     "/admin/weights": {"post": _op("Change cost_weight / latency_weight; learning continues under them", {
-        "200": _answer("the new settings", "Settings"), **_errors(400)}, body="WeightsRequest", admin=True,
+        "200": _answer("the new settings", "Settings"), **_errors(400)}, body="WeightsRequest",
         tag="admin")},
     "/admin/exploration": {"post": _op("Pause exploration (serve the argmax) or resume it", {
-        "200": _answer("the new settings", "Settings"), **_errors(400)}, body="ExplorationRequest", admin=True,
+        "200": _answer("the new settings", "Settings"), **_errors(400)}, body="ExplorationRequest",
         tag="admin")},
     "/admin/shadow": {
         "post": _op("Serve a baseline model and log the bandit's pick next to it (null: stop)", {
-            "200": _answer("the new settings", "Settings"), **_errors(400)}, body="ShadowRequest", admin=True,
+            "200": _answer("the new settings", "Settings"), **_errors(400)}, body="ShadowRequest",
             tag="admin"),
         "get": _op("Match rate and off-policy value of the bandit in shadow mode", {
-            "200": _answer("the shadow summary", "ShadowSummary")}, admin=True, tag="admin"),
+            "200": _answer("the shadow summary", "ShadowSummary")}, tag="admin"),
     },
     "/admin/reload": {"post": _op("Re-read the configuration file: catalog and rules now, the policy kept", {
-        "200": _answer("what changed, and the sections that need a restart", "Reloaded"), **_errors(400)},
-        admin=True, tag="admin")},
+        "200": _answer("what changed, and the sections that need a restart", "Reloaded"), **_errors(400)}, tag="admin")},
     "/admin/snapshot": {"post": _op("Checkpoint the policy into the log now", {
-        "200": _answer("the checkpoint written", "Snapshot"), **_errors(503)}, admin=True, tag="admin")},
+        "200": _answer("the checkpoint written", "Snapshot"), **_errors(503)}, tag="admin")},
     "/admin/policy": {
         "get": _op("Download the live policy as a policy file", {
-            "200": _answer("a policy file", "PolicyFile")}, admin=True, tag="admin"),
+            "200": _answer("a policy file", "PolicyFile")}, tag="admin"),
         "post": _op("Serve a policy file (e.g. from `banditroute replay-log`) and learn on top of it", {
-            "200": _answer("the policy loaded", "PolicyLoaded"), **_errors(400, 409, 413, 503)}, body="PolicyFile",
-            admin=True, tag="admin"),
+            "200": _answer("the policy loaded", "PolicyLoaded"), **_errors(400, 409, 413, 503)}, body="PolicyFile", tag="admin"),
     },
 }
 
@@ -262,11 +284,12 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "banditroute", "version": "0.1.0",
                  "description": "A learning LLM router: POST /route picks a model, POST /reward teaches it."},
-        "paths": PATHS,
+        "paths": {path: {method: _secured(path, op) for method, op in ops.items()} for path, ops in PATHS.items()},
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer",
-                                             "description": "the admin key (admin.key_sha256 or "
-                                                            "BANDITROUTE_ADMIN_KEY)"}},
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key with scopes route, reward and/or admin "
+                                                          "([auth].keys, BANDITROUTE_API_KEYS; the admin key also "
+                                                          "from admin.key_sha256 or BANDITROUTE_ADMIN_KEY)"}},
         },
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as vw_core
 
@@ -86,6 +87,8 @@ class Policy:
         if self._ws.label_type != vw.LabelType.CB or not self._ws.multiline:
             raise PolicyError(f"the policy needs a multi-line contextual-bandit workspace, got {self.args}")
         self._core = self._ws._workspace
+        if model_data is not None and not self.is_finite():
+            raise PolicyError("the policy has NaN or infinite weights")
         self._action_text: dict[str, str] = {}
         self._action_examples: dict[str, vw_core.Example] = {}
         self.set_catalog(specs)
@@ -120,6 +123,10 @@ class Policy:
         # Only the chosen action carries the label; the others are the cached, label-free examples.
         examples[chosen + 1] = parse(f"0:{cost:.6f}:{probability:.6f} " + self._action_text[models[chosen]])
         self._core.learn_multi_ex_one(examples)
+
+    def is_finite(self) -> bool:
+        """Whether every weight is a finite number: a NaN or inf weight poisons every prediction."""
+        return bool(np.isfinite(self._ws.weights()).all())
 
     def knows(self, model: str) -> bool:
         return model in self._action_text

@@ -95,5 +95,8 @@ def reward_span(specs: Iterable[ModelSpec], config: RewardConfig, reference_inpu
 
 
 def to_vw_cost(reward: float, span: float) -> float:
+    """The reward as VW's cost in [0, 1]; a NaN (never from validated input) counts as the worst."""
     cost = (1.0 - reward) / span
+    if cost != cost:
+        return 1.0
     return 0.0 if cost < 0.0 else 1.0 if cost > 1.0 else cost

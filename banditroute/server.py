@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import signal
 import time
@@ -18,13 +19,14 @@ import structlog
 from aiohttp import web
 
 from banditroute import openapi, policyfile, proxy
-from banditroute.adminauth import AdminKey
-from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_route, parse_shadow,
-                             parse_weights)
-from banditroute.config import Config
+from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_reward_token,
+                             parse_route, parse_shadow, parse_weights)
+from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
+from banditroute.config import Config, ConfigError
+from banditroute.eventlog import Overloaded
 from banditroute.guardrails import NoModelAllowed, UnknownModel
 from banditroute.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from banditroute.service import SINGLE, IncompatiblePolicy, ReloadError, Service, UnknownEvent
+from banditroute.service import SINGLE, IncompatiblePolicy, ReloadError, RewardRefused, Service, UnknownEvent
 from banditroute.store import StoreError
 from banditroute.types import Decision, FeedbackPart, JudgeSample
 from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
@@ -32,11 +34,13 @@ from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
 log = structlog.get_logger("banditroute.server")
 
 SERVICE = web.AppKey("service", Service)
-ADMIN_KEY = web.AppKey("admin_key", AdminKey)
-ADMIN_PREFIX = "/admin/"
+GATE = web.AppKey("gate", Gate)
+# Seconds a client is asked to wait after a 503 for an overloaded or failing event log.
+_RETRY_AFTER_STORE_S = 1
 UPSTREAM = web.AppKey("upstream", Upstream)
 BOOKKEEPING = web.AppKey("bookkeeping", set)
 EVENT_HEADER = "x-banditroute-event-id"
+REWARD_TOKEN_HEADER = "x-banditroute-reward-token"
 MODEL_HEADER = "x-banditroute-model"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,8 +50,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.Response(body=ApiError(status, code, message).body(), status=status, content_type="application/json")
+def error_response(status: int, code: str, message: str, retry_after_s: float = 0.0) -> web.Response:
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))} if retry_after_s > 0 else None
+    return web.Response(body=ApiError(status, code, message).body(), status=status, content_type="application/json",
+                        headers=headers)
 
 
 @web.middleware
@@ -64,25 +70,46 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 names the methods the path does take (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Overloaded as exc:
+        log.warning("overloaded", error=str(exc))
+        return error_response(503, "overloaded", "too many writes are waiting; retry shortly", _RETRY_AFTER_STORE_S)
     except StoreError as exc:
         log.error("store_unavailable", error=str(exc))
-        return error_response(503, "store_unavailable", "the event log cannot be written now; retry later")
+        return error_response(503, "store_unavailable", "the event log cannot be written now; retry later",
+                              _RETRY_AFTER_STORE_S)
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal_error", "internal error; the request was not applied")
 
 
 @web.middleware
-async def admin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /admin/ path needs the admin key (see adminauth); the check runs before the body is read."""
-    if request.path.startswith(ADMIN_PREFIX):
-        request.app[ADMIN_KEY].check(request.headers.get("Authorization"))
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before any body is read: API key, scope and rate limit, then the declared body size."""
+    verdict = request.app[GATE].check(request.path, request.headers.get("Authorization"), time.monotonic())
+    if verdict.status:
+        response = error_response(verdict.status, verdict.code, verdict.message, verdict.retry_after_s)
+        if verdict.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    limit = request.app[SERVICE].config.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, "body_too_large", f"the body is larger than the limit of {limit} bytes")
     return await handler(request)
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
-    return parse_json_object(await request.read())
+    """The JSON object in the body, which must arrive within `server.read_timeout_s` (else 408)."""
+    timeout = request.app[SERVICE].config.server.read_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", f"the body did not arrive within {timeout:g} s") from None
+    return parse_json_object(body)
 
 
 async def route(request: web.Request) -> web.Response:
@@ -106,16 +133,20 @@ async def route(request: web.Request) -> web.Response:
         "fallbacks": list(decision.fallbacks),
         "excluded": decision.excluded,
         "reason": decision.reason,
+        "reward_token": service.reward_token(decision),
     })
 
 
 async def reward(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    part = parse_reward(await read_object(request), time.time())
+    body = await read_object(request)
+    part = parse_reward(body, time.time())
     try:
-        answer = await service.reward(part)
+        answer = await service.reward(part, parse_reward_token(body))
     except UnknownEvent:
         raise ApiError(404, "unknown_event", "no decision has this event_id") from None
+    except RewardRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
     return json_response(answer, status=202)
 
 
@@ -198,7 +229,8 @@ async def admin_shadow_summary(request: web.Request) -> web.Response:
 
 async def admin_snapshot(request: web.Request) -> web.Response:
     ckpt = await request.app[SERVICE].checkpoint(force=True)
-    assert ckpt is not None
+    if ckpt is None:
+        raise ApiError(409, "policy_not_finite", "the live policy has NaN or infinite weights; nothing was written")
     return json_response({"learned_seq": ckpt.learned_seq, "sha256": hashlib.sha256(ckpt.model).hexdigest(),
                           "bytes": len(ckpt.model), "ts": ckpt.ts})
 
@@ -227,6 +259,18 @@ async def admin_reload(request: web.Request) -> web.Response:
     except ReloadError as exc:
         raise ApiError(400, "invalid_config", str(exc)) from None
     return json_response({"status": "reloaded", **summary})
+
+
+def create_gate(config: Config, environ: Any = os.environ) -> Gate:
+    """The one auth mechanism: [auth] keys (and env keys merged into them) plus the [admin] key."""
+    a = config.auth
+    enabled = a.enabled(config.server.host)
+    keys = a.keys + admin_keys(config.admin.key_sha256, environ.get(ADMIN_KEY_ENV))
+    if enabled and not keys:
+        raise ConfigError(
+            f"auth is on (host {config.server.host} is not loopback, or auth.mode = \"on\") but no API key is set:"
+            " add [auth].keys or BANDITROUTE_API_KEYS, or set auth.mode = \"off\" to run open on purpose")
+    return Gate(keys, enabled, a.route_rate_per_s, a.reward_rate_per_s, a.rate_burst_s, a.rate_max_clients)
 
 
 # -- OpenAI-compatible proxy -----------------------------------------------------------------
@@ -277,13 +321,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             log.warning("upstream_failed", event_id=decision.event_id, model=name, error=exc.kind,
                         detail=exc.detail, attempt=attempt)
             if attempt == 0:  # the failure of the model the policy chose is its feedback
-                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                await _bookkeep(request, _feed_back(service, decision, FeedbackPart(
                     decision.event_id, time.time(), source="system", error=exc.kind,
                     latency_ms=1000 * (time.monotonic() - started))))
     status, code = (504, "upstream_timeout") if last_error == "timeout" else (502, "upstream_unavailable")
     response = error_response(status, code, f"no upstream answered within {config.proxy.total_deadline_s} s "
                                             f"(tried {candidates[:attempt + 1]}; last error {last_error})")
     response.headers[EVENT_HEADER] = decision.event_id
+    response.headers[REWARD_TOKEN_HEADER] = service.reward_token(decision)
     return response
 
 
@@ -292,7 +337,8 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
     """Pass a non-retried upstream answer to the client; raises UpstreamError while a fallback is still possible."""
     service = request.app[SERVICE]
     config = service.config
-    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name}
+    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name,
+               REWARD_TOKEN_HEADER: service.reward_token(decision)}
     keep = chosen and proxy.sampled(decision.event_id, config.judge.sample_rate)
     try:
         if chat.stream and reply.status < 300:
@@ -304,7 +350,7 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
             await response.prepare(request)
             ttft, broke = await _relay(response, reply, meter, first, started)
             if broke is not None and chosen:  # the upstream failed mid-answer: too late for a fallback
-                await _bookkeep(request, _feed_back(service, FeedbackPart(
+                await _bookkeep(request, _feed_back(service, decision, FeedbackPart(
                     decision.event_id, time.time(), source="system", error=broke,
                     latency_ms=1000 * (time.monotonic() - started))))
             if ttft is None:  # cut short: the client went away, or the upstream broke
@@ -337,7 +383,7 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
                         cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens), source="system")
     sample = JudgeSample(decision.event_id, time.time(), name, orjson.dumps(chat.body.get("messages")).decode(),
                          text) if keep else None
-    await _bookkeep(request, _record(service, part, sample))
+    await _bookkeep(request, _record(service, decision, part, sample))
     return response
 
 
@@ -350,8 +396,8 @@ async def _bookkeep(request: web.Request, work: Coroutine[Any, Any, None]) -> No
     await asyncio.shield(task)
 
 
-async def _record(service: Service, part: FeedbackPart, sample: JudgeSample | None) -> None:
-    await _feed_back(service, part)
+async def _record(service: Service, decision: Decision, part: FeedbackPart, sample: JudgeSample | None) -> None:
+    await _feed_back(service, decision, part)
     if sample is not None:
         await _keep_sample(service, sample)
 
@@ -392,11 +438,11 @@ def _json_or_none(raw: bytes) -> Any:
         return None
 
 
-async def _feed_back(service: Service, part: FeedbackPart) -> None:
-    """System feedback measured by the proxy, stored and joined exactly like a POST /reward."""
+async def _feed_back(service: Service, decision: Decision, part: FeedbackPart) -> None:
+    """System feedback measured by the proxy, stored and joined exactly like a POST /reward (with its token)."""
     try:
-        await service.reward(part)
-    except (StoreError, UnknownEvent) as exc:  # the client's answer must not fail for its bookkeeping
+        await service.reward(part, service.reward_token(decision))
+    except (StoreError, UnknownEvent, RewardRefused) as exc:  # the client's answer must not fail for its bookkeeping
         log.error("proxy_feedback_failed", event_id=part.event_id, error=str(exc))
 
 
@@ -423,10 +469,11 @@ def create_app(config: Config, config_path: str | Path | None = None, role: str 
 
     `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
     """
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, admin_only])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, guard],
+                          handler_args={"max_headers": config.server.max_headers})
     service = Service(config, config_path=config_path, role=role)
     app[SERVICE] = service
-    app[ADMIN_KEY] = AdminKey.from_config(config.admin, os.environ)
+    app[GATE] = create_gate(config)
     upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
                                  config.proxy.max_connections))
     app[UPSTREAM] = upstream

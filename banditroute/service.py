@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict, deque
@@ -21,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from banditroute import auth
 from banditroute.config import Config, ConfigError, load_config
 from banditroute.eventlog import EventLog
 from banditroute.guardrails import NoModelAllowed
@@ -37,7 +40,12 @@ from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 log = structlog.get_logger("banditroute")
 
 DB_NAME = "banditroute.db"
+SECRET_NAME = "reward_secret"
+SECRET_ENV = "BANDITROUTE_SECRET"
+_SECRET_BYTES = 32
+_SECRET_MIN_CHARS = 16
 _RECENT_MAX = 100_000
+_TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read the decision if needed)
 _CHANGES_SHOWN = 50  # operator changes listed on the dashboard
 
 WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
@@ -74,7 +82,8 @@ def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
         try:
             return Policy(config.policy, config.models, model_data=ckpt.model), ckpt.learned_seq
         except PolicyError as exc:
-            log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq)
+            log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
+                      action="trying the previous checkpoint")
     return None, 0
 
 
@@ -95,12 +104,50 @@ class ReloadError(ValueError):
     """The configuration file could not be reloaded; nothing was changed."""
 
 
+class RewardRefused(Exception):
+    """A feedback part that may not be applied: `status` and `code` say why (401/403/409)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
+    """The reward-token secret: env BANDITROUTE_SECRET, else a random one kept in `path` (0600).
+
+    Kept on disk so tokens handed out before a restart stay valid after it.
+    """
+    from_env = environ.get(SECRET_ENV)
+    if from_env is not None:
+        if len(from_env) < _SECRET_MIN_CHARS:
+            raise ConfigError(f"{SECRET_ENV} must be at least {_SECRET_MIN_CHARS} characters")
+        return from_env.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
+        value = bytes.fromhex(path.read_text().strip())
+        if len(value) < _SECRET_BYTES:
+            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret")
+        return value
+    value = secrets.token_bytes(_SECRET_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(value.hex())
+        f.flush()
+        os.fsync(f.fileno())
+    return value
+
+
 class Service:
     def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
-                 role: str = SINGLE):
+                 environ: Any = os.environ, role: str = SINGLE):
         self.config = config
         self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
+        self.environ = environ
         self.role = role
         self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
         self._followed_seq = 0  # serving role: the last learned row folded into the online state
@@ -108,13 +155,15 @@ class Service:
         # writer thread waits for a commit's fsync (WAL readers do not wait for the writer).
         self._reader: Store | None = None
         self._reader_thread: ThreadPoolExecutor | None = None
+        self.auth_enabled = config.auth.enabled(config.server.host)
+        self.secret = b""
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
         self.router: Router | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._checkpointed_seq = 0
-        # Events finished recently: known without a database read while their rows may be queued.
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # Events finished recently, with their tenant: known without a database read. Bounded.
+        self._recent: OrderedDict[str, Any] = OrderedDict()
         self.started_at = clock()
         self.metrics = Metrics(m.name for m in config.models)
         self.timeseries = TimeSeries(config.dashboard.interval_s, config.dashboard.history,
@@ -127,8 +176,9 @@ class Service:
         return Path(self.config.server.data_dir) / DB_NAME
 
     async def start(self) -> None:
+        self.secret = load_or_create_secret(self.db_path.parent / SECRET_NAME, self.environ)
         self.store = Store(self.db_path)
-        self.eventlog = EventLog(self.store, self.config.server.write_batch_max)
+        self.eventlog = EventLog(self.store, self.config.server.write_batch_max, self.config.server.max_write_queue)
         self.eventlog.start()
         if self.role == SERVING:
             await self._start_serving()
@@ -151,8 +201,8 @@ class Service:
         self._checkpointed_seq = seq
         expired = router.expire(self.clock())
         for row in expired:
-            self._remember(row.event_id)
-        log.info("started", db=str(self.db_path), checkpoint_seq=seq, replayed=replayed,
+            self._remember(row.event_id, _TENANT_UNKNOWN)
+        log.info("started", db=str(self.db_path), auth=self.auth_summary(), checkpoint_seq=seq, replayed=replayed,
                  pending_restored=len(pending), expired_at_start=len(expired),
                  models=list(router.catalog.names), exploration=self.config.policy.exploration)
         self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending,
@@ -179,6 +229,12 @@ class Service:
         if self._reader_thread is not None and self._reader is not None:
             self._reader_thread.shutdown(wait=True)
             self._reader.close()
+
+    def auth_summary(self) -> str:
+        a = self.config.auth
+        if not self.auth_enabled:
+            return f"off: no API keys are required (host {self.config.server.host} is loopback, no keys set)"
+        return f"on: {len(a.keys)} API key(s); /reward requires reward_token"
 
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
@@ -230,6 +286,7 @@ class Service:
         `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
         assert self.router is not None and self.eventlog is not None
+        self.eventlog.admit()
         started = time.perf_counter()
         try:
             decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
@@ -247,19 +304,37 @@ class Service:
         self.metrics.route_seconds.observe(time.perf_counter() - started)
         return decision
 
-    async def reward(self, part: FeedbackPart) -> dict[str, Any]:
-        """Store one feedback part durably, then fold it in. Raises UnknownEvent for unknown ids."""
+    def reward_token(self, decision: Decision) -> str:
+        """The token /route hands out with a decision; /reward checks it (see auth.reward_token)."""
+        return auth.reward_token(self.secret, decision.event_id, decision.tenant)
+
+    async def reward(self, part: FeedbackPart, reward_token: str | None = None) -> dict[str, Any]:
+        """Store one feedback part durably, then fold it in.
+
+        Raises UnknownEvent for unknown ids, RewardRefused for a missing or wrong reward token (the
+        token is required when auth is on, checked whenever given) or too many parts for one event.
+        """
         assert self.router is not None and self.eventlog is not None and self.store is not None
+        self.eventlog.admit()
         if self.role == SERVING:
-            return await self._reward_serving(part)
-        if not self.router.is_pending(part.event_id) and part.event_id not in self._recent:
-            known = await self.eventlog.call(self.store.decision, part.event_id)
+            return await self._reward_serving(part, reward_token)
+        event_id = part.event_id
+        pending = self.router.joiner.decision(event_id)
+        tenant = pending.tenant if pending is not None else self._recent.get(event_id, _TENANT_UNKNOWN)
+        if pending is None and (tenant is _TENANT_UNKNOWN or event_id not in self._recent):
+            known = await self.eventlog.call(self.store.decision, event_id)
             if known is None:
-                raise UnknownEvent(part.event_id)
+                raise UnknownEvent(event_id)
+            tenant = known.tenant
+        self._authorize(event_id, tenant, reward_token)
+        parts = self.router.joiner.parts(event_id)
+        if parts is None:
+            parts = await self.eventlog.call(self.store.feedback_count, event_id)
+        self._check_parts(parts)
         await self.eventlog.feedback(part)
         result = self.router.feedback(part, self.clock())
         if result.status == COMPLETE:
-            self._remember(part.event_id)
+            self._remember(event_id, tenant)
         status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
         self.metrics.feedback(part.source, late=status == "late")
         log.info("reward", event_id=part.event_id, status=status, source=part.source,
@@ -272,23 +347,35 @@ class Service:
             answer["reward"] = result.learned.reward
         return answer
 
-    async def _reward_serving(self, part: FeedbackPart) -> dict[str, Any]:
+    def _authorize(self, event_id: str, tenant: Any, reward_token: str | None) -> None:
+        if reward_token is None and self.auth_enabled:
+            raise RewardRefused(401, "reward_token_required", "reward_token is required: send the one /route returned")
+        if reward_token is not None and not auth.verify_reward_token(self.secret, event_id, tenant, reward_token):
+            raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
+
+    def _check_parts(self, parts: int) -> None:
+        if parts >= self.config.reward.max_parts_per_event:
+            raise RewardRefused(409, "too_many_parts",
+                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
+
+    async def _reward_serving(self, part: FeedbackPart, reward_token: str | None) -> dict[str, Any]:
         """Store the part; the learner tails the log and joins it. `late` when the join had finished.
 
-        The event may have been decided by another process, so its state is read from the log.
+        The event may have been decided by another process, so it is read from the log.
         """
-        assert self.store is not None and self.eventlog is not None and self.router is not None
-        assert self._reader is not None
+        assert self.eventlog is not None and self.router is not None and self._reader is not None
         known = await asyncio.get_running_loop().run_in_executor(self._reader_thread, self._reader.event_state,
                                                                   part.event_id)
         if known is None:
             raise UnknownEvent(part.event_id)
-        state, model = known
+        self._authorize(part.event_id, known.tenant, reward_token)
+        self._check_parts(known.parts)
         await self.eventlog.feedback(part)
         self.router.counts["feedback_parts"] += 1
-        if part.error is not None and state == "pending":
-            self.router.observe_failure(model, self.clock())  # cooldowns: the failures this process hears of
-        status = "late" if state == "learned" else "pending"
+        if part.error is not None and not known.learned:
+            self.router.observe_failure(known.model, self.clock())  # cooldowns: the failures this process hears of
+        status = "late" if known.learned else "pending"
+        self.metrics.feedback(part.source, late=known.learned)
         log.info("reward", event_id=part.event_id, status=status, source=part.source)
         return {"event_id": part.event_id, "status": status, "stored": True}
 
@@ -327,7 +414,7 @@ class Service:
     def expire(self) -> None:
         assert self.router is not None
         for row in self.router.expire(self.clock()):
-            self._remember(row.event_id)
+            self._remember(row.event_id, _TENANT_UNKNOWN)
             self.metrics.expired.inc()
             log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
                      defaulted=row.defaulted)
@@ -337,6 +424,10 @@ class Service:
         assert self.router is not None and self.eventlog is not None
         seq = self.router.learned_seq
         if seq == self._checkpointed_seq and not force:
+            return None
+        if not self.router.policy.is_finite():
+            log.error("checkpoint_skipped", reason="the live policy has NaN or infinite weights",
+                      learned_seq=seq, kept=self._checkpointed_seq)
             return None
         model = self.router.policy.serialize()
         ckpt = Checkpoint(seq, self.router.policy.args, model, self.clock())
@@ -355,8 +446,8 @@ class Service:
             except Exception as exc:  # a failed tick is retried at the next one
                 log.error("background_task_failed", task=getattr(fn, "__name__", "?"), error=str(exc))
 
-    def _remember(self, event_id: str) -> None:
-        self._recent[event_id] = None
+    def _remember(self, event_id: str, tenant: Any) -> None:
+        self._recent[event_id] = tenant
         if len(self._recent) > _RECENT_MAX:
             self._recent.popitem(last=False)
 
@@ -367,6 +458,8 @@ class Service:
         out["pid"] = os.getpid()
         out["policy_learned_seq"] = self.router.learned_seq
         out["write_queue"] = self.eventlog.pending()
+        out["recent_events"] = len(self._recent)
+        out["auth"] = "on" if self.auth_enabled else "off"
         out["store_healthy"] = self.eventlog.healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight

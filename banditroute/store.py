@@ -42,6 +42,14 @@ class Checkpoint:
     ts: float
 
 
+@dataclass(frozen=True, slots=True)
+class EventState:
+    model: str  # the model chosen
+    tenant: str | None
+    learned: bool  # its join has finished
+    parts: int  # feedback parts stored for it
+
+
 class StoreError(RuntimeError):
     """The log cannot be written or read (disk full, read-only, corrupt)."""
 
@@ -49,16 +57,19 @@ class StoreError(RuntimeError):
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self.db = sqlite_utils.Database(self.conn)
-        self._lock_fd = None if str(path) == ":memory:" else os.open(
-            self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        self._create()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            self.db = sqlite_utils.Database(self.conn)
+            self._lock_fd = None if str(path) == ":memory:" else os.open(
+                self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            self._create()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -182,6 +193,9 @@ class Store:
         row = self.conn.execute(_DECISION_SELECT + " WHERE event_id = ?", (event_id,)).fetchone()
         return _decision(row) if row else None
 
+    def feedback_count(self, event_id: str) -> int:
+        return self.conn.execute("SELECT count(*) FROM feedback WHERE event_id = ?", (event_id,)).fetchone()[0]
+
     def is_learned(self, event_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM learned WHERE event_id = ?", (event_id,)).fetchone() is not None
 
@@ -246,15 +260,14 @@ class Store:
             max_feedback = self.conn.execute("SELECT coalesce(max(seq), 0) FROM feedback").fetchone()[0]
         return decisions, parts, max_decision, max_feedback
 
-    def event_state(self, event_id: str) -> tuple[str, str] | None:
-        """None for an unknown event, else ("learned" or "pending", the model chosen)."""
+    def event_state(self, event_id: str) -> EventState | None:
+        """What a serving process needs to accept a part for an event; None for an unknown event."""
         row = self.conn.execute(
-            "SELECT json_extract(d.models, '$[' || d.chosen || ']'),"
-            " EXISTS (SELECT 1 FROM learned l WHERE l.event_id = d.event_id) FROM decisions d WHERE d.event_id = ?",
-            (event_id,)).fetchone()
-        if row is None:
-            return None
-        return ("learned" if row[1] else "pending"), row[0]
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']'), d.tenant,"
+            " EXISTS (SELECT 1 FROM learned l WHERE l.event_id = d.event_id),"
+            " (SELECT count(*) FROM feedback f WHERE f.event_id = d.event_id)"
+            " FROM decisions d WHERE d.event_id = ?", (event_id,)).fetchone()
+        return EventState(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
 
     def newest_checkpoint_seq(self) -> int:
         return self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]

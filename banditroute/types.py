@@ -103,6 +103,7 @@ class Outcome:
     error: str | None = None
     quality_source: str | None = None
     sources: list[str] = field(default_factory=list)
+    parts: int = 0  # how many feedback parts were merged in
 
 
 @dataclass(frozen=True, slots=True)

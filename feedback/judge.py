@@ -38,7 +38,8 @@ import structlog
 
 from banditroute.config import Config, ConfigError, JudgeConfig
 from banditroute.proxy import message_text, tokens_used
-from banditroute.service import DB_NAME
+from banditroute.auth import reward_token
+from banditroute.service import DB_NAME, SECRET_NAME, load_or_create_secret
 from banditroute.store import Store
 from banditroute.types import JudgeSample
 from banditroute.upstream import Timeouts, Upstream, UpstreamError
@@ -51,6 +52,8 @@ _BARE_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*\d+)?\s*\.?\s*")
 _RETRY_STATUS = 429
 _SERVER_ERROR = 500
 _MAX_JUDGE_ANSWER_BYTES = 1_000_000
+# The API key (scope `reward`) the worker sends to the service when the service requires keys.
+JUDGE_KEY_ENV = "BANDITROUTE_JUDGE_KEY"
 
 
 def parse_score(text: Any, score_min: float, score_max: float) -> float | None:
@@ -136,12 +139,15 @@ class JudgeWorker:
         self._limiter = RateLimiter(self.judge.rate_limit_per_s)
         self._semaphore = asyncio.Semaphore(self.judge.concurrency)
         self.spent_usd = 0.0
+        self.secret = b""
         self.counts = {"judged": 0, "skipped": 0, "failed": 0}
 
     async def start(self) -> None:
         if not self.judge.endpoint or not self.judge.model:
             raise ConfigError("judge.endpoint and judge.model must be set to run the judge")
-        self.store = await self._db(Store, Path(self.config.server.data_dir) / DB_NAME)
+        data_dir = Path(self.config.server.data_dir)
+        self.store = await self._db(Store, data_dir / DB_NAME)
+        self.secret = load_or_create_secret(data_dir / SECRET_NAME)  # the service's: tokens for /reward
         self.spent_usd = await self._db(self.store.judge_spend)
         await self.client.start()
 
@@ -235,15 +241,20 @@ class JudgeWorker:
 
     async def _post(self, event_id: str, quality: float) -> tuple[str, str]:
         """Post the quality to /reward; returns the sample's status and a note."""
+        assert self.store is not None
         j = self.judge
         note = ""
+        decision = await self._db(self.store.decision, event_id)
+        body = {"event_id": event_id, "quality": quality, "source": "judge",
+                "reward_token": reward_token(self.secret, event_id, decision.tenant if decision else None)}
+        key = os.environ.get(JUDGE_KEY_ENV)
+        headers = {"authorization": f"Bearer {key}"} if key else {}
         for attempt in range(j.max_retries + 1):
             if attempt:
                 await asyncio.sleep(j.backoff_s * 2 ** (attempt - 1))
             try:
                 status, answer = await self.client.post_json(
-                    self.service_url + "/reward", {"event_id": event_id, "quality": quality, "source": "judge"},
-                    {}, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES)
+                    self.service_url + "/reward", body, headers, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES)
             except UpstreamError as exc:
                 note = f"posting the reward failed: {exc.kind}"
                 continue

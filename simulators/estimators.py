@@ -34,6 +34,9 @@ ArrayLike = Sequence[float] | np.ndarray
 Interval = Literal["normal", "bootstrap"]
 DEFAULT_SEED = 0
 BOOTSTRAP_CELLS_PER_BATCH = 2_000_000  # bounds memory: n_boot × n resampled indices, batched
+# Below this a logged probability is a logging bug, not exploration (the router's policies never go
+# near it), and its importance weight would overflow the sums.
+MIN_LOGGED_PROB = 1e-12
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def _rounds(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike
     r, p, pi = _arrays(rewards=rewards, logged_prob=logged_prob, target_prob=target_prob)
     if ((p <= 0) | (p > 1)).any():
         raise ValueError("logged_prob must lie in (0, 1]: a logged action had a positive probability")
+    if (p < MIN_LOGGED_PROB).any():
+        raise ValueError(f"logged_prob below {MIN_LOGGED_PROB:g}: the importance weights would overflow")
     if ((pi < 0) | (pi > 1)).any():
         raise ValueError("target_prob must lie in [0, 1]")
     return r, p, pi

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import AsyncIterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +23,7 @@ from banditroute.server import SERVICE, create_app
 from banditroute.service import Service
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
@@ -44,13 +52,14 @@ class Api:
     def service(self) -> Service:
         return self.server.app[SERVICE]
 
-    async def post(self, path: str, body: Any = None, *, data: bytes | None = None) -> tuple[int, Any]:
-        kwargs = {"data": io.BytesIO(data)} if data is not None else {"json": body}
-        async with self.session.post(self.server.make_url(path), **kwargs) as resp:
+    async def post(self, path: str, body: Any = None, *, data: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"data": io.BytesIO(data)} if data is not None else {"json": body}
+        async with self.session.post(self.server.make_url(path), headers=headers, **kwargs) as resp:
             return resp.status, await resp.json(content_type=None)
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.server.make_url(path)) as resp:
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with self.session.get(self.server.make_url(path), headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def raw(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
@@ -83,3 +92,74 @@ async def api(config: Config) -> AsyncIterator[Api]:
     client = await start_api(config)
     yield client
     await stop_api(client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`banditroute serve` in a child process on loopback, killed with SIGKILL on demand.
+
+    Its output goes through a pipe into `lines` (a file would count against a file-size limit).
+    """
+
+    def __init__(self, tmp_path: Path, checkpoint_interval_s: float = 0.2, *, env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None):
+        self.port = free_port()
+        self.data_dir = tmp_path / "var"
+        self.config = tmp_path / "config.toml"
+        self.config.write_text(default_config_text().replace(
+            "[server]\n", f"[server]\ncheckpoint_interval_s = {checkpoint_interval_s}\n", 1))
+        self.env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+        self.preexec_fn = preexec_fn
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "banditroute.cli", "serve", "--config", str(self.config), "--port",
+             str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env, cwd=ROOT,
+            preexec_fn=self.preexec_fn)
+        self._reader = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
+        self._reader.start()
+        for _ in range(400):
+            try:
+                async with session.get(self.url + "/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise RuntimeError("server did not start:\n" + "\n".join(self.lines[-20:]))
+
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                self.lines.append(line.decode(errors="replace"))
+
+    def log_text(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: dict,
+               headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    async with session.post(url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)

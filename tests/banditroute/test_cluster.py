@@ -22,8 +22,7 @@ from banditroute.cluster import Learner
 from banditroute.config import Config, default_config_text
 from banditroute.server import create_app
 from banditroute.service import SERVING
-from tests.banditroute.test_restart import ROOT, free_port
-from tests.conftest import Api, make_config, stop_api
+from tests.conftest import ROOT, Api, free_port, make_config, stop_api
 
 CODE = {"query": "Write a Python function that merges two sorted lists", "metadata": {"capabilities": ["code"]}}
 

@@ -169,7 +169,10 @@ def test_a_price_change_takes_effect_at_once() -> None:
 def test_a_conversation_keeps_its_model_unless_a_rule_forces_a_change() -> None:
     router = Router(config(), sink=MemorySink())
     rng = random.Random(6)
-    first = router.route(query(rng), {"conversation_id": "conv-1"}, now=0.0)
+    # The first draw is fixed (seeded event id) and lands on a model a capability rule can exclude;
+    # gpt-4.1 has every capability in the catalog, so no capability rule could move it.
+    first = router.route(query(rng), {"conversation_id": "conv-1"}, now=0.0, event_id="conv-1-first")
+    assert SPECS[first.model].capabilities != frozenset().union(*(m.capabilities for m in SPECS.values()))
     for t in range(1, 40):
         d = router.route(query(rng), {"conversation_id": "conv-1"}, now=float(t))
         assert d.model == first.model and d.pmf == (1.0,) and d.models == (first.model,)

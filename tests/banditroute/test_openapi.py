@@ -88,7 +88,7 @@ async def test_real_responses_match_the_document(tmp_path: Path) -> None:
         assert "openapi.json" in await check("GET", "/docs", expect=200)
 
         await check("GET", "/admin/settings", expect=401)
-        await check("GET", "/admin/settings", headers={"Authorization": "Bearer nope"}, expect=403)
+        await check("GET", "/admin/settings", headers={"Authorization": "Bearer nope"}, expect=401)
         await check("GET", "/admin/settings", headers=AUTH, expect=200)
         await check("POST", "/admin/weights", json={"cost_weight": 0.2}, headers=AUTH, expect=200)
         await check("POST", "/admin/weights", json={"cost_weight": -2}, headers=AUTH, expect=400)

@@ -3,73 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from banditroute.config import default_config_text
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`banditroute serve` in a child process on loopback, killed with SIGKILL on demand."""
-
-    def __init__(self, tmp_path: Path, checkpoint_interval_s: float = 0.2):
-        self.port = free_port()
-        self.data_dir = tmp_path / "var"
-        self.config = tmp_path / "config.toml"
-        self.config.write_text(default_config_text().replace(
-            "[server]\n", f"[server]\ncheckpoint_interval_s = {checkpoint_interval_s}\n", 1))
-        self.log = open(tmp_path / "server.log", "ab")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "banditroute.cli", "serve", "--config", str(self.config), "--port",
-             str(self.port), "--data-dir", str(self.data_dir)],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
-        for _ in range(200):
-            try:
-                async with session.get(self.url + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-        self.log.close()
-
-
-async def post(session: aiohttp.ClientSession, url: str, body: dict) -> tuple[int, dict]:
-    async with session.post(url, json=body) as resp:
-        return resp.status, await resp.json()
-
+from tests.conftest import ServerProcess, post
 
 async def test_kill_9_loses_no_acknowledged_feedback_and_no_learning(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
@@ -116,4 +57,4 @@ async def test_kill_9_loses_no_acknowledged_feedback_and_no_learning(tmp_path: P
     assert stats["pending_joins"] == 300 - len(complete) + 2  # unanswered ones and the two probes
     # The restarted policy is the one that was running: checkpoint + replay reproduce it.
     assert after["pmf"] == pytest.approx(before["pmf"], abs=1e-6)
-    assert "replayed" in (tmp_path / "server.log").read_text()
+    assert "replayed" in server.log_text()

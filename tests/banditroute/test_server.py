@@ -84,7 +84,7 @@ async def test_route_answers_the_documented_shape(api: Api) -> None:
                                           "metadata": {"user_tier": "free", "channel": "web", "task": "code"}})
     assert status == 200
     assert set(d) == {"event_id", "model", "probability", "pmf", "explored", "fallbacks", "excluded",
-                      "reason"}
+                      "reason", "reward_token"}
     assert len(d["event_id"]) == 32 and int(d["event_id"], 16) >= 0  # 128 random bits, hex
     assert d["pmf"][d["model"]] == pytest.approx(d["probability"])
     assert sum(d["pmf"].values()) == pytest.approx(1.0, abs=1e-5)

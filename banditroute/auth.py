@@ -1,0 +1,268 @@
+"""Who may call what: API keys with scopes, reward tokens, rate limits. Pure: time is passed in.
+
+- Keys are kept only as SHA-256 digests. A presented key is hashed once and compared with every
+  stored digest through `hmac.compare_digest` (no early exit), so timing says nothing about keys.
+- A reward token is an HMAC-SHA256, under the server's secret, over an event id and its tenant:
+  only whoever received a decision can send feedback for it.
+- Rate limits are token buckets per key, in a bounded LRU table.
+- Operator endpoints (`/admin/...`) always need an `admin` key, even when auth is otherwise off
+  (a loopback development server); with no admin key configured they are disabled (403).
+
+server.py turns a `Verdict` into an HTTP answer; nothing here knows HTTP or the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+SCOPES = ("route", "reward", "admin")
+# Public: health and the static pages (the dashboard page holds no data; /dashboard/data does).
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/dashboard"})
+ADMIN_PREFIX = "/admin/"
+ADMIN_KEY_ENV = "BANDITROUTE_ADMIN_KEY"
+ADMIN_DISABLED = (f"admin endpoints are disabled: set admin.key_sha256 or {ADMIN_KEY_ENV}, or an [auth] key "
+                  "with scope admin, to enable them")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_TOKEN_DOMAIN = b"banditroute-reward-token-v1"
+
+
+class AuthConfigError(ValueError):
+    """Keys that cannot be used; the message names the entry at fault, never a key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_sha256: bytes  # the 32-byte digest; the key itself is never kept
+    scopes: frozenset[str]
+
+    @property
+    def key_id(self) -> str:
+        """A short, non-secret name for logs and rate limits: the digest's first 8 hex digits."""
+        return self.key_sha256.hex()[:8]
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def api_key(key_sha256: str, scopes: Iterable[str], where: str = "key") -> ApiKey:
+    if not isinstance(key_sha256, str) or not _SHA256_HEX.fullmatch(key_sha256):
+        raise AuthConfigError(f"{where}: key_sha256 must be 64 lower-case hex digits (sha256 of the key)")
+    scope_set = frozenset(scopes)
+    unknown = sorted(scope_set - set(SCOPES))
+    if unknown or not scope_set:
+        raise AuthConfigError(f"{where}: scopes must be a non-empty subset of {list(SCOPES)}; got {unknown}")
+    return ApiKey(bytes.fromhex(key_sha256), scope_set)
+
+
+def admin_keys(key_sha256: str, env_key: str | None) -> tuple[ApiKey, ...]:
+    """The `[admin]` key: `admin.key_sha256`, else the key in BANDITROUTE_ADMIN_KEY; scope `admin`."""
+    if key_sha256:
+        return (api_key(key_sha256, ["admin"], "admin.key_sha256"),)
+    if env_key:
+        return (ApiKey(hash_key(env_key), frozenset({"admin"})),)
+    return ()
+
+
+def parse_keys(raw: Any, source: str = "config") -> tuple[ApiKey, ...]:
+    """`[auth].keys`: a list of `{key_sha256 = "...", scopes = [...]}` tables."""
+    if not isinstance(raw, list):
+        raise AuthConfigError(f"{source}: auth.keys must be a list of tables")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"{source}: auth.keys[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"key_sha256", "scopes"}:
+            raise AuthConfigError(f"{where} must be a table with exactly key_sha256 and scopes")
+        scopes = entry["scopes"]
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise AuthConfigError(f"{where}: scopes must be a list of strings")
+        out.append(api_key(entry["key_sha256"], scopes, where))
+    return tuple(out)
+
+
+def parse_env_keys(text: str, source: str = "BANDITROUTE_API_KEYS") -> tuple[ApiKey, ...]:
+    """Keys from the environment, in one of two forms.
+
+    JSON: `[{"key": "...", "scopes": ["route"]}, {"key_sha256": "...", "scopes": ["admin"]}]`.
+    Pairs: whitespace-separated `scopes:key`, scopes joined by commas: `route,reward:k1 admin:k2`.
+    """
+    text = text.strip()
+    if not text:
+        return ()
+    if text.startswith("["):
+        try:
+            entries = json.loads(text)
+        except ValueError:
+            raise AuthConfigError(f"{source}: not valid JSON") from None
+        if not isinstance(entries, list):
+            raise AuthConfigError(f"{source}: the JSON form must be a list")
+        raw = []
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("key"), str) and entry["key"]:
+                entry = {"key_sha256": hash_key(entry.pop("key")).hex(), **entry}
+            raw.append(entry)
+        return parse_keys(raw, source)
+    out = []
+    for i, pair in enumerate(text.split()):
+        scopes, sep, key = pair.partition(":")
+        if not sep or not key:
+            raise AuthConfigError(f"{source}: entry {i} must look like scope[,scope]:key")
+        out.append(api_key(hash_key(key).hex(), scopes.split(","), f"{source}: entry {i}"))
+    return tuple(out)
+
+
+class KeyTable:
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Iterable[ApiKey]):
+        self._keys = tuple(keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def lookup(self, presented: str | None) -> ApiKey | None:
+        """The key entry matching `presented`, comparing against every entry in constant time."""
+        if not presented:
+            return None
+        digest = hash_key(presented)
+        found = None
+        for key in self._keys:
+            if hmac.compare_digest(key.key_sha256, digest):
+                found = key
+        return found
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def required_scope(path: str) -> str | None:
+    """The scope an endpoint needs; None for the public ones. Anything not listed needs `admin`."""
+    if path in PUBLIC_PATHS:
+        return None
+    if path in ("/route", "/models") or path.startswith("/v1/"):
+        return "route"
+    if path == "/reward":
+        return "reward"
+    return "admin"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- reward tokens ----------------------------------------------------------------------------
+
+def reward_token(secret: bytes, event_id: str, tenant: str | None) -> str:
+    """HMAC-SHA256 over the event id and tenant; hex. A missing tenant differs from an empty one."""
+    tenant_part = b"\x00" if tenant is None else b"\x01" + tenant.encode()
+    message = _TOKEN_DOMAIN + b"\x00" + event_id.encode() + b"\x00" + tenant_part
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def verify_reward_token(secret: bytes, event_id: str, tenant: str | None, token: str) -> bool:
+    return hmac.compare_digest(reward_token(secret, event_id, tenant).encode(), token.encode())
+
+
+# -- rate limits ------------------------------------------------------------------------------
+
+class RateLimiter:
+    """Token buckets per client: `rate_per_s` sustained, `rate_per_s * burst_s` at once.
+
+    At most `max_clients` buckets are kept; the least recently used is dropped first (a dropped
+    client starts again with a full bucket). `rate_per_s = 0` means no limit.
+    """
+
+    __slots__ = ("rate", "capacity", "max_clients", "_buckets")
+
+    def __init__(self, rate_per_s: float, burst_s: float, max_clients: int):
+        self.rate = rate_per_s
+        self.capacity = max(rate_per_s * burst_s, 1.0)
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def acquire(self, client: str, now: float) -> float:
+        """Take one token: 0.0 when admitted, else the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        tokens, at = self._buckets.pop(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[client] = (tokens, now)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+# -- the gate ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: int  # 0: let through
+    code: str = ""
+    message: str = ""
+    retry_after_s: float = 0.0
+    key_id: str | None = None
+
+
+ALLOW = Verdict(0)
+
+
+class Gate:
+    """Authentication, scope and rate limit for one request, from its path and Authorization header."""
+
+    def __init__(self, keys: Iterable[ApiKey], enabled: bool, route_rate_per_s: float, reward_rate_per_s: float,
+                 burst_s: float, max_clients: int):
+        keys = tuple(keys)
+        self.enabled = enabled
+        self.keys = KeyTable(keys)
+        self.admin_enabled = any("admin" in k.scopes for k in keys)
+        self.limits = {
+            "route": RateLimiter(route_rate_per_s, burst_s, max_clients),
+            "reward": RateLimiter(reward_rate_per_s, burst_s, max_clients),
+        }
+
+    def check(self, path: str, authorization: str | None, now: float) -> Verdict:
+        scope = required_scope(path)
+        if scope is None:
+            return ALLOW
+        operator = path.startswith(ADMIN_PREFIX)
+        if not (self.enabled or operator):
+            return ALLOW
+        if operator and not self.admin_enabled:
+            return Verdict(403, "admin_disabled", ADMIN_DISABLED)
+        key = self.keys.lookup(bearer_token(authorization))
+        if key is None:
+            return Verdict(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
+        if scope not in key.scopes:
+            return Verdict(403, "forbidden", "this API key may not call this endpoint", key_id=key.key_id)
+        limiter = self.limits.get(scope)
+        wait = limiter.acquire(key.key_id, now) if limiter is not None else 0.0
+        if wait > 0:
+            return Verdict(429, "rate_limited", f"too many {scope} requests for this API key; retry later",
+                           retry_after_s=wait, key_id=key.key_id)
+        return Verdict(0, key_id=key.key_id)
