@@ -361,6 +361,42 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The README's table: `banditroute bench --markdown bench.json` prints it from a report."""
+    h, ip = report["headline"], report["in_process"]
+    rows = [("featurize (µs, p50 / p99)", f"{ip['featurize']['p50_us']} / {ip['featurize']['p99_us']}", "", "")]
+    for n in MODEL_COUNTS:
+        rows.append((f"predict / learn, {n} models (µs, p50 / p99)",
+                     f"{ip[f'predict_{n}']['p50_us']} / {ip[f'predict_{n}']['p99_us']}",
+                     f"{ip[f'learn_{n}']['p50_us']} / {ip[f'learn_{n}']['p99_us']}", ""))
+    d = ip["decision_8"]
+    rows.append(("decision, 8 models (µs, p50 / p99; CPU time p50 / p99)", f"{d['p50_us']} / {d['p99_us']}",
+                 f"{d['cpu_p50_us']} / {d['cpu_p99_us']}", "≤ 150 p99"))
+    http = report.get("http")
+    if http:
+        single = http["single"]
+        for rate in RATES:
+            r, f = single[f"route_{rate}"], single[f"floor_{rate}"]
+            rows.append((f"/route vs /noop at {rate}/s (ms, p50 / p90 / p99 / p99.9)",
+                         f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
+                         f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}",
+                         "route p99 ≤ 2, ratio ≤ 1.5" if rate == HEADLINE_RATE else ""))
+        m = http["workers_2"][f"route_{HEADLINE_RATE}"]
+        rows.append((f"/route at {HEADLINE_RATE}/s, --workers 2 (ms, p50 / p90 / p99 / p99.9)",
+                     f"{m['p50_ms']} / {m['p90_ms']} / {m['p99_ms']} / {m['p999_ms']}", "", ""))
+        rows.append(("saturation (req/s, wrk): /route 1 process, /noop 1 process",
+                     str(single["route_saturation"]["rps"]), str(single["floor_saturation"]["rps"]), ""))
+        rows.append(("saturation (req/s, wrk): /route --workers 2", str(http["workers_2"]["route_saturation"]["rps"]),
+                     "", "≥ 4,000"))
+        rows.append(("/reward ingest, durable (parts/s, wrk): 1 process, --workers 2",
+                     str(single["reward_ingest"]["rps"]), str(http["workers_2"]["reward_ingest"]["rps"]), "≥ 10,000"))
+    rows.append(("replay, logpai (decisions/s)", str(h["replay_decisions_per_s"]), "", ""))
+    rows.append(("RSS with 1M pending decisions (MiB)", str(h["rss_mib_1m_pending"]), "", "≤ 1,024"))
+    out = ["| figure | value | second value | target |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {t} |" for a, b, c, t in rows]
+    return "\n".join(out)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the bundled data sets")
     p.add_argument("--out", default="bench.json", help="where the JSON report goes")
@@ -371,9 +407,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=20_000, help="timed calls per in-process figure")
     p.add_argument("--memory-routes", type=int, default=1_000_000, help="routes kept pending for the RSS figure")
     p.add_argument("--skip-http", action="store_true", help="in-process figures only")
+    p.add_argument("--markdown", metavar="BENCH_JSON", help="print the README's table from a report, measure nothing")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     data = Path(args.data)
     prompts = [r["prompt"] for r in load_rows(data)]
     # The load average says how busy the machine was with other work: tails grow with it.
