@@ -26,7 +26,7 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.router import Router
-from banditroute.service import DB_NAME, SERVING, load_policy
+from banditroute.service import DB_NAME, SERVING, apply_change, load_policy
 from banditroute.store import Checkpoint, Store, StoreError
 from banditroute.types import Decision, LearnedRow
 
@@ -46,6 +46,8 @@ class Learner:
         self._learned: list[LearnedRow] = []
         policy, seq = load_policy(self.store, config)
         self.router = Router(config, policy=policy, sink=self, learned_seq=seq)
+        self.changes_seq = 0
+        self._follow_changes()
         replayed = self.router.replay(self.store.learned_after(seq))
         self.router.learned_seq = max(self.router.learned_seq, self.store.max_learned_seq())
         decisions, parts, self.decision_seq, self.feedback_seq = self.store.unlearned_state()
@@ -69,6 +71,7 @@ class Learner:
             self.decision_seq = decisions[-1][0]
         if parts:
             self.feedback_seq = parts[-1][0]
+        self._follow_changes()
         before = self.router.learned_seq
         self.router.restore_pending((d for _, d in decisions), (p for _, p in parts))
         self.router.expire(now)
@@ -83,6 +86,12 @@ class Learner:
             self.published_seq, self._published_at = checkpoint.learned_seq, now
             log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
         return self.router.learned_seq - before
+
+    def _follow_changes(self) -> None:
+        """The operator's changes (reward weights above all) logged by any serving process."""
+        for seq, change in self.store.config_changes_after(self.changes_seq):
+            apply_change(self.router, change)
+            self.changes_seq = seq
 
     def publish(self) -> None:
         """Publish now, whatever the interval (at shutdown)."""

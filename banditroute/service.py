@@ -87,6 +87,18 @@ def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
     return None, 0
 
 
+def apply_change(router: Router, change: ConfigChange) -> None:
+    """One logged operator change (weights, exploration, shadow baseline) applied to a router."""
+    p = change.payload
+    if change.kind == WEIGHTS:
+        router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
+    elif change.kind == EXPLORATION:
+        router.exploration_paused = bool(p["paused"])
+    elif change.kind == SHADOW:
+        baseline = p["baseline"]
+        router.shadow_baseline = baseline if baseline in router.catalog else None
+
+
 def restore_live_state(router: Router, store: Store, now: float) -> None:
     """The online state the rules read (rewards per model, spend, latencies), from the log."""
     router.rewards.update(store.rewards_per_model())
@@ -151,6 +163,7 @@ class Service:
         self.role = role
         self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
         self._followed_seq = 0  # serving role: the last learned row folded into the online state
+        self._changes_seq = 0  # serving role: the last operator change applied
         # Serving role: reward lookups on their own connection and thread, so they run while the
         # writer thread waits for a commit's fsync (WAL readers do not wait for the writer).
         self._reader: Store | None = None
@@ -249,6 +262,7 @@ class Service:
         self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-reader")
         restore_live_state(self.router, self.store, self.clock())
         self._followed_seq = self.store.max_learned_seq()
+        self._follow_changes(self.store.config_changes_after(0))
         await self.reload_snapshot()
         log.info("started", role=self.role, db=str(self.db_path), policy_learned_seq=self.router.learned_seq)
         self._tasks = [asyncio.get_running_loop().create_task(
@@ -263,7 +277,15 @@ class Service:
         for row, decision in rows:
             self.router.observe_learned(row, decision)
             self._followed_seq = row.seq
+        self._follow_changes(await self.eventlog.call(self.store.config_changes_after, self._changes_seq))
 
+    def _follow_changes(self, changes: list[tuple[int, ConfigChange]]) -> None:
+        """Operator changes any process logged (the admin endpoints answer for one process): all follow."""
+        assert self.router is not None
+        for seq, change in changes:
+            apply_change(self.router, change)
+            self._changes_seq = seq
+        self.config = self.router.config
     async def reload_snapshot(self) -> None:
         """Take the learner's newest snapshot when there is one this process has not loaded."""
         assert self.store is not None and self.eventlog is not None and self.router is not None
@@ -582,14 +604,7 @@ class Service:
     def _restore_changes(self, router: Router, changes: list[ConfigChange]) -> None:
         """Apply the operator's logged changes again, in order, so they survive a restart."""
         for change in changes:
-            p = change.payload
-            if change.kind == WEIGHTS:
-                router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
-            elif change.kind == EXPLORATION:
-                router.exploration_paused = bool(p["paused"])
-            elif change.kind == SHADOW:
-                baseline = p["baseline"]
-                router.shadow_baseline = baseline if baseline in router.catalog else None
+            apply_change(router, change)
             self.changes.append(change)
 
     def _restore_shadow(self) -> None:

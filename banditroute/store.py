@@ -311,8 +311,13 @@ class Store:
         return {model: n for model, n in rows if model is not None}
 
     def config_changes(self) -> list[ConfigChange]:
-        rows = self.conn.execute("SELECT ts, kind, payload FROM config_changes ORDER BY seq").fetchall()
-        return [ConfigChange(ts, kind, orjson.loads(payload)) for ts, kind, payload in rows]
+        return [change for _, change in self.config_changes_after(0)]
+
+    def config_changes_after(self, seq: int) -> list[tuple[int, ConfigChange]]:
+        """The operator's changes logged after `seq`, with their seqs (the multi-process mode follows them)."""
+        rows = self.conn.execute("SELECT seq, ts, kind, payload FROM config_changes WHERE seq > ? ORDER BY seq",
+                                 (seq,)).fetchall()
+        return [(n, ConfigChange(ts, kind, orjson.loads(payload))) for n, ts, kind, payload in rows]
 
     def joined_log(self) -> Iterator[tuple[Decision, LearnedRow | None, list[FeedbackPart]]]:
         """Every decision in log order with its finished join (None: still pending) and all its parts."""

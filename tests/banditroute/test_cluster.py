@@ -7,6 +7,7 @@ learned, and every serving process picks up the learner's snapshots.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import sqlite3
@@ -89,6 +90,27 @@ async def test_a_restarted_learner_waits_again_for_pending_decisions(tmp_path: P
         second.store.close()
     finally:
         await stop_api(api)
+
+
+async def test_an_operator_change_made_on_one_process_reaches_the_others_and_the_learner(tmp_path: Path) -> None:
+    key = "cluster admin key"
+    config = make_config(tmp_path, admin={"key_sha256": hashlib.sha256(key.encode()).hexdigest()})
+    a = await start_serving(config)
+    b = await start_serving(config)
+    learner = Learner(config)
+    try:
+        status, _, _ = await a.raw("POST", "/admin/weights", json={"cost_weight": 0.7},
+                                   headers={"Authorization": f"Bearer {key}"})
+        assert status == 200
+        learner.step()
+        await b.service.follow_learner()
+        assert learner.router.config.reward.cost_weight == 0.7  # the rewards it learns use the new weight
+        assert b.service.router.config.reward.cost_weight == 0.7
+        assert b.service.stats()["cost_weight"] == 0.7
+    finally:
+        learner.store.close()
+        await stop_api(a)
+        await stop_api(b)
 
 
 async def start_serving(config: Config) -> Api:
