@@ -36,8 +36,14 @@ class Round:
 
 
 def rounds_from(decisions: Iterable[Decision], learned: Iterable[LearnedRow]) -> list[Round]:
-    """Join decisions with their finished joins; rounds with nothing learned (skipped) are left out."""
-    by_event = {row.event_id: row for row in learned if row.quality is not None}
+    """Join decisions with their finished joins.
+
+    Left out: rounds with nothing learned (skipped) and rounds whose quality was a default (no
+    quality was observed, so their reward says nothing about the model). This assumes feedback goes
+    missing independently of the model chosen; `left_out` in the results counts other exclusions.
+    """
+    by_event = {row.event_id: row for row in learned
+                if row.quality is not None and "quality" not in row.defaulted.split(",")}
     out = []
     for d in decisions:
         row = by_event.get(d.event_id)

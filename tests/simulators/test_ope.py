@@ -87,3 +87,13 @@ def test_ope_command_reads_the_service_log(tmp_path: Path, capsys) -> None:
     assert uniform["ci_low"] - 0.05 <= truth <= uniform["ci_high"] + 0.05
     assert main(["tune", "--log", str(tmp_path / "banditroute.db"), "--target-quality", "0.3",
                  "--weights", "0,1"]) == 0
+
+
+def test_rounds_without_an_observed_quality_are_left_out() -> None:
+    from banditroute.types import LearnedRow
+
+    _, sink = logged_run(5, n=50)
+    rows = list(sink.learned_rows)
+    rows[0] = LearnedRow(**{**{f: getattr(rows[0], f) for f in LearnedRow.__slots__}, "defaulted": "quality,latency"})
+    kept = ope.rounds_from(sink.decisions, rows)
+    assert len(kept) == 49 and rows[0].event_id not in {r.decision.event_id for r in kept}
