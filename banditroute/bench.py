@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from banditroute import features
-from banditroute.config import Config, load_config
+from banditroute.config import load_config
 from banditroute.eventlog import EventLog
 from banditroute.policy import Policy
 from banditroute.router import Router
