@@ -70,5 +70,14 @@ ope: setup
 	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 0.1
 	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 1 --target retrained --target greedy
 
+# The load generators: Debian's wrk (closed loop, saturation) and bench/openloop.c (open loop, fixed rates).
+$(BIN)/openloop: bench/openloop.c $(STAMP)
+	command -v cc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc)
+	cc -O2 -Wall -o $@ bench/openloop.c
+
+bench: setup $(BIN)/openloop
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(BIN)/banditroute bench --data $(DATA) --openloop $(BIN)/openloop --out bench.json
+
 clean:
 	rm -rf $(VENV) var out *.egg-info

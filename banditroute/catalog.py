@@ -20,15 +20,12 @@ class CatalogError(ValueError):
 class Catalog:
     """The models in their configured order, looked up by name."""
 
-    __slots__ = ("specs", "by_name")
+    __slots__ = ("specs", "by_name", "names")
 
     def __init__(self, specs: tuple[ModelSpec, ...] | list[ModelSpec]):
         self.specs = tuple(specs)
         self.by_name = {m.name: m for m in self.specs}
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.specs)
+        self.names: tuple[str, ...] = tuple(m.name for m in self.specs)  # built once: read on every route
 
     def __contains__(self, name: object) -> bool:
         return name in self.by_name

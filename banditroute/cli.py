@@ -107,6 +107,12 @@ def _serve(args: argparse.Namespace) -> int:
         sections["auth"] = {"keys": config.auth.keys + parse_env_keys(env_keys, API_KEYS_ENV)}
     if sections:
         config = config.with_overrides(**sections)
+    if args.workers is not None:
+        config = config.with_overrides(cluster={"workers": args.workers})
+    if config.cluster.workers > 1:
+        from banditroute.cluster import run_cluster
+
+        return run_cluster(config, config.cluster.workers, args.log_level, args.config)
     run(config, args.config)
     return 0
 
@@ -137,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int,
+                       help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
+                            "one process that serves and learns)")
     serve.set_defaults(func=_serve)
 
     stats = sub.add_parser("stats", help="counts of a running server (--url) or of a log file (--db)")
@@ -167,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
     judge.add_argument("--log-level", default="info")
     judge.set_defaults(func=_judge)
+
+    bench = sub.add_parser("bench", help="measure latency, throughput and memory; writes bench.json (make bench)")
+    from banditroute import bench as bench_module
+
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=bench_module.run)
 
     from simulators import commands as offline
 

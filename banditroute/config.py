@@ -196,6 +196,16 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """The multi-process mode (`serve --workers N`): serving processes plus one learner over the log."""
+
+    workers: int = 1  # serving processes; 1 serves and learns in one process
+    learner_poll_s: float = 0.05  # how often the learner reads new decisions and feedback from the log
+    publish_interval_s: float = 1.0  # the learner publishes a policy snapshot at most this often
+    reload_interval_s: float = 0.5  # how often a serving process looks for a newer snapshot
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -208,6 +218,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     models: tuple[ModelSpec, ...] = ()
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_overrides(self, **sections: dict[str, Any]) -> Config:
         """A copy with some keys of some sections replaced, validated like a file."""
@@ -239,7 +250,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "auth",
-             "models"}
+             "models", "cluster"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -258,6 +269,7 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         proxy=_proxy(raw.get("proxy", {}), source),
         judge=_section(JudgeConfig, raw.get("judge", {}), "judge", source),
         models=_models(raw.get("models", []), source),
+        cluster=_section(ClusterConfig, raw.get("cluster", {}), "cluster", source),
     )
     validate(cfg, source)
     return cfg
@@ -422,6 +434,10 @@ def validate(cfg: Config, source: str = "config") -> None:
         (j.max_samples >= 1, "judge.max_samples must be >= 1"),
         (j.max_sample_chars >= 1, "judge.max_sample_chars must be >= 1"),
         (_finite_pos(j.poll_interval_s), "judge.poll_interval_s must be > 0"),
+        (cfg.cluster.workers >= 1, "cluster.workers must be >= 1"),
+        (_finite_pos(cfg.cluster.learner_poll_s), "cluster.learner_poll_s must be > 0"),
+        (_finite_pos(cfg.cluster.publish_interval_s), "cluster.publish_interval_s must be > 0"),
+        (_finite_pos(cfg.cluster.reload_interval_s), "cluster.reload_interval_s must be > 0"),
     ]
     reserved = sorted(set(x.profiles) & ({"auto"} | {m.name for m in cfg.models}))
     if reserved:

@@ -15,7 +15,9 @@ proportional to `max_pending` whatever the wait window and traffic.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from banditroute.types import Decision, FeedbackPart, Outcome
 
@@ -43,13 +45,23 @@ def required_parts(cost_weight: float, latency_weight: float) -> frozenset[str]:
 
 
 class Joiner:
-    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_deadlines")
+    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines", "_pack",
+                 "_unpack")
 
-    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000):
+    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000,
+                 pack: Callable[[Decision], Any] | None = None, unpack: Callable[[Any], Decision] | None = None):
+        """`pack` / `unpack`: how a waiting decision is held (default: as it is). The router packs
+        them into plain tuples: a million may wait, and objects the cyclic GC must scan would make
+        its full collections take hundreds of milliseconds (see router.pack_pending)."""
         self.required = required
         self.quality_rule = quality_rule
         self.max_pending = max_pending
-        self._pending: dict[str, tuple[Decision, Outcome | None, float]] = {}
+        self._pack = pack
+        self._unpack = unpack
+        # Decisions and their outcomes apart: most pending decisions never get a part, and a million
+        # of them must fit in memory (no per-entry tuple; an Outcome only once a part arrives).
+        self._pending: dict[str, Any] = {}
+        self._outcomes: dict[str, Outcome] = {}
         self._deadlines: deque[tuple[float, str]] = deque()
 
     def __len__(self) -> int:
@@ -60,7 +72,7 @@ class Joiner:
 
     def add(self, decision: Decision, deadline: float) -> list[tuple[Decision, Outcome]]:
         """Start waiting for `decision`; returns the decisions released to stay within bounds."""
-        self._pending[decision.event_id] = (decision, None, deadline)
+        self._pending[decision.event_id] = decision if self._pack is None else self._pack(decision)
         self._deadlines.append((deadline, decision.event_id))
         if len(self._deadlines) > 2 * len(self._pending) + _COMPACT_SLACK:
             pending = self._pending
@@ -71,30 +83,29 @@ class Joiner:
         return released
 
     def add_part(self, part: FeedbackPart) -> PartResult:
-        entry = self._pending.get(part.event_id)
-        quality_applied = None
-        if entry is None:
-            return PartResult(NOT_PENDING, quality_applied)
-        decision, outcome, deadline = entry
+        held = self._pending.get(part.event_id)
+        if held is None:
+            return PartResult(NOT_PENDING, None)
+        outcome = self._outcomes.get(part.event_id)
         if outcome is None:
-            outcome = Outcome()
-            self._pending[part.event_id] = (decision, outcome, deadline)
+            outcome = self._outcomes[part.event_id] = Outcome()
         quality_applied = merge(outcome, part, self.quality_rule)
         if self._complete(outcome):
             del self._pending[part.event_id]
-            return PartResult(COMPLETE, quality_applied, (decision, outcome))
+            del self._outcomes[part.event_id]
+            return PartResult(COMPLETE, quality_applied, (self._decision(held), outcome))
         return PartResult(PENDING, quality_applied)
 
     def decision(self, event_id: str) -> Decision | None:
-        entry = self._pending.get(event_id)
-        return entry[0] if entry is not None else None
+        held = self._pending.get(event_id)
+        return self._decision(held) if held is not None else None
 
     def parts(self, event_id: str) -> int | None:
         """How many parts a pending event has received; None when it is not pending."""
-        entry = self._pending.get(event_id)
-        if entry is None:
+        if event_id not in self._pending:
             return None
-        return entry[1].parts if entry[1] is not None else 0
+        outcome = self._outcomes.get(event_id)
+        return outcome.parts if outcome is not None else 0
 
     def deadline_entries(self) -> int:
         return len(self._deadlines)
@@ -102,6 +113,7 @@ class Joiner:
     def discard(self, event_id: str) -> None:
         """Stop waiting for an event without releasing it (its deadline entry is skipped later)."""
         self._pending.pop(event_id, None)
+        self._outcomes.pop(event_id, None)
 
     def expire(self, now: float) -> list[tuple[Decision, Outcome]]:
         """Release every decision whose deadline is at or before `now`."""
@@ -115,11 +127,14 @@ class Joiner:
 
     def _pop_oldest(self) -> list[tuple[Decision, Outcome]]:
         _, event_id = self._deadlines.popleft()
-        entry = self._pending.pop(event_id, None)
-        if entry is None:  # already released when its parts completed
+        held = self._pending.pop(event_id, None)
+        if held is None:  # already released when its parts completed
             return []
-        decision, outcome, _ = entry
-        return [(decision, outcome if outcome is not None else Outcome())]
+        outcome = self._outcomes.pop(event_id, None)
+        return [(self._decision(held), outcome if outcome is not None else Outcome())]
+
+    def _decision(self, held: Any) -> Decision:
+        return held if self._unpack is None else self._unpack(held)
 
     def _complete(self, outcome: Outcome) -> bool:
         if outcome.error is not None:

@@ -102,6 +102,9 @@ SCHEMAS: dict[str, Any] = {
         "budgets": map_of(obj({"spent_usd": NUMBER, "budget_usd": NUMBER})),
         "sticky_conversations": INTEGER, "catalog_reloads": INTEGER,
         "recent_events": INTEGER, "auth": {"enum": ["on", "off"]},
+        "role": {"type": "string", "enum": ["single", "serving"],
+                 "description": "serving: one of the processes of `serve --workers N` (counts are its own)"},
+        "pid": INTEGER, "policy_learned_seq": {**INTEGER, "description": "the last learned join the policy includes"},
     }),
     "Settings": obj({"cost_weight": NUMBER, "latency_weight": NUMBER, "exploration_paused": BOOLEAN,
                      "shadow_baseline": {"type": ["string", "null"]}}),
@@ -229,6 +232,9 @@ PATHS: dict[str, Any] = {
         body="ChatCompletionRequest", tag="proxy")},
     "/v1/models": {"get": _op("The models a proxy client may name", {
         "200": _answer('"auto", the profiles, then the catalog', "ModelList")}, tag="proxy")},
+    "/noop": {"post": {**_op("The HTTP floor for `make bench`: reads the body, answers {}, routes nothing", {
+        "200": {"description": "an empty object", "content": {JSON: {"schema": {"type": "object"}}}}}, tag="operate"),
+        "requestBody": {"required": False, "content": {JSON: {"schema": {}}}}}},
     "/healthz": {"get": _op("Liveness and log health", {
         "200": _answer("healthy", "Health"), "503": _answer("the log cannot be written", "Health")}, tag="operate")},
     "/models": {"get": _op("The model catalog", {"200": _answer("every configured model", "Models")},

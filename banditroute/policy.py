@@ -11,6 +11,11 @@ class there; on the bundled data sets that kept a weaker same-class model in hea
 returns a pmf over the actions; the caller samples.
 
 The bindings hold the GIL and are not thread-safe: one Policy per process, used from one thread.
+
+Hot path: `predict` and `learn` call the bindings' core (`_core`) directly. The public wrappers
+re-check every example's label type through two native calls per example and re-wrap each one,
+which was a third of a decision's time in the profile (see README, "Performance"); the label
+type is checked once here instead, and the action examples are parsed once per catalog.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import vowpal_wabbit_next as vw
+from vowpal_wabbit_next import _core as vw_core
 
 from banditroute.config import PolicyConfig
 from banditroute.types import ModelSpec
@@ -87,12 +93,17 @@ class Policy:
             self._ws = vw.Workspace(self.args, model_data=model_data)
         except Exception as exc:  # VW raises its own error types for bad args or bytes
             raise PolicyError(f"vowpal wabbit refused the policy: {exc}") from None
+        if self._ws.label_type != vw.LabelType.CB or not self._ws.multiline:
+            raise PolicyError(f"the policy needs a multi-line contextual-bandit workspace, got {self.args}")
+        self._core = self._ws._workspace
         if model_data is not None and not self.is_finite():
             raise PolicyError("the policy has NaN or infinite weights")
-        self._parser = vw.TextFormatParser(self._ws)
         self._action_text: dict[str, str] = {}
-        self._action_examples: dict[str, vw.Example] = {}
+        self._action_examples: dict[str, vw_core.Example] = {}
         self.set_catalog(specs)
+
+    def _parse(self, text: str) -> vw_core.Example:
+        return vw_core._parse_line_text(self._core, text)
 
     def set_catalog(self, specs: Sequence[ModelSpec]) -> None:
         """Refresh the action features; models no longer listed keep theirs for replaying old events."""
@@ -100,27 +111,27 @@ class Policy:
             text = action_features(spec, self._cross)
             if self._action_text.get(spec.name) != text:
                 self._action_text[spec.name] = text
-                self._action_examples[spec.name] = self._parser.parse_line(text)
+                self._action_examples[spec.name] = self._parse(text)
 
     def predict(self, features: str, models: Sequence[str]) -> list[float]:
         """The exploration pmf over `models`, aligned with them."""
-        examples = [self._parser.parse_line("shared " + features)]
+        examples = [vw_core._parse_line_text(self._core, "shared " + features)]
         cached = self._action_examples
-        examples.extend(cached[m] for m in models)
+        examples.extend([cached[m] for m in models])
         pmf = [0.0] * len(models)
-        for index, prob in self._ws.predict_one(examples):
+        for index, prob in self._core.predict_multi_ex_one(examples):
             pmf[index] = prob
         return pmf
 
     def learn(self, features: str, models: Sequence[str], chosen: int, probability: float, cost: float) -> None:
         """One update from a logged decision: `cost` in [0, 1], `probability` the logged one."""
-        parse = self._parser.parse_line
+        parse = self._parse
+        cached = self._action_examples
         examples = [parse("shared " + features)]
-        label = f"0:{cost:.6f}:{probability:.6f} "
-        for i, m in enumerate(models):
-            text = self._action_text[m]
-            examples.append(parse(label + text if i == chosen else text))
-        self._ws.learn_one(examples)
+        examples.extend([cached[m] for m in models])
+        # Only the chosen action carries the label; the others are the cached, label-free examples.
+        examples[chosen + 1] = parse(f"0:{cost:.6f}:{probability:.6f} " + self._action_text[models[chosen]])
+        self._core.learn_multi_ex_one(examples)
 
     def is_finite(self) -> bool:
         """Whether every weight is a finite number: a NaN or inf weight poisons every prediction."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-import secrets
+import os
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -22,6 +24,10 @@ from banditroute.policy import Policy
 from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
 
 Restriction = tuple[str, "frozenset[str]"]
+
+
+# Distinct model lists (allowed sets, fallback orders) shared between decisions, at most.
+_SHARED_TUPLES_MAX = 65_536
 
 
 class LogSink(Protocol):
@@ -60,7 +66,7 @@ class FeedbackResult:
 
 def new_event_id() -> str:
     """128 random bits, hex: unguessable, so only the caller that got it can refer to it."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def uniform_from(event_id: str) -> float:
@@ -80,9 +86,12 @@ def sample(pmf: list[float], u: float) -> int:
 
 class Router:
     def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0, observer: Observer | None = None):
+                 learned_seq: int = 0, observer: Observer | None = None,
+                 joins: bool = True):
         self.config = config
         self.observer = observer
+        # False in a serving process of the multi-process mode: the learner joins and learns from the log.
+        self.joins = joins
         # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
         self.exploration_paused = False
         self.shadow_baseline: str | None = None
@@ -95,8 +104,11 @@ class Router:
             required_parts(config.reward.cost_weight, config.reward.latency_weight),
             config.reward.quality_rule,
             config.server.max_pending,
+            pack=pack_pending,
+            unpack=unpack_pending,
         )
         self._span = reward.reward_span(config.models, config.reward)
+        self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         # Rewards learned per model: a model with fewer than `cold_start_rewards` is explored on purpose.
@@ -151,7 +163,7 @@ class Router:
             models, pmf, chosen, fallbacks, explored = verdict.allowed, [1.0], 0, (), False
             how = f"default model (rule {exc.rule} left no model)"
         else:
-            models = verdict.allowed
+            models = self._shared(verdict.allowed)
             pmf, cold = self._cold_start(self.policy.predict(feats, models), models, input_tokens)
             sticky = self.conversations.get(conversation, now) if conversation is not None else None
             if sticky is not None and sticky in models:
@@ -184,7 +196,7 @@ class Router:
                     pmf = _degenerate(len(models), chosen)
                 elif baseline is not None:
                     how = f"shadow baseline {baseline} not allowed: {how}"
-                fallbacks = tuple(m for m in ranked if m != models[chosen])
+                fallbacks = self._shared(tuple(m for m in ranked if m != models[chosen]))
         decision = Decision(
             event_id=event_id, ts=now, features=feats, models=models, chosen=chosen, pmf=tuple(pmf),
             explored=explored, reason=_reason(how, pmf[chosen], len(models), verdict),
@@ -199,8 +211,9 @@ class Router:
             self.sink.decision(decision)
         if self.observer is not None:
             self.observer.decided(decision, verdict.excluded)
-        for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
-            self._finish(*released, now)
+        if self.joins:
+            for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
+                self._finish(*released, now)
         return decision
 
     def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest,
@@ -240,6 +253,16 @@ class Router:
         keep = 1.0 - share * len(cold)
         cold_set = set(cold)
         return [keep * p + (share if m in cold_set else 0.0) for m, p in zip(models, pmf)], cold
+
+    def _shared(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """One tuple per distinct model list, shared by the decisions over it: a million decisions may
+        wait for feedback (see types.Decision). Bounded: beyond the cap a list is simply not shared."""
+        shared = self._tuples.get(names)
+        if shared is None:
+            if len(self._tuples) < _SHARED_TUPLES_MAX:
+                self._tuples[names] = names
+            return names
+        return shared
 
     # -- learning ---------------------------------------------------------------------------
 
@@ -312,10 +335,8 @@ class Router:
                  now: float) -> None:
         """Feed the online state the rules read: failures, latency, spend, rewards per model."""
         model = decision.model
-        if outcome.error is not None and self.cooldowns.failure(model, now):
-            self.counts["cooldowns_started"] += 1
-            if self.observer is not None:
-                self.observer.cooldown_started(model)
+        if outcome.error is not None:
+            self.observe_failure(model, now)
         if outcome.latency_ms is not None:
             self.latency.observe(model, outcome.latency_ms)
         if r is not None:
@@ -329,6 +350,24 @@ class Router:
             in_tokens = outcome.input_tokens if outcome.input_tokens is not None else decision.input_tokens
             cost = reward.estimated_cost(spec, in_tokens, out_tokens)
         self.spend.add(decision.tenant, cost, now)
+
+    def observe_learned(self, row: LearnedRow, decision: Decision) -> None:
+        """Fold a join the learner finished into the online state the rules read (multi-process mode)."""
+        model = decision.model
+        if row.latency_ms is not None and "latency" not in row.defaulted.split(","):
+            self.latency.observe(model, row.latency_ms)
+        if row.vw_cost is not None:
+            self.rewards[model] += 1
+        if row.cost_usd is not None:
+            self.spend.add(decision.tenant, row.cost_usd, row.ts)
+
+    def observe_failure(self, model: str, now: float) -> None:
+        """A reported failure of `model`: it may start a cooldown (in the multi-process mode, each
+        serving process counts the failures reported to it)."""
+        if self.cooldowns.failure(model, now):
+            self.counts["cooldowns_started"] += 1
+            if self.observer is not None:
+                self.observer.cooldown_started(model)
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -432,6 +471,33 @@ class Router:
         }
 
 
+PendingDecision = tuple  # Decision's fields in order, the pmfs as packed doubles, no exclusions or fallbacks
+
+
+def pack_pending(d: Decision) -> PendingDecision:
+    """How a decision waits for its feedback: what learning and its observers need, as a plain tuple.
+
+    A million may wait. A tuple of strings, numbers and bytes is untracked by the cyclic GC after
+    its first collection (a Decision object stays tracked, and full collections over a million of
+    them paused the service for milliseconds to seconds); a pmf is packed doubles in bytes (8 bytes
+    a probability instead of a 24-byte float object; bytes, unlike an array, are not GC-tracked);
+    the caller-only exclusions and fallbacks are dropped.
+    """
+    shadow = array("d", d.shadow_pmf).tobytes() if d.shadow_pmf is not None else None
+    return (d.event_id, d.ts, d.features, d.models, d.chosen, array("d", d.pmf).tobytes(), d.explored, d.reason,
+            d.input_tokens, d.tenant, shadow, d.shadow_chosen)
+
+
+def unpack_pending(held: PendingDecision) -> Decision:
+    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow, shadow_chosen = held
+    return Decision(event_id, ts, feats, models, chosen, _floats(pmf), explored, reason, input_tokens, tenant,
+                    shadow_pmf=_floats(shadow) if shadow is not None else None, shadow_chosen=shadow_chosen)
+
+
+def _floats(packed: bytes) -> tuple[float, ...]:
+    return tuple(memoryview(packed).cast("d"))
+
+
 def _degenerate(n: int, chosen: int) -> list[float]:
     return [1.0 if i == chosen else 0.0 for i in range(n)]
 
@@ -447,7 +513,7 @@ def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> 
         for model, rule in verdict.excluded.items():
             by_rule.setdefault(rule, []).append(model)
         text += "; excluded: " + "; ".join(f"{','.join(models)} by {rule}" for rule, models in by_rule.items())
-    return text
+    return sys.intern(text)  # few distinct texts: pending decisions share one copy each
 
 
 def _ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:

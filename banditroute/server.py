@@ -26,7 +26,7 @@ from banditroute.config import Config, ConfigError
 from banditroute.eventlog import Overloaded
 from banditroute.guardrails import NoModelAllowed, UnknownModel
 from banditroute.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from banditroute.service import IncompatiblePolicy, ReloadError, RewardRefused, Service, UnknownEvent
+from banditroute.service import SINGLE, IncompatiblePolicy, ReloadError, RewardRefused, Service, UnknownEvent
 from banditroute.store import StoreError
 from banditroute.types import Decision, FeedbackPart, JudgeSample
 from banditroute.upstream import Reply, Timeouts, Upstream, UpstreamError
@@ -148,6 +148,12 @@ async def reward(request: web.Request) -> web.Response:
     except RewardRefused as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     return json_response(answer, status=202)
+
+
+async def noop(request: web.Request) -> web.Response:
+    """The HTTP floor for `make bench`: the same server, body read, a JSON answer, no routing."""
+    await request.read()
+    return json_response({})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -458,11 +464,14 @@ async def v1_models(request: web.Request) -> web.Response:
     return json_response(proxy.models_list(service.router.catalog, service.config.proxy.profiles))
 
 
-def create_app(config: Config, config_path: str | Path | None = None) -> web.Application:
-    """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one)."""
+def create_app(config: Config, config_path: str | Path | None = None, role: str = SINGLE) -> web.Application:
+    """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one).
+
+    `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
+    """
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, guard],
                           handler_args={"max_headers": config.server.max_headers})
-    service = Service(config, config_path=config_path)
+    service = Service(config, config_path=config_path, role=role)
     app[SERVICE] = service
     app[GATE] = create_gate(config)
     upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
@@ -489,6 +498,7 @@ def create_app(config: Config, config_path: str | Path | None = None) -> web.App
     app.cleanup_ctx.append(lifecycle)
     app.router.add_post("/route", route)
     app.router.add_post("/reward", reward)
+    app.router.add_post("/noop", noop)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/models", models)
     app.router.add_get("/stats", stats)
@@ -520,7 +530,8 @@ def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], 
     return True
 
 
-def run(config: Config, config_path: str | Path | None = None) -> None:
-    web.run_app(create_app(config, config_path), host=config.server.host, port=config.server.port,
-                access_log=None, print=lambda *_: None,
+def run(config: Config, config_path: str | Path | None = None, role: str = SINGLE, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
+    web.run_app(create_app(config, config_path, role), host=config.server.host, port=config.server.port,
+                access_log=None, print=lambda *_: None, reuse_port=reuse_port,
                 handle_signals=True)

@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import replace
@@ -56,8 +57,55 @@ def _log_failure(fut: asyncio.Future[None]) -> None:
         log.error("config_change_not_stored", error=str(fut.exception()))
 
 
+SINGLE = "single"  # one process decides, joins and learns
+SERVING = "serving"  # a serving process of the multi-process mode (see cluster.py): decides and logs only
+
+
 class UnknownEvent(LookupError):
     pass
+
+
+def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
+    """The newest good checkpoint's policy and the learned seq it includes; (None, 0) to start afresh.
+
+    A checkpoint with other VW arguments than the configuration's is not used: the log is relearned.
+    """
+    args = vw_args(config.policy)
+    for ckpt, checksum_ok in store.checkpoints():
+        if not checksum_ok:
+            log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
+            continue
+        if ckpt.vw_args != args:
+            log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
+                        old=ckpt.vw_args, new=args)
+            return None, 0
+        try:
+            return Policy(config.policy, config.models, model_data=ckpt.model), ckpt.learned_seq
+        except PolicyError as exc:
+            log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
+                      action="trying the previous checkpoint")
+    return None, 0
+
+
+def apply_change(router: Router, change: ConfigChange) -> None:
+    """One logged operator change (weights, exploration, shadow baseline) applied to a router."""
+    p = change.payload
+    if change.kind == WEIGHTS:
+        router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
+    elif change.kind == EXPLORATION:
+        router.exploration_paused = bool(p["paused"])
+    elif change.kind == SHADOW:
+        baseline = p["baseline"]
+        router.shadow_baseline = baseline if baseline in router.catalog else None
+
+
+def restore_live_state(router: Router, store: Store, now: float) -> None:
+    """The online state the rules read (rewards per model, spend, latencies), from the log."""
+    router.rewards.update(store.rewards_per_model())
+    for tenant, usd in store.spend_since(router.spend.period_start(now)).items():
+        router.spend.add(tenant, usd, now)
+    for model, latency_ms in store.recent_latencies(router.config.rules.latency_window):
+        router.latency.observe(model, latency_ms)
 
 
 class IncompatiblePolicy(ValueError):
@@ -107,11 +155,19 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
 
 class Service:
     def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
-                 environ: Any = os.environ):
+                 environ: Any = os.environ, role: str = SINGLE):
         self.config = config
         self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
         self.environ = environ
+        self.role = role
+        self._snapshot_id = 0  # serving role: the checkpoint row the policy was loaded from
+        self._followed_seq = 0  # serving role: the last learned row folded into the online state
+        self._changes_seq = 0  # serving role: the last operator change applied
+        # Serving role: reward lookups on their own connection and thread, so they run while the
+        # writer thread waits for a commit's fsync (WAL readers do not wait for the writer).
+        self._reader: Store | None = None
+        self._reader_thread: ThreadPoolExecutor | None = None
         self.auth_enabled = config.auth.enabled(config.server.host)
         self.secret = b""
         self.store: Store | None = None
@@ -137,6 +193,9 @@ class Service:
         self.store = Store(self.db_path)
         self.eventlog = EventLog(self.store, self.config.server.write_batch_max, self.config.server.max_write_queue)
         self.eventlog.start()
+        if self.role == SERVING:
+            await self._start_serving()
+            return
         policy, seq = self._load_policy()
         router = Router(self.config, policy=policy, sink=self.eventlog, learned_seq=seq, observer=self)
         self._restore_changes(router, self.store.config_changes())
@@ -146,12 +205,7 @@ class Service:
         router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
                              learned=counts["learned"])
         router.selections.update(self.store.selection_counts())
-        router.rewards.update(self.store.rewards_per_model())
-        now = self.clock()
-        for tenant, usd in self.store.spend_since(router.spend.period_start(now)).items():
-            router.spend.add(tenant, usd, now)
-        for model, latency_ms in self.store.recent_latencies(self.config.rules.latency_window):
-            router.latency.observe(model, latency_ms)
+        restore_live_state(router, self.store, self.clock())
         replayed = router.replay(self.store.learned_after(seq))
         router.learned_seq = max(router.learned_seq, self.store.max_learned_seq())
         pending = self.store.unlearned_decisions()
@@ -178,12 +232,16 @@ class Service:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(Exception):
-            await self.checkpoint()
+        if self.role == SINGLE:  # a serving process's policy is the learner's snapshot: nothing to save
+            with contextlib.suppress(Exception):
+                await self.checkpoint()
         if self.eventlog is not None:
             await self.eventlog.close()
         if self.store is not None:
             self.store.close()
+        if self._reader_thread is not None and self._reader is not None:
+            self._reader_thread.shutdown(wait=True)
+            self._reader.close()
 
     def auth_summary(self) -> str:
         a = self.config.auth
@@ -193,21 +251,53 @@ class Service:
 
     def _load_policy(self) -> tuple[Policy | None, int]:
         assert self.store is not None
-        args = vw_args(self.config.policy)
-        for ckpt, checksum_ok in self.store.checkpoints():
-            if not checksum_ok:
-                log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
-                continue
-            if ckpt.vw_args != args:
-                log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
-                            old=ckpt.vw_args, new=args)
-                return None, 0
-            try:
-                return Policy(self.config.policy, self.config.models, model_data=ckpt.model), ckpt.learned_seq
-            except PolicyError as exc:
-                log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
-                          action="trying the previous checkpoint")
-        return None, 0
+        return load_policy(self.store, self.config)
+
+    # -- serving role: decide from the learner's snapshots, log, never join -----------------------
+
+    async def _start_serving(self) -> None:
+        assert self.eventlog is not None and self.store is not None
+        self.router = Router(self.config, sink=self.eventlog, joins=False, observer=self)
+        self._reader = Store(self.db_path)
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-reader")
+        restore_live_state(self.router, self.store, self.clock())
+        self._followed_seq = self.store.max_learned_seq()
+        self._follow_changes(self.store.config_changes_after(0))
+        await self.reload_snapshot()
+        log.info("started", role=self.role, db=str(self.db_path), policy_learned_seq=self.router.learned_seq)
+        self._tasks = [asyncio.get_running_loop().create_task(
+            self._every(self.config.cluster.reload_interval_s, self.follow_learner))]
+
+    async def follow_learner(self) -> None:
+        """The learner's newest snapshot, and the joins it finished since the last look (cold-start
+        counts, latencies and spend for the rules)."""
+        assert self.store is not None and self.eventlog is not None and self.router is not None
+        await self.reload_snapshot()
+        rows = await self.eventlog.call(lambda: list(self.store.learned_after(self._followed_seq)))
+        for row, decision in rows:
+            self.router.observe_learned(row, decision)
+            self._followed_seq = row.seq
+        self._follow_changes(await self.eventlog.call(self.store.config_changes_after, self._changes_seq))
+
+    def _follow_changes(self, changes: list[tuple[int, ConfigChange]]) -> None:
+        """Operator changes any process logged (the admin endpoints answer for one process): all follow."""
+        assert self.router is not None
+        for seq, change in changes:
+            apply_change(self.router, change)
+            self._changes_seq = seq
+        self.config = self.router.config
+    async def reload_snapshot(self) -> None:
+        """Take the learner's newest snapshot when there is one this process has not loaded."""
+        assert self.store is not None and self.eventlog is not None and self.router is not None
+        newest = await self.eventlog.call(self.store.newest_checkpoint_seq)
+        if newest == self._snapshot_id:
+            return
+        policy, seq = await self.eventlog.call(load_policy, self.store, self.config)
+        self._snapshot_id = newest
+        if policy is not None:
+            self.router.policy = policy
+            self.router.learned_seq = seq
+            log.info("snapshot_loaded", policy_learned_seq=seq)
 
     # -- the two verbs ----------------------------------------------------------------------
 
@@ -248,6 +338,8 @@ class Service:
         """
         assert self.router is not None and self.eventlog is not None and self.store is not None
         self.eventlog.admit()
+        if self.role == SERVING:
+            return await self._reward_serving(part, reward_token)
         event_id = part.event_id
         pending = self.router.joiner.decision(event_id)
         tenant = pending.tenant if pending is not None else self._recent.get(event_id, _TENANT_UNKNOWN)
@@ -256,16 +348,11 @@ class Service:
             if known is None:
                 raise UnknownEvent(event_id)
             tenant = known.tenant
-        if reward_token is None and self.auth_enabled:
-            raise RewardRefused(401, "reward_token_required", "reward_token is required: send the one /route returned")
-        if reward_token is not None and not auth.verify_reward_token(self.secret, event_id, tenant, reward_token):
-            raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
+        self._authorize(event_id, tenant, reward_token)
         parts = self.router.joiner.parts(event_id)
         if parts is None:
             parts = await self.eventlog.call(self.store.feedback_count, event_id)
-        if parts >= self.config.reward.max_parts_per_event:
-            raise RewardRefused(409, "too_many_parts",
-                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
+        self._check_parts(parts)
         await self.eventlog.feedback(part)
         result = self.router.feedback(part, self.clock())
         if result.status == COMPLETE:
@@ -281,6 +368,38 @@ class Service:
         if result.learned is not None:
             answer["reward"] = result.learned.reward
         return answer
+
+    def _authorize(self, event_id: str, tenant: Any, reward_token: str | None) -> None:
+        if reward_token is None and self.auth_enabled:
+            raise RewardRefused(401, "reward_token_required", "reward_token is required: send the one /route returned")
+        if reward_token is not None and not auth.verify_reward_token(self.secret, event_id, tenant, reward_token):
+            raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
+
+    def _check_parts(self, parts: int) -> None:
+        if parts >= self.config.reward.max_parts_per_event:
+            raise RewardRefused(409, "too_many_parts",
+                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
+
+    async def _reward_serving(self, part: FeedbackPart, reward_token: str | None) -> dict[str, Any]:
+        """Store the part; the learner tails the log and joins it. `late` when the join had finished.
+
+        The event may have been decided by another process, so it is read from the log.
+        """
+        assert self.eventlog is not None and self.router is not None and self._reader is not None
+        known = await asyncio.get_running_loop().run_in_executor(self._reader_thread, self._reader.event_state,
+                                                                  part.event_id)
+        if known is None:
+            raise UnknownEvent(part.event_id)
+        self._authorize(part.event_id, known.tenant, reward_token)
+        self._check_parts(known.parts)
+        await self.eventlog.feedback(part)
+        self.router.counts["feedback_parts"] += 1
+        if part.error is not None and not known.learned:
+            self.router.observe_failure(known.model, self.clock())  # cooldowns: the failures this process hears of
+        status = "late" if known.learned else "pending"
+        self.metrics.feedback(part.source, late=known.learned)
+        log.info("reward", event_id=part.event_id, status=status, source=part.source)
+        return {"event_id": part.event_id, "status": status, "stored": True}
 
     # -- model lifecycle ----------------------------------------------------------------------
 
@@ -357,6 +476,9 @@ class Service:
     def stats(self) -> dict[str, Any]:
         assert self.router is not None and self.eventlog is not None
         out = self.router.stats(self.clock())
+        out["role"] = self.role
+        out["pid"] = os.getpid()
+        out["policy_learned_seq"] = self.router.learned_seq
         out["write_queue"] = self.eventlog.pending()
         out["recent_events"] = len(self._recent)
         out["auth"] = "on" if self.auth_enabled else "off"
@@ -482,14 +604,7 @@ class Service:
     def _restore_changes(self, router: Router, changes: list[ConfigChange]) -> None:
         """Apply the operator's logged changes again, in order, so they survive a restart."""
         for change in changes:
-            p = change.payload
-            if change.kind == WEIGHTS:
-                router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
-            elif change.kind == EXPLORATION:
-                router.exploration_paused = bool(p["paused"])
-            elif change.kind == SHADOW:
-                baseline = p["baseline"]
-                router.shadow_baseline = baseline if baseline in router.catalog else None
+            apply_change(router, change)
             self.changes.append(change)
 
     def _restore_shadow(self) -> None:

@@ -17,7 +17,10 @@ A Store object is used from one thread at a time (the event log's writer thread)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,6 +42,14 @@ class Checkpoint:
     ts: float
 
 
+@dataclass(frozen=True, slots=True)
+class EventState:
+    model: str  # the model chosen
+    tenant: str | None
+    learned: bool  # its join has finished
+    parts: int  # feedback parts stored for it
+
+
 class StoreError(RuntimeError):
     """The log cannot be written or read (disk full, read-only, corrupt)."""
 
@@ -54,12 +65,34 @@ class Store:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA busy_timeout=5000")
             self.db = sqlite_utils.Database(self.conn)
+            self._lock_fd = None if str(path) == ":memory:" else os.open(
+                self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
             self._create()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time across processes (the multi-process mode appends to one file).
+
+        Writers queue on an flock, which the kernel hands to the next one as soon as it is released;
+        left to SQLite, a busy writer polls with sleeps of 1, 2, 5, 10... ms, which in the profile
+        made two serving processes slower than one. Uncontended, it costs two system calls.
+        """
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _create(self) -> None:
         db = self.db
@@ -116,7 +149,7 @@ class Store:
     ) -> None:
         """Append one batch in one transaction, in this order (a part never precedes its decision)."""
         try:
-            with self.conn:
+            with self._writing(), self.conn:
                 self.conn.execute("BEGIN")
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
@@ -198,6 +231,55 @@ class Store:
         for row in cur:
             yield LearnedRow(*row[:11]), _decision(row[11:])
 
+    # -- tailing (the multi-process learner reads what the serving processes append) -------------
+
+    def tail(self, after_decision: int, after_feedback: int) -> tuple[list[tuple[int, Decision]], list[tuple[int, FeedbackPart]]]:
+        """Decisions and feedback parts appended after the given seqs, read in one snapshot.
+
+        One read transaction: a part is committed after its decision, so every part returned has its
+        decision either returned here or read before.
+        """
+        try:
+            with self._read_snapshot():
+                decisions = self.conn.execute(
+                    "SELECT seq, " + ", ".join(_DECISION_FIELDS) + " FROM decisions WHERE seq > ? ORDER BY seq",
+                    (after_decision,)).fetchall()
+                parts = self.conn.execute(
+                    "SELECT seq, " + _FEEDBACK_COLUMNS + " FROM feedback WHERE seq > ? ORDER BY seq",
+                    (after_feedback,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the event log at {self.path}: {exc}") from exc
+        return [(r[0], _decision(r[1:])) for r in decisions], [(r[0], FeedbackPart(*r[1:])) for r in parts]
+
+    def unlearned_state(self) -> tuple[list[Decision], list[FeedbackPart], int, int]:
+        """What a starting learner waits for, and the seqs to tail from, read in one snapshot."""
+        with self._read_snapshot():
+            decisions = self.unlearned_decisions()
+            parts = self.feedback_for_unlearned()
+            max_decision = self.conn.execute("SELECT coalesce(max(seq), 0) FROM decisions").fetchone()[0]
+            max_feedback = self.conn.execute("SELECT coalesce(max(seq), 0) FROM feedback").fetchone()[0]
+        return decisions, parts, max_decision, max_feedback
+
+    def event_state(self, event_id: str) -> EventState | None:
+        """What a serving process needs to accept a part for an event; None for an unknown event."""
+        row = self.conn.execute(
+            "SELECT json_extract(d.models, '$[' || d.chosen || ']'), d.tenant,"
+            " EXISTS (SELECT 1 FROM learned l WHERE l.event_id = d.event_id),"
+            " (SELECT count(*) FROM feedback f WHERE f.event_id = d.event_id)"
+            " FROM decisions d WHERE d.event_id = ?", (event_id,)).fetchone()
+        return EventState(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
+
+    def newest_checkpoint_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def max_learned_seq(self) -> int:
         return self.conn.execute("SELECT coalesce(max(seq), 0) FROM learned").fetchone()[0]
 
@@ -229,8 +311,13 @@ class Store:
         return {model: n for model, n in rows if model is not None}
 
     def config_changes(self) -> list[ConfigChange]:
-        rows = self.conn.execute("SELECT ts, kind, payload FROM config_changes ORDER BY seq").fetchall()
-        return [ConfigChange(ts, kind, orjson.loads(payload)) for ts, kind, payload in rows]
+        return [change for _, change in self.config_changes_after(0)]
+
+    def config_changes_after(self, seq: int) -> list[tuple[int, ConfigChange]]:
+        """The operator's changes logged after `seq`, with their seqs (the multi-process mode follows them)."""
+        rows = self.conn.execute("SELECT seq, ts, kind, payload FROM config_changes WHERE seq > ? ORDER BY seq",
+                                 (seq,)).fetchall()
+        return [(n, ConfigChange(ts, kind, orjson.loads(payload))) for n, ts, kind, payload in rows]
 
     def joined_log(self) -> Iterator[tuple[Decision, LearnedRow | None, list[FeedbackPart]]]:
         """Every decision in log order with its finished join (None: still pending) and all its parts."""

@@ -43,7 +43,8 @@ class Decision:
     """What the router chose for one request, with everything learning and OPE need later.
 
     `features` is the compact shared-context feature string (not a parsed VW example), `models`
-    the allowed set in the order the policy scored it, `pmf` aligned with `models`.
+    the allowed set in the order the policy scored it, `pmf` aligned with `models`. While it
+    waits for feedback the joiner holds it packed (router.pack_pending).
     """
 
     event_id: str

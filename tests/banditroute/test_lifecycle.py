@@ -130,7 +130,8 @@ def test_a_model_removed_mid_stream_is_never_routed_again_and_its_pending_events
     rng = random.Random(5)
     pending = []
     for i in range(300):
-        d = router.route(query(rng), {"conversation_id": f"c{i % 10}"}, now=float(i))
+        # Seeded event ids (the draw comes from the id): random ones left `pending` empty 1 run in 5.
+        d = router.route(query(rng), {"conversation_id": f"c{i % 10}"}, now=float(i), event_id=f"removed-{i}")
         if d.model == "gpt-4.1" and len(pending) < 5:
             pending.append(d)  # in flight when the model is removed
         else:
@@ -139,7 +140,7 @@ def test_a_model_removed_mid_stream_is_never_routed_again_and_its_pending_events
     summary = router.reload_catalog(tuple(SPECS[m] for m in names if m != "gpt-4.1"))
     assert summary["removed"] == ["gpt-4.1"]
     for i in range(300, 600):
-        d = router.route(query(rng), {"conversation_id": f"c{i % 10}"}, now=float(i))
+        d = router.route(query(rng), {"conversation_id": f"c{i % 10}"}, now=float(i), event_id=f"removed-{i}")
         assert "gpt-4.1" not in d.models and "gpt-4.1" not in d.fallbacks and "gpt-4.1" not in d.excluded
         answer(router, d, 0.5, float(i))
     for d in pending:

@@ -80,6 +80,7 @@ async def test_real_responses_match_the_document(tmp_path: Path) -> None:
         await check("POST", "/reward", json={"event_id": d["event_id"], "quality": 1}, expect=202)  # late
         await check("POST", "/reward", json={"event_id": "f" * 32, "quality": 1}, expect=404)
         await check("POST", "/reward", json={"event_id": d["event_id"]}, expect=400)
+        assert await check("POST", "/noop", json={"query": "the floor reads a body"}, expect=200) == {}
         for path in ("/healthz", "/models", "/stats", "/dashboard/data", "/openapi.json"):
             await check("GET", path, expect=200)
         assert "banditroute_decisions_total" in await check("GET", "/metrics", expect=200)
