@@ -60,3 +60,19 @@ def test_tune_picks_a_weight_for_a_budget(capsys) -> None:
     code = main(["tune", "--dataset", str(DATA / "routerbench"), "--budget", "1.0", "--weights", "0,0.3,3"])
     out = capsys.readouterr().out
     assert code == 0 and "meets cost per 1k requests <= $1.0" in out
+
+
+def test_apgr_and_cpt_follow_routellm() -> None:
+    import numpy as np
+
+    from simulators.baselines import apgr, cpt
+
+    share = np.array([0.25, 0.5, 0.75])
+    # A router as good as random mixing recovers the gap linearly: APGR 0.5.
+    assert apgr(share, 0.5 + 0.4 * share, weak_quality=0.5, strong_quality=0.9) == pytest.approx(0.5)
+    # One that recovers 80 % of the gap with a quarter of strong calls does better.
+    better = np.array([0.82, 0.88, 0.9])
+    assert apgr(share, better, 0.5, 0.9) > 0.75
+    assert cpt(share, better, 0.5, 0.9, 0.5) == 0.25 and cpt(share, better, 0.5, 0.9, 0.95) == 0.5
+    with pytest.raises(ValueError):
+        apgr(share, better, 0.9, 0.5)
