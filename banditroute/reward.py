@@ -83,14 +83,28 @@ def resolve(outcome: Outcome, spec: ModelSpec, input_tokens: int, config: Reward
     return Reward(value, quality, cost, latency, tuple(defaulted))
 
 
-def priced_out(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig) -> set[str]:
-    """Models that cannot win this request at any quality: by the catalog's cost and latency
-    estimates, their reward at quality 1 is below another model's reward at quality 0. Exploring
-    them teaches nothing worth its price (at a high cost weight, the most expensive models)."""
+def penalty_terms(specs: Iterable[ModelSpec], config: RewardConfig) -> dict[str, tuple[float, float]]:
+    """Each model's estimated cost and latency penalty as `fixed + per_input_token * input_tokens`.
+
+    The penalty is linear in the prompt's tokens, so the router computes these once per catalog and
+    weights and `priced_out` stays cheap on the decision path.
+    """
     w = config.weights
     out = config.default_output_tokens
-    penalty = {s.name: w.cost_weight * estimated_cost(s, input_tokens, out) / w.cost_scale
-               + w.latency_weight * estimated_latency(s, out) / w.latency_scale for s in specs}
+    return {s.name: (w.cost_weight * estimated_cost(s, 0, out) / w.cost_scale
+                     + w.latency_weight * estimated_latency(s, out) / w.latency_scale,
+                     w.cost_weight * s.input_price / 1e6 / w.cost_scale) for s in specs}
+
+
+def priced_out(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig,
+               terms: dict[str, tuple[float, float]] | None = None) -> set[str]:
+    """Models that cannot win this request at any quality: by the catalog's cost and latency
+    estimates, their reward at quality 1 is below another model's reward at quality 0. Exploring
+    them teaches nothing worth its price (at a high cost weight, the most expensive models).
+    `terms` are `penalty_terms` computed ahead for (at least) these models."""
+    if terms is None:
+        terms = penalty_terms(specs, config)
+    penalty = {name: fixed + per_token * input_tokens for name, (fixed, per_token) in terms.items()}
     if not penalty:
         return set()
     least = min(penalty.values())

@@ -108,6 +108,7 @@ class Router:
             unpack=unpack_pending,
         )
         self._span = reward.reward_span(config.models, config.reward)
+        self._penalty_terms = reward.penalty_terms(self._known.values(), config.reward)
         self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -245,7 +246,8 @@ class Router:
             return pmf, []
         cold = [m for m in models if self.rewards[m] < rules.cold_start_rewards]
         if cold:
-            hopeless = reward.priced_out([self._known[m] for m in models], input_tokens, self.config.reward)
+            terms = self._penalty_terms
+            hopeless = reward.priced_out((), input_tokens, self.config.reward, {m: terms[m] for m in models})
             cold = [m for m in cold if m not in hopeless]
         if not cold:
             return pmf, []
@@ -325,6 +327,7 @@ class Router:
                                                          "latency_weight": latency_weight})
         self.joiner.required = required_parts(cost_weight, latency_weight)
         self._span = reward.reward_span(self.config.models, self.config.reward)
+        self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
 
     def set_policy(self, policy: Policy) -> None:
         """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
@@ -411,6 +414,7 @@ class Router:
         self._known.update((m.name, m) for m in specs)
         self.policy.set_catalog(specs)
         self._span = reward.reward_span(specs, self.config.reward)
+        self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
         self.rules = guardrails.Rules(self.catalog, rules)
         if (rules.latency_window, rules.latency_min_samples) != (self.latency.window, self.latency.min_samples):
             self.latency = live.LatencyTracker(rules.latency_window, rules.latency_min_samples, {})
