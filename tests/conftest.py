@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from banditroute.config import Config, default_config_text, load_config
 from banditroute.server import SERVICE, create_app
 from banditroute.service import Service
+from tests.fake_upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,15 @@ async def start_api(config: Config, config_path: Path | None = None) -> Api:
 async def stop_api(api: Api) -> None:
     await api.session.close()
     await api.server.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """A fake OpenAI-compatible upstream on loopback (the proxy's models and the judge)."""
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture

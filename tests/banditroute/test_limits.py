@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Api, make_config, start_api, stop_api
+from tests.conftest import Api, make_config
 
 
 async def raw_exchange(api: Api, head: bytes, body: bytes = b"", pause_s: float = 0.0) -> tuple[int, bytes]:

@@ -127,14 +127,6 @@ def proxy_config(tmp_path: Path, base_url: str, names: tuple[str, ...] = ("a", "
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def gateway(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Api]:
     api = await start_api(proxy_config(tmp_path, upstream.base_url,
                                        proxy={"total_deadline_s": 5.0, "attempt_timeout_s": 0.5}))

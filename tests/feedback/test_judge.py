@@ -4,7 +4,6 @@ with the fake upstream (tests/fake_upstream.py) answering both as the routed mod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +58,6 @@ def test_samples_are_bounded_in_rows_and_age(tmp_path: Path) -> None:
 # -- end to end ---------------------------------------------------------------------------------
 
 JUDGE = "judge-model"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    fake = FakeUpstream()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def judge_config(tmp_path: Path, upstream: FakeUpstream, **judge: Any) -> Any:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import orjson
 
 from banditroute.store import Store
+from tests.conftest import free_port
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "data" / "routerbench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_demo_fills_the_service_and_takes_a_screenshot(tmp_path: Path) -> None:
