@@ -6,22 +6,30 @@ All of them see every model's outcome (full information), which the online route
 - `best_fixed`: the single model with the best mean reward, chosen in hindsight;
 - `oracle`: the best model for each request, chosen in hindsight (an upper bound);
 - `cost_greedy`: always the model with the lowest catalog price;
-- `skyline`: a full-information classifier over the router's own features, trained offline with
-  two-fold cross-fitting (each half is scored by a model trained on the other half).
+- `skyline`: a full-information ridge regression of each model's quality on the text (hashed
+  TF-IDF of words and bigrams), trained offline with two-fold cross-fitting (each half is scored
+  by a model trained on the other half; the ridge strength is chosen inside the training half).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
+import zlib
 from typing import Any
 
 import numpy as np
 
-from banditroute import features as feats
 from banditroute.config import Config
-from banditroute.policy import RewardModel
 from banditroute.types import RewardWeights
 from simulators.worlds import World
+
+# The skyline's ridge regression: hashed feature buckets, words read per prompt, ridge strengths tried.
+SKYLINE_DIMS = 4096
+SKYLINE_MAX_WORDS = 256
+SKYLINE_LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+SVD_TOLERANCE = 1e-10  # singular directions below this share of the largest are dropped
+_WORDS = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -94,34 +102,36 @@ def fixed_baselines(outcomes: Outcomes, weights: RewardWeights, world: World) ->
 
 
 class Skyline:
-    """Two-fold cross-fitted full-information router over the router's own features.
+    """Two-fold cross-fitted full-information router: closed-form ridge regression on the text.
 
-    Quality is learned per model from the text (a VW regression over the same features and
-    interactions as the router); cost and latency are predicted per model by their means on the
-    training half. Fitted once per world, it then picks `argmax(q_hat - cost and latency terms)`
-    for any weights, so a sweep pays for training once.
+    Each prompt becomes a hashed TF-IDF vector of its word unigrams and bigrams (`dims` buckets,
+    sublinear term frequency, inverse document frequency from the training half, rows scaled to unit
+    length). Each model's quality is a ridge regression on it (intercept unpenalised), its ridge
+    strength chosen per model from `lambdas` by exact leave-one-out error on the training half (the
+    closed form of ridge's LOO residuals), so the test half never informs the fit. Cost and latency
+    are predicted per model by their means on the training half. Fitted once per world, it then picks
+    `argmax(q_hat - cost and latency terms)` for any weights, so a sweep pays for training once.
     """
 
-    def __init__(self, world: World, outcomes: Outcomes, config: Config, *, passes: int = 2, seed: int = 0):
-        n, models = len(world), outcomes.models
-        specs = {m.name: m for step in (0, n - 1) for m in world.models(step)}
+    def __init__(self, world: World, outcomes: Outcomes, config: Config | None = None, *, seed: int = 0,
+                 dims: int = SKYLINE_DIMS, lambdas: tuple[float, ...] = SKYLINE_LAMBDAS,
+                 max_words: int = SKYLINE_MAX_WORDS):
+        n = len(world)
         fold = np.random.default_rng(seed).permutation(n) % 2
         self.outcomes = outcomes
-        self.q_hat = np.zeros((n, len(models)))
-        self.c_hat = np.zeros((n, len(models)))
-        self.l_hat = np.zeros((n, len(models)))
-        requests = [world.request(s) for s in range(n)]
-        features = [feats.featurize(r.query, r.metadata, config.features) for r in requests]
+        self.lambdas: list[np.ndarray] = []  # the chosen ridge strength per model, one array per fold
+        self.q_hat = np.zeros(outcomes.quality.shape)
+        self.c_hat = np.zeros(outcomes.quality.shape)
+        self.l_hat = np.zeros(outcomes.quality.shape)
+        counts = _hashed_counts([world.request(s).query for s in range(n)], dims, max_words)
         for held_out in (0, 1):
             train, test = np.flatnonzero(fold != held_out), np.flatnonzero(fold == held_out)
-            model = RewardModel(config.policy, [specs[m] for m in models])
-            for _ in range(passes):
-                for s in train:
-                    for j in range(len(models)):
-                        if not np.isnan(outcomes.quality[s, j]):
-                            model.learn(features[s], models, j, 1.0 - outcomes.quality[s, j])
-            for s in test:
-                self.q_hat[s] = 1.0 - np.array(model.predict(features[s], models))
+            x_train, x_test = _tfidf(counts, dims, train, test)
+            quality = outcomes.quality[train]
+            quality = np.where(np.isnan(quality), np.nanmean(quality, axis=0), quality)
+            predicted, chosen = _ridge_loo(x_train, quality, x_test, lambdas)
+            self.q_hat[test] = predicted
+            self.lambdas.append(chosen)
             self.c_hat[test] = np.nanmean(outcomes.cost_usd[train], axis=0)
             self.l_hat[test] = np.nanmean(outcomes.latency_ms[train], axis=0)
 
@@ -132,6 +142,78 @@ class Skyline:
         score[np.isnan(o.quality)] = -np.inf
         choice = np.argmax(score, axis=1)
         return _row("skyline", _pick(o.quality, choice), _pick(o.cost_usd, choice), _pick(o.reward(weights), choice))
+
+
+def _hashed_counts(texts: list[str], dims: int, max_words: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per text, the hashed buckets of its word unigrams and bigrams and their counts."""
+    bucket: dict[str, int] = {}
+    out = []
+    for text in texts:
+        words = _WORDS.findall(text[: max_words * 16].lower())[:max_words]
+        terms = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+        ids = []
+        for t in terms:
+            b = bucket.get(t)
+            if b is None:
+                b = bucket[t] = zlib.crc32(t.encode()) % dims
+            ids.append(b)
+        cols, freq = np.unique(np.array(ids, dtype=np.int64), return_counts=True)
+        out.append((cols, freq.astype(np.float64)))
+    return out
+
+
+def _tfidf(counts: list[tuple[np.ndarray, np.ndarray]], dims: int, train: np.ndarray,
+           test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense TF-IDF rows (unit length) of `train` and `test`, the IDF from `train` only."""
+    df = np.zeros(dims)
+    for i in train:
+        df[counts[i][0]] += 1
+    idf = np.log((1 + len(train)) / (1 + df)) + 1
+
+    def dense(rows: np.ndarray) -> np.ndarray:
+        x = np.zeros((len(rows), dims))
+        for r, i in enumerate(rows):
+            cols, freq = counts[i]
+            x[r, cols] = (1 + np.log(freq)) * idf[cols]
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(norm > 0, norm, 1.0)
+
+    return dense(train), dense(test)
+
+
+def _ridge_loo(x: np.ndarray, y: np.ndarray, x_test: np.ndarray,
+               lambdas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge predictions for `x_test`, one column per column of `y`, each with the strength in
+    `lambdas` of least leave-one-out squared error on (`x`, `y`).
+
+    Through the SVD of the centred design X = Z S Q^T (from the eigendecomposition of the smaller
+    Gram matrix): fitted values Z diag(s^2/(s^2+l)) Z^T y, hat-matrix diagonal sum_k Z_ik^2 s_k^2/(s_k^2+l),
+    LOO residual (y - fitted) / (1 - h_ii) (+ 1/n for the unpenalised intercept).
+    """
+    n = len(x)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    if n <= x.shape[1]:
+        s2, z = np.linalg.eigh(xc @ xc.T)
+        keep = s2 > SVD_TOLERANCE * s2.max()
+        s2, z = s2[keep], z[:, keep]
+        q = xc.T @ z / np.sqrt(s2)
+    else:
+        s2, q = np.linalg.eigh(xc.T @ xc)
+        keep = s2 > SVD_TOLERANCE * s2.max()
+        s2, q = s2[keep], q[:, keep]
+        z = xc @ q / np.sqrt(s2)
+    zty = z.T @ yc
+    errors = np.empty((len(lambdas), y.shape[1]))
+    for k, lam in enumerate(lambdas):
+        shrink = s2 / (s2 + lam)
+        fitted = z @ (shrink[:, None] * zty)
+        hat = (z * z) @ shrink + 1.0 / n
+        errors[k] = np.mean(((yc - fitted) / (1.0 - hat)[:, None]) ** 2, axis=0)
+    best = np.argmin(errors, axis=0)
+    chosen = np.asarray(lambdas)[best]
+    beta = q @ ((np.sqrt(s2)[:, None] / (s2[:, None] + chosen[None, :])) * zty)
+    return (x_test - x_mean) @ beta + y_mean, chosen
 
 
 def regret_curve(router_rewards: np.ndarray, outcomes: Outcomes, weights: RewardWeights,
