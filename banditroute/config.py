@@ -22,6 +22,8 @@ EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regc
 QUALITY_RULES = ("first", "last")
 AUTH_MODES = ("auto", "on", "off")
 ON_EMPTY = ("reject", "default")
+SHARED_NAMESPACES = ("w", "x", "u", "c")  # the request's VW namespaces (features.py)
+SIMHASH_MAX_BITS = 32  # features.simhash_tables * simhash_bits: the bits of one 32-bit word hash
 # [rules] sub-tables: name -> list of model names (tiers, tenants) or USD (budgets).
 _RULE_TABLES = ("tiers", "tenants", "budgets")
 
@@ -75,7 +77,10 @@ class PolicyConfig:
     bits: int = 20
     learning_rate: float = 0.5
     power_t: float = 0.5
+    attributes: bool = True  # the catalog attributes as a linear prior shared by models of a class
     cross_attributes: bool = False  # cross the catalog attributes, not only the model id, with the request
+    min_learn_probability: float = 0.0  # updates weigh 1 / max(p, this): clipped importance weights
+    crossed_namespaces: tuple[str, ...] = ("w", "x", "u", "c")  # request namespaces crossed with the model
     extra_args: tuple[str, ...] = ()
 
 
@@ -86,6 +91,8 @@ class FeaturesConfig:
     shape_numbers: bool = False  # words with digits become their shape (#num, #hex, #id)
     char_ngrams: int = 0  # n of the character n-grams (namespace c); 0: none
     char_window: int = 128  # characters read for the character n-grams
+    simhash_tables: int = 0  # SimHash buckets of the words in namespace x (coarse, task-like); 0: none
+    simhash_bits: int = 4  # bits per SimHash table (2**bits buckets each)
     metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language",
                                       "turns", "system_prompt", "tools", "response_format")
 
@@ -404,8 +411,14 @@ def validate(cfg: Config, source: str = "config") -> None:
         (_finite_pos(p.gamma_scale), "policy.gamma_scale must be > 0"),
         (p.bag_size >= 1 and p.cover_size >= 1, "policy.bag_size and policy.cover_size must be >= 1"),
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
+        (0.0 <= p.min_learn_probability <= 1.0, "policy.min_learn_probability must be in 0..1"),
+        (set(p.crossed_namespaces) <= set(SHARED_NAMESPACES),
+         f"policy.crossed_namespaces must be among {SHARED_NAMESPACES}"),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        (cfg.features.simhash_tables >= 0 and cfg.features.simhash_bits > 0
+         and cfg.features.simhash_tables * cfg.features.simhash_bits <= SIMHASH_MAX_BITS,
+         f"features.simhash_tables * simhash_bits must be at most {SIMHASH_MAX_BITS}, simhash_bits > 0"),
         (cfg.admin.key_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", cfg.admin.key_sha256) is not None,
          "admin.key_sha256 must be 64 lowercase hex digits (sha256 of the key) or empty"),
         (_finite_pos(d.interval_s), "dashboard.interval_s must be > 0"),

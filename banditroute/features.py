@@ -4,7 +4,10 @@ The result is a compact string (a few hundred bytes) in VW's text format with th
 
 - `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words;
 - `x` structure: length buckets and signals for code, math, lists, questions, URLs, JSON and the
-  script the text is written in;
+  script the text is written in; with `simhash_tables` > 0 also SimHash buckets of the words
+  (`h<table>_<code>`): each distinct word hashes to a pseudo-random ±1 vector, the signs of their
+  sum give `simhash_bits` bits per table, so prompts sharing most of their words (the same template,
+  task or log source) share buckets: a few coarse features that recur across requests;
 - `c` characters (when `char_ngrams` > 0): character n-grams of the first `char_window` characters,
   lower-cased, with digits folded to `0` so that "2015-10-18 18:01:47" and "2016-01-02 07:30:00"
   give the same grams: the format of a log line, a stack trace or a code snippet shows here even
@@ -22,8 +25,11 @@ feature. Pending decisions keep this string, not a parsed VW example (about 32 K
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from banditroute.config import FeaturesConfig
 
@@ -67,6 +73,8 @@ def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesCo
         parts.extend(dict.fromkeys(f"{a}_{b}" for a, b in zip(words, words[1:])))
     parts.append("|x")
     parts.extend(_structure(query, head, words))
+    if config.simhash_tables > 0 and words:
+        parts.extend(_simhash(words, config.simhash_tables, config.simhash_bits))
     if config.char_ngrams > 0:
         grams = _char_grams(query[: config.char_window], config.char_ngrams)
         if grams:
@@ -91,6 +99,25 @@ def _shape(word: str) -> str:
     if _HEX.fullmatch(word):
         return "#hex"
     return "#id"
+
+
+# murmur3's 32-bit finaliser: spreads crc32's bits (linear over GF(2)) into well-mixed ones
+_MIX_SHIFTS = (16, 13, 16)
+_MIX_MULTIPLIERS = (0x85EBCA6B, 0xC2B2AE35)
+
+
+def _simhash(words: list[str], tables: int, bits: int) -> list[str]:
+    """`tables` SimHash codes of `bits` bits each over the distinct words."""
+    h = np.fromiter((zlib.crc32(w.encode()) for w in dict.fromkeys(words)), dtype=np.uint32)
+    h ^= h >> np.uint32(_MIX_SHIFTS[0])
+    h *= np.uint32(_MIX_MULTIPLIERS[0])
+    h ^= h >> np.uint32(_MIX_SHIFTS[1])
+    h *= np.uint32(_MIX_MULTIPLIERS[1])
+    h ^= h >> np.uint32(_MIX_SHIFTS[2])
+    total = tables * bits
+    ones = np.unpackbits(h.view(np.uint8), bitorder="little").reshape(len(h), 32)[:, :total].sum(axis=0)
+    codes = (2 * ones > len(h)).reshape(tables, bits) @ (1 << np.arange(bits))
+    return [f"h{t}_{c}" for t, c in enumerate(codes.tolist())]
 
 
 def _char_grams(text: str, n: int) -> list[str]:

@@ -27,10 +27,9 @@ import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as vw_core
 
-from banditroute.config import PolicyConfig
+from banditroute.config import SHARED_NAMESPACES, PolicyConfig
 from banditroute.types import ModelSpec
 
-SHARED_NAMESPACES = ("w", "x", "u", "c")
 ACTION_NAMESPACE = "a"
 ATTRIBUTE_NAMESPACE = "m"
 
@@ -52,19 +51,20 @@ def vw_args(config: PolicyConfig) -> list[str]:
     }[config.exploration]
     args = ["--cb_explore_adf", *exploration, "--quiet", "-b", str(config.bits),
             "-l", str(config.learning_rate), "--power_t", str(config.power_t), "--random_seed", "0"]
-    for ns in SHARED_NAMESPACES:
+    for ns in config.crossed_namespaces:
         args += ["-q", ns + ACTION_NAMESPACE]
     args += list(config.extra_args)
     return args
 
 
-def action_features(spec: ModelSpec, cross_attributes: bool = False) -> str:
-    """The model's id, and its catalog attributes as categories, so a new model starts from what
-    similar models learned."""
+def action_features(spec: ModelSpec, cross_attributes: bool = False, attributes: bool = True) -> str:
+    """The model's id, and (with `attributes`) its catalog attributes as categories, so a new model
+    starts from what similar models learned."""
+    parts = [f"|{ACTION_NAMESPACE}", "id=" + _safe(spec.name)]
+    if not attributes:
+        return " ".join(parts)
     blended = (spec.input_price + 3 * spec.output_price) / 4
-    parts = [
-        f"|{ACTION_NAMESPACE}",
-        "id=" + _safe(spec.name),
+    parts += [
         *(() if cross_attributes else (f"|{ATTRIBUTE_NAMESPACE}",)),
         f"price{_log_bucket(blended)}",
         f"ctx{_log_bucket(spec.context_window / 1000)}",
@@ -89,6 +89,8 @@ class Policy:
     def __init__(self, config: PolicyConfig, specs: Sequence[ModelSpec] = (), model_data: bytes | None = None):
         self.args = vw_args(config)
         self._cross = config.cross_attributes
+        self._attributes = config.attributes
+        self._min_p = config.min_learn_probability
         try:
             self._ws = vw.Workspace(self.args, model_data=model_data)
         except Exception as exc:  # VW raises its own error types for bad args or bytes
@@ -108,7 +110,7 @@ class Policy:
     def set_catalog(self, specs: Sequence[ModelSpec]) -> None:
         """Refresh the action features; models no longer listed keep theirs for replaying old events."""
         for spec in specs:
-            text = action_features(spec, self._cross)
+            text = action_features(spec, self._cross, self._attributes)
             if self._action_text.get(spec.name) != text:
                 self._action_text[spec.name] = text
                 self._action_examples[spec.name] = self._parse(text)
@@ -130,6 +132,7 @@ class Policy:
         examples = [parse("shared " + features)]
         examples.extend([cached[m] for m in models])
         # Only the chosen action carries the label; the others are the cached, label-free examples.
+        probability = max(probability, self._min_p)
         examples[chosen + 1] = parse(f"0:{cost:.6f}:{probability:.6f} " + self._action_text[models[chosen]])
         self._core.learn_multi_ex_one(examples)
 
@@ -158,7 +161,8 @@ class RewardModel:
             args += ["-q", ns + ACTION_NAMESPACE]
         self._ws = vw.Workspace(args)
         self._parser = vw.TextFormatParser(self._ws)
-        self._action_text = {spec.name: action_features(spec, config.cross_attributes) for spec in specs}
+        self._action_text = {spec.name: action_features(spec, config.cross_attributes, config.attributes)
+                             for spec in specs}
 
     def learn(self, features: str, models: Sequence[str], index: int, cost: float) -> None:
         """One observation: serving with `models[index]` cost `cost` (in [0, 1])."""

@@ -66,3 +66,16 @@ def test_digits_fold_in_character_grams_and_number_shapes() -> None:
     assert a["c"] == b["c"] and len(a["c"]) == 8  # 10 characters, 3-grams, ":" made safe
     assert {"#num2", "#hex"} <= set(a["w"]) and a["w"] == b["w"]
     assert "|c" not in featurize("at 12:30", None, CFG)
+
+
+def test_simhash_buckets_are_shared_by_prompts_sharing_most_words() -> None:
+    cfg = FeaturesConfig(simhash_tables=4, simhash_bits=4)
+    template = "Answer the following science question with the letter of the right choice: which gas do plants "
+    a = [t for t in namespaces(featurize(template + "absorb", None, cfg))["x"] if t.startswith("h")]
+    b = [t for t in namespaces(featurize(template + "release", None, cfg))["x"] if t.startswith("h")]
+    other = [t for t in namespaces(featurize("2015-10-18 18:01:47 ERROR dfs.DataNode blk_1 not found", None,
+                                              cfg))["x"] if t.startswith("h")]
+    assert len(a) == 4 and a == [t for t in namespaces(featurize(template + "absorb", None, cfg))["x"]
+                                 if t.startswith("h")]  # deterministic
+    assert sum(x == y for x, y in zip(a, b)) >= 3 > sum(x == y for x, y in zip(a, other))
+    assert not any(t.startswith("h") for t in namespaces(featurize(template, None, CFG))["x"])

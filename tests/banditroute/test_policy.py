@@ -55,3 +55,26 @@ def test_action_features_carry_catalog_attributes() -> None:
 def test_garbage_model_bytes_are_refused() -> None:
     with pytest.raises(PolicyError):
         Policy(PolicyConfig(), SPECS, model_data=b"not a model")
+
+
+def test_crossed_namespaces_and_attributes_are_configurable() -> None:
+    args = vw_args(PolicyConfig(crossed_namespaces=("x", "u")))
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-q"] == ["xa", "ua"]
+    spec = SPECS[0]
+    assert action_features(spec, attributes=False) == "|a id=" + spec.name.replace(" ", "_")
+    assert load_config().with_overrides(policy={"attributes": False}).policy.attributes is False
+
+
+def test_min_learn_probability_clips_the_importance_weight() -> None:
+    # Model 1 costs 0.6 ten times; model 0 costs 1.0 once, logged at probability 0.01. Weighted 100,
+    # that one update sets model 0's estimate to about 1.0 (greedy picks model 1); clipped to weight 1,
+    # it moves it only part of the way (greedy still picks model 0).
+    names = NAMES[:2]
+    for floor, pick in ((0.0, 1), (1.0, 0)):
+        policy = Policy(PolicyConfig(exploration="greedy", min_learn_probability=floor, attributes=False), SPECS)
+        for _ in range(10):
+            policy.learn("|w hi", names, 1, 1.0, 0.6)
+        policy.learn("|w hi", names, 0, 0.01, 1.0)
+        assert policy.predict("|w hi", names)[pick] == pytest.approx(1.0)
+    with pytest.raises(Exception, match="min_learn_probability"):
+        load_config().with_overrides(policy={"min_learn_probability": 2.0})
