@@ -39,8 +39,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from banditroute import features
-from banditroute.config import load_config
+from banditroute import features, gctune
+from banditroute.config import default_config_text, load_config
 from banditroute.eventlog import EventLog
 from banditroute.policy import Policy
 from banditroute.router import Router
@@ -121,16 +121,18 @@ async def _decisions(prompts: list[str], iterations: int) -> dict[str, float]:
         store = Store(Path(tmp) / "bench.db")
         eventlog = EventLog(store)
         eventlog.start()
-        router = Router(load_config(), sink=eventlog)
+        config = load_config()
+        router = Router(config, sink=eventlog)
         clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
         samples, cpu = [], []
-        for i in range(iterations):
-            t0, c0 = clock(), cpu_clock()
-            router.route(prompts[i % len(prompts)], METADATA[i % 2], now=time.time())
-            cpu.append((cpu_clock() - c0) / 1000)
-            samples.append((clock() - t0) / 1000)
-            if i % 64 == 63:
-                await asyncio.sleep(0)  # let the event loop hand batches to the writer, as between requests
+        with gctune.settled(config.server.gc_threshold):  # as `banditroute serve` does after its start-up
+            for i in range(iterations):
+                t0, c0 = clock(), cpu_clock()
+                router.route(prompts[i % len(prompts)], METADATA[i % 2], now=time.time())
+                cpu.append((cpu_clock() - c0) / 1000)
+                samples.append((clock() - t0) / 1000)
+                if i % 64 == 63:
+                    await asyncio.sleep(0)  # let the event loop hand batches to the writer, as between requests
         await eventlog.close()
         store.close()
     samples.sort()
@@ -199,13 +201,24 @@ def _pin(cpu: str | None) -> list[str]:
     return ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
 
 
+def server_config(**server_keys: str) -> str:
+    """The bundled configuration with these `[server]` keys set (TOML string values)."""
+    text = default_config_text()
+    lines = "".join(f'{key} = "{value}"\n' for key, value in server_keys.items())
+    return text.replace("[server]\n", "[server]\n" + lines, 1)
+
+
 @contextmanager
-def serving(workdir: Path, workers: int, cpu: str | None) -> Iterator[str]:
-    """`banditroute serve` on loopback with a fresh log; yields its URL."""
+def serving(workdir: Path, workers: int, cpu: str | None, config_toml: str = "") -> Iterator[str]:
+    """`banditroute serve` on loopback with a fresh log (and `config_toml`, if any); yields its URL."""
     port = _free_port()
     data_dir = workdir / f"var-{port}"
     cmd = [*_pin(cpu), sys.executable, "-m", "banditroute.cli", "serve", "--port", str(port),
            "--data-dir", str(data_dir), "--workers", str(workers)]
+    if config_toml:
+        config_path = workdir / f"config-{port}.toml"
+        config_path.write_text(config_toml, encoding="utf-8")
+        cmd += ["--config", str(config_path)]
     with open(workdir / f"server-{port}.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
@@ -262,7 +275,7 @@ def bench_http(prompts: list[str], tool: Path, duration: float, warmup: float, r
     two_cpus = (os.cpu_count() or 1) >= 2
     server_cpu, client_cpu = ("0", "1") if two_cpus else (None, None)
     out: dict[str, Any] = {"pinning": {"server_cpu": server_cpu, "load_cpu": client_cpu},
-                           "single": {}, "workers_2": {}}
+                           "single": {}, "single_enqueue": {}, "workers_2": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         route_bodies = work / "route.jsonl"
@@ -284,6 +297,17 @@ def bench_http(prompts: list[str], tool: Path, duration: float, warmup: float, r
             single["reward_ingest"] = wrk(url, "/reward", _reward_bodies(url, work), saturation_s, client_cpu)
             _progress(f"single process: saturation {single['route_saturation']['rps']} routes/s, "
                       f"reward ingest {single['reward_ingest']['rps']} parts/s")
+
+        # The same load with `server.decision_ack = "enqueue"`: /route answers before its decision's commit.
+        enqueue = out["single_enqueue"] = {}
+        with serving(work, 1, server_cpu, server_config(decision_ack="enqueue")) as url:
+            enqueue[f"floor_{HEADLINE_RATE}"] = openloop(tool, url, "/noop", noop_bodies, HEADLINE_RATE, duration,
+                                                         warmup, client_cpu)
+            enqueue[f"route_{HEADLINE_RATE}"] = openloop(tool, url, "/route", route_bodies, HEADLINE_RATE, duration,
+                                                         warmup, client_cpu)
+            _progress(f"single process, decision_ack=enqueue, at {HEADLINE_RATE} req/s: route p99 "
+                      f"{enqueue[f'route_{HEADLINE_RATE}']['p99_ms']} ms, floor p99 "
+                      f"{enqueue[f'floor_{HEADLINE_RATE}']['p99_ms']} ms")
 
         multi = out["workers_2"]
         with serving(work, 2, None) as url:
@@ -330,6 +354,14 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
             "saturation_rps_workers_2": http["workers_2"]["route_saturation"]["rps"],
             "reward_parts_per_s": max(single["reward_ingest"]["rps"], http["workers_2"]["reward_ingest"]["rps"]),
         })
+        enqueue = http.get("single_enqueue")
+        if enqueue:
+            route, floor = enqueue[f"route_{HEADLINE_RATE}"], enqueue[f"floor_{HEADLINE_RATE}"]
+            keys.update({
+                "route_p50_ms_enqueue": route["p50_ms"], "route_p99_ms_enqueue": route["p99_ms"],
+                "floor_p99_ms_enqueue": floor["p99_ms"],
+                "route_floor_p99_ratio_enqueue": round(route["p99_ms"] / floor["p99_ms"], 2) if floor["p99_ms"] else None,
+            })
     return keys
 
 
@@ -353,6 +385,10 @@ def table(report: dict[str, Any]) -> str:
                 r = http["single"][f"{what}_{rate}"]
                 lines.append(f"  {what} @ {rate:5d}/s  {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
                              f"{r['p999_ms']:8.2f}")
+        for what in ("route", "floor") if http.get("single_enqueue") else ():
+            r = http["single_enqueue"][f"{what}_{HEADLINE_RATE}"]
+            lines.append(f"  {what} @ {HEADLINE_RATE}/s, decision_ack=enqueue  {r['p50_ms']:.2f} {r['p90_ms']:.2f} "
+                         f"{r['p99_ms']:.2f} {r['p999_ms']:.2f}")
         m = http["workers_2"][f"route_{HEADLINE_RATE}"]
         lines.append(f"  route @ {HEADLINE_RATE}/s, 2 workers {m['p50_ms']:.2f} {m['p90_ms']:.2f} {m['p99_ms']:.2f} "
                      f"{m['p999_ms']:.2f}")
@@ -381,6 +417,11 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
                          f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}",
                          "route p99 ≤ 2, ratio ≤ 1.5" if rate == HEADLINE_RATE else ""))
+        if http.get("single_enqueue"):
+            r, f = http["single_enqueue"][f"route_{HEADLINE_RATE}"], http["single_enqueue"][f"floor_{HEADLINE_RATE}"]
+            rows.append((f"/route vs /noop at {HEADLINE_RATE}/s, `server.decision_ack = \"enqueue\"` (ms, p50 / p90 / "
+                         "p99 / p99.9)", f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
+                         f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}", "route p99 ≤ 2, ratio ≤ 1.5"))
         m = http["workers_2"][f"route_{HEADLINE_RATE}"]
         rows.append((f"/route at {HEADLINE_RATE}/s, --workers 2 (ms, p50 / p90 / p99 / p99.9)",
                      f"{m['p50_ms']} / {m['p90_ms']} / {m['p99_ms']} / {m['p999_ms']}", "", ""))

@@ -46,6 +46,8 @@ class ServerConfig:
     max_write_queue: int = 100_000  # records waiting for the writer; beyond, /route and /reward answer 503
     max_headers: int = 64
     read_timeout_s: float = 30.0  # a request body must arrive within this, else 408
+    decision_ack: str = "commit"  # /route answers after its decision is committed; "enqueue": after it is queued
+    gc_threshold: int = 50_000  # young-generation GC every this many allocations in `serve` (0: Python's 700)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +393,8 @@ def validate(cfg: Config, source: str = "config") -> None:
         (s.max_write_queue > 0, "server.max_write_queue must be > 0"),
         (s.max_headers > 0, "server.max_headers must be > 0"),
         (_finite_pos(s.read_timeout_s), "server.read_timeout_s must be > 0"),
+        (0 <= s.gc_threshold <= 10_000_000, "server.gc_threshold must be in 0..10000000"),
+        (s.decision_ack in ("commit", "enqueue"), "server.decision_ack must be \"commit\" or \"enqueue\""),
         (r.max_parts_per_event > 0, "reward.max_parts_per_event must be > 0"),
         (cfg.auth.mode in AUTH_MODES, f"auth.mode must be one of {AUTH_MODES}"),
         (_finite_nonneg(cfg.auth.route_rate_per_s) and _finite_nonneg(cfg.auth.reward_rate_per_s),

@@ -78,6 +78,12 @@ class EventLog:
         if fut is not None:
             await fut
 
+    def on_decision_failed(self, event_id: str, callback: Any) -> None:
+        """Call `callback()` if the decision logged for `event_id` cannot be committed (without waiting)."""
+        fut = self._decision_commits.pop(event_id, None)
+        if fut is not None:
+            fut.add_done_callback(lambda f: None if f.cancelled() or f.exception() is None else callback())
+
     async def feedback(self, part: FeedbackPart) -> None:
         """Returns once the part is committed; raises StoreError when it could not be."""
         fut = asyncio.get_running_loop().create_future()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -50,9 +51,10 @@ _CODE_KEYWORD = re.compile(
 _MATH_TEX = re.compile(r"\\(?:frac|sqrt|sum|int|cdot)")
 _MATH_DOLLARS = re.compile(r"\$[^$\n]+\$")
 _MATH_OPERATION = re.compile(r"\d\s*[-+*/^=<>]\s*\d")
-_MATH_WORD = re.compile(r"\b(?:solve|equation|integral|derivative|probability)\b")  # on lower-cased text
+_MATH_WORDS = ("solve", "equation", "integral", "derivative", "probability")
+_MATH_WORD = re.compile(r"\b(?:" + "|".join(_MATH_WORDS) + r")\b")  # on lower-cased text
 _LIST = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Da-d][.)])\s+", re.MULTILINE)
-_URL = re.compile(r"https?://|www\.")
+_URL_LITERALS = ("http://", "https://", "www.")
 _QUESTION_WORDS = frozenset(
     "what why how when where which who whom whose is are can could should would does do did will explain".split()
 )
@@ -64,7 +66,8 @@ def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesCo
     """The VW shared-namespace text for one request."""
     head = query[:_SIGNAL_CHARS]
     lowered = query[: config.max_words * 16].lower()
-    words = _WORD.findall(lowered)[: config.max_words]
+    # The first `max_words` matches only: the scan stops there (a long prompt's tail is never read).
+    words = [m.group() for m in islice(_WORD.finditer(lowered), config.max_words)]
     if config.shape_numbers:
         words = [_shape(w) if _has_digit(w) else w for w in words]
     parts = ["|w"]
@@ -138,7 +141,7 @@ def _structure(query: str, head: str, words: list[str]) -> list[str]:
         out.append("math")
     if _LIST.search(head):
         out.append("list")
-    if _URL.search(head):
+    if any(lit in head for lit in _URL_LITERALS):
         out.append("url")
     stripped = head.lstrip()
     if stripped[:1] in "{[" and stripped[-1:] in "}]":
@@ -165,7 +168,12 @@ def _has_math(text: str) -> bool:
     return (("\\" in text and _MATH_TEX.search(text) is not None)
             or ("$" in text and _MATH_DOLLARS.search(text) is not None)
             or _MATH_OPERATION.search(text) is not None
-            or _MATH_WORD.search(text.lower()) is not None)
+            or _has_math_word(text.lower()))
+
+
+def _has_math_word(lowered: str) -> bool:
+    # Substring checks in C first: the word-boundary regex runs only when a keyword occurs at all.
+    return any(w in lowered for w in _MATH_WORDS) and _MATH_WORD.search(lowered) is not None
 
 
 def _count_digits(text: str) -> int:

@@ -16,7 +16,7 @@ policy optimises the same objective; only rewards below the reference floor are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from banditroute.config import RewardConfig
@@ -97,18 +97,20 @@ def penalty_terms(specs: Iterable[ModelSpec], config: RewardConfig) -> dict[str,
 
 
 def priced_out(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig,
-               terms: dict[str, tuple[float, float]] | None = None) -> set[str]:
+               terms: Sequence[tuple[str, float, float]] | None = None) -> set[str]:
     """Models that cannot win this request at any quality: by the catalog's cost and latency
     estimates, their reward at quality 1 is below another model's reward at quality 0. Exploring
     them teaches nothing worth its price (at a high cost weight, the most expensive models).
-    `terms` are `penalty_terms` computed ahead for (at least) these models."""
+    `terms`: `(name, fixed, per_input_token)` of exactly the candidate models, from `penalty_terms`
+    computed ahead (the decision path), instead of `specs`."""
     if terms is None:
-        terms = penalty_terms(specs, config)
-    penalty = {name: fixed + per_token * input_tokens for name, (fixed, per_token) in terms.items()}
-    if not penalty:
+        terms = [(name, *t) for name, t in penalty_terms(specs, config).items()]
+    if not terms:
         return set()
-    least = min(penalty.values())
-    return {name for name, p in penalty.items() if 1.0 - p < -least}
+    penalties = [fixed + per_token * input_tokens for _, fixed, per_token in terms]
+    # Reward at quality 1 below the best reward at quality 0: 1 - p < -min(p), i.e. p > 1 + min(p).
+    bar = 1.0 + min(penalties)
+    return {name for (name, _, _), p in zip(terms, penalties) if p > bar}
 
 
 def reward_span(specs: Iterable[ModelSpec], config: RewardConfig, reference_input_tokens: int = 500) -> float:

@@ -134,12 +134,13 @@ class Router:
             unpack=unpack_pending,
         )
         self._span = reward.reward_span(config.models, config.reward)
-        self._penalty_terms = reward.penalty_terms(self._known.values(), config.reward)
+        self._set_penalty_terms()
         self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.selections: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         # Rewards learned per model: a model with fewer than `cold_start_rewards` is explored on purpose.
         self.rewards: Counter[str] = Counter()
+        self._warm: set[str] = set()  # models with at least `cold_start_rewards` rewards
         self.last_now = 0.0  # the latest time seen, for stats() without a time
         r = config.rules
         self.rules = guardrails.Rules(self.catalog, r)
@@ -270,10 +271,10 @@ class Router:
         rules = self.config.rules
         if rules.cold_start_share <= 0 or rules.cold_start_rewards <= 0:
             return pmf, []
-        cold = [m for m in models if self.rewards[m] < rules.cold_start_rewards]
+        warm = self._warm
+        cold = [m for m in models if m not in warm]
         if cold:
-            terms = self._penalty_terms
-            hopeless = reward.priced_out((), input_tokens, self.config.reward, {m: terms[m] for m in models})
+            hopeless = reward.priced_out((), input_tokens, self.config.reward, self._terms_of(models))
             cold = [m for m in cold if m not in hopeless]
         if not cold:
             return pmf, []
@@ -281,6 +282,29 @@ class Router:
         keep = 1.0 - share * len(cold)
         cold_set = set(cold)
         return [keep * p + (share if m in cold_set else 0.0) for m, p in zip(models, pmf)], cold
+
+    def _terms_of(self, models: tuple[str, ...]) -> list[tuple[str, float, float]]:
+        """`reward.penalty_terms` of these models, as `priced_out` takes them; cached per model list."""
+        terms = self._terms_cache.get(models)
+        if terms is None:
+            terms = [(m, *self._penalty_terms[m]) for m in models]
+            if len(self._terms_cache) < _SHARED_TUPLES_MAX:
+                self._terms_cache[models] = terms
+        return terms
+
+    def _set_penalty_terms(self) -> None:
+        self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
+        self._terms_cache: dict[tuple[str, ...], list[tuple[str, float, float]]] = {}
+
+    def _count_reward(self, model: str) -> None:
+        self.rewards[model] += 1
+        if self.rewards[model] >= self.config.rules.cold_start_rewards:
+            self._warm.add(model)
+
+    def restore_rewards(self, per_model: Mapping[str, int]) -> None:
+        """Rewards learned per model before a restart (the store's count), for the cold-start rule."""
+        self.rewards.update(per_model)
+        self._warm = {m for m, n in self.rewards.items() if n >= self.config.rules.cold_start_rewards}
 
     def _shared(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """One tuple per distinct model list, shared by the decisions over it: a million decisions may
@@ -353,7 +377,7 @@ class Router:
                                                          "latency_weight": latency_weight})
         self.joiner.required = required_parts(cost_weight, latency_weight)
         self._span = reward.reward_span(self.config.models, self.config.reward)
-        self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
+        self._set_penalty_terms()
 
     def set_policy(self, policy: Policy) -> None:
         """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
@@ -369,7 +393,7 @@ class Router:
         if outcome.latency_ms is not None:
             self.latency.observe(model, outcome.latency_ms)
         if r is not None:
-            self.rewards[model] += 1
+            self._count_reward(model)
             cost = r.cost_usd
         elif outcome.cost_usd is not None:
             cost = outcome.cost_usd
@@ -386,7 +410,7 @@ class Router:
         if row.latency_ms is not None and "latency" not in row.defaulted.split(","):
             self.latency.observe(model, row.latency_ms)
         if row.vw_cost is not None:
-            self.rewards[model] += 1
+            self._count_reward(model)
         if row.cost_usd is not None:
             self.spend.add(decision.tenant, row.cost_usd, row.ts)
 
@@ -440,7 +464,8 @@ class Router:
         self._known.update((m.name, m) for m in specs)
         self.policy.set_catalog(specs)
         self._span = reward.reward_span(specs, self.config.reward)
-        self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
+        self._set_penalty_terms()
+        self._warm = {m for m, n in self.rewards.items() if n >= rules.cold_start_rewards}
         self.rules = guardrails.Rules(self.catalog, rules)
         if (rules.latency_window, rules.latency_min_samples) != (self.latency.window, self.latency.min_samples):
             self.latency = live.LatencyTracker(rules.latency_window, rules.latency_min_samples, {})

@@ -101,7 +101,7 @@ def apply_change(router: Router, change: ConfigChange) -> None:
 
 def restore_live_state(router: Router, store: Store, now: float) -> None:
     """The online state the rules read (rewards per model, spend, latencies), from the log."""
-    router.rewards.update(store.rewards_per_model())
+    router.restore_rewards(store.rewards_per_model())
     for tenant, usd in store.spend_since(router.spend.period_start(now)).items():
         router.spend.add(tenant, usd, now)
     for model, latency_ms in store.recent_latencies(router.config.rules.latency_window):
@@ -303,7 +303,9 @@ class Service:
 
     async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
                     **options: Any) -> Decision:
-        """Decide, then answer once the decision is committed: an event id handed out always exists.
+        """Decide, then answer once the decision is committed (`server.decision_ack = "commit"`): an
+        event id handed out always exists. With "enqueue" the answer does not wait for the commit; a
+        decision whose commit fails is forgotten (its feedback gets 404 unknown_event).
 
         `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
@@ -316,11 +318,14 @@ class Service:
         except NoModelAllowed as exc:
             self.metrics.refused(exc.rule, exc.excluded)
             raise
-        try:
-            await self.eventlog.decision_committed(decision.event_id)
-        except StoreError:
-            self.router.forget(decision)  # never acknowledged: it must not collect feedback
-            raise
+        if self.config.server.decision_ack == "commit":
+            try:
+                await self.eventlog.decision_committed(decision.event_id)
+            except StoreError:
+                self.router.forget(decision)  # never acknowledged: it must not collect feedback
+                raise
+        else:  # "enqueue": answered now, committed with the writer's next batch
+            self.eventlog.on_decision_failed(decision.event_id, lambda: self.router.forget(decision))
         log.info("decision", event_id=decision.event_id, model=decision.model,
                  probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
         self.metrics.route_seconds.observe(time.perf_counter() - started)

@@ -48,6 +48,8 @@ def test_bad_files_name_the_problem(text: str, message: str) -> None:
         ("reward", {"default_quality": 2.0}, "default_quality"),
         ("policy", {"exploration": "magic"}, "exploration"),
         ("server", {"port": 70000}, "port"),
+        ("server", {"decision_ack": "later"}, "decision_ack"),
+        ("server", {"gc_threshold": -1}, "gc_threshold"),
     ],
 )
 def test_bad_values_are_refused(section: str, values: dict, message: str) -> None:
