@@ -1,12 +1,14 @@
 """Configuration experiments behind README "Routing quality": many seeds, no skyline, one log line per run.
 
     python -m simulators.experiments run NAME '{"policy": {"gamma_scale": 100}}' --seeds 0,1,2 [--sets a,b]
-                                     [--with-task] [--data DIR] [--log FILE]
+                                     [--with-task] [--gamma-per-span] [--data DIR] [--log FILE]
     python -m simulators.experiments summarize [--log FILE]
 
 `run` replays each set once per seed and cost weight (0.03, 0.1, 0.3, 1) with the bundled config plus
 the JSON overrides (sections and keys as in the TOML), prints router − best fixed, the hull margin and
 the logpai gap recovered per (set, weight), and appends the report rows to the log (JSON lines).
+`--gamma-per-span` multiplies `policy.gamma_scale` by the reward span of each (set, weight)
+(`reward.reward_span`), i.e. SquareCB's greediness measured in reward units, not VW-cost units.
 `summarize` prints the log as a markdown table, one line per run (the last run of each name and view
 wins).
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from banditroute import reward as reward_formula
 from banditroute.config import load_config
 from simulators.baselines import fixed_baselines, full_outcomes
 from simulators.datasets import load_dataset
@@ -34,7 +37,7 @@ DEFAULT_LOG = Path("docs/quality/experiments.jsonl")
 
 
 def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str], data: Path, with_task: bool,
-        log: Path) -> list[dict[str, Any]]:
+        log: Path, gamma_per_span: bool = False) -> list[dict[str, Any]]:
     base = load_config(None)
     if overrides:
         base = base.with_overrides(**overrides)
@@ -46,6 +49,9 @@ def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str],
             outcomes = full_outcomes(world)
             for w in WEIGHTS:
                 cfg = base.with_overrides(reward={"cost_weight": w})
+                if gamma_per_span:
+                    span = reward_formula.reward_span(world.models(0), cfg.reward)
+                    cfg = cfg.with_overrides(policy={"gamma_scale": cfg.policy.gamma_scale * span})
                 t = time.perf_counter()
                 summary = run_router(world, cfg, seed=seed)
                 rate = len(world) / (time.perf_counter() - t)
@@ -55,6 +61,8 @@ def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str],
                 row = quality_rows(sweep_rows, s)[0]
                 row.update(seed=seed, decisions_per_s=rate, explored=summary["explored_share"])
                 rows.append(row)
+    if gamma_per_span:
+        overrides = {**overrides, "gamma_per_span": True}  # recorded with the run; not a config key
     print(f"== {name} {json.dumps(overrides)} seeds={seeds} task={with_task}")
     for s in sets:
         for w in WEIGHTS:
@@ -105,13 +113,14 @@ def main() -> None:
     r.add_argument("--sets", default="routerbench,llmrouter,logpai")
     r.add_argument("--data", default="../shared/data")
     r.add_argument("--with-task", action="store_true")
+    r.add_argument("--gamma-per-span", action="store_true")
     r.add_argument("--log", type=Path, default=DEFAULT_LOG)
     s = sub.add_parser("summarize")
     s.add_argument("--log", type=Path, default=DEFAULT_LOG)
     args = p.parse_args()
     if args.command == "run":
         run(args.name, json.loads(args.overrides), [int(x) for x in args.seeds.split(",")], args.sets.split(","),
-            Path(args.data), args.with_task, args.log)
+            Path(args.data), args.with_task, args.log, args.gamma_per_span)
     else:
         print(summarize(args.log), end="")
 
