@@ -201,10 +201,10 @@ def _pin(cpu: str | None) -> list[str]:
     return ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
 
 
-def server_config(**server_keys: str) -> str:
-    """The bundled configuration with these `[server]` keys set (TOML string values)."""
+def server_config(**server_keys: str | float) -> str:
+    """The bundled configuration with these `[server]` keys set (strings and numbers)."""
     text = default_config_text()
-    lines = "".join(f'{key} = "{value}"\n' for key, value in server_keys.items())
+    lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in server_keys.items())
     return text.replace("[server]\n", "[server]\n" + lines, 1)
 
 

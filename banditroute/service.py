@@ -191,7 +191,10 @@ class Service:
     async def start(self) -> None:
         self.secret = load_or_create_secret(self.db_path.parent / SECRET_NAME, self.environ)
         self.store = Store(self.db_path)
-        self.eventlog = EventLog(self.store, self.config.server.write_batch_max, self.config.server.max_write_queue)
+        server = self.config.server
+        self.eventlog = EventLog(self.store, server.write_batch_max, server.max_write_queue,
+                                 linger_s=server.write_linger_ms / 1000.0,
+                                 decisions_awaited=server.decision_ack == "commit")
         self.eventlog.start()
         if self.role == SERVING:
             await self._start_serving()

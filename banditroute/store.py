@@ -11,7 +11,7 @@ Tables (append-only but for nothing):
   rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
   running spend.
 
-WAL journal, `synchronous=FULL`: a committed batch survives a process kill and a power cut.
+WAL journal, `synchronous=FULL` by default: a committed batch survives a process kill and a power cut (`write(durable=False)`: a kill only).
 A Store object is used from one thread at a time (the event log's writer thread).
 """
 
@@ -63,6 +63,7 @@ class Store:
             self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
+            self._full_sync = True
             self.conn.execute("PRAGMA busy_timeout=5000")
             self.db = sqlite_utils.Database(self.conn)
             self._lock_fd = None if str(path) == ":memory:" else os.open(
@@ -146,9 +147,19 @@ class Store:
         learned: Iterable[LearnedRow] = (),
         checkpoint: Checkpoint | None = None,
         changes: Iterable[ConfigChange] = (),
+        *,
+        durable: bool = True,
     ) -> None:
-        """Append one batch in one transaction, in this order (a part never precedes its decision)."""
+        """Append one batch in one transaction, in this order (a part never precedes its decision).
+
+        `durable=False` commits without an fsync (`synchronous=NORMAL`, WAL): the batch survives a
+        killed process at once, a power cut only from the next durable commit or WAL checkpoint on,
+        which syncs everything before it. For records no client is waiting on.
+        """
         try:
+            if durable != self._full_sync:
+                self.conn.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+                self._full_sync = durable
             with self._writing(), self.conn:
                 self.conn.execute("BEGIN")
                 self.conn.executemany(

@@ -50,6 +50,7 @@ def test_bad_files_name_the_problem(text: str, message: str) -> None:
         ("server", {"port": 70000}, "port"),
         ("server", {"decision_ack": "later"}, "decision_ack"),
         ("server", {"gc_threshold": -1}, "gc_threshold"),
+        ("server", {"write_linger_ms": 5000.0}, "write_linger_ms"),
     ],
 )
 def test_bad_values_are_refused(section: str, values: dict, message: str) -> None:

@@ -69,3 +69,29 @@ async def test_a_decision_whose_commit_fails_is_forgotten(tmp_path: Path) -> Non
     finally:
         store.write = write  # type: ignore[method-assign]
         await stop_api(api)
+
+
+async def test_only_batches_nobody_awaits_skip_the_fsync(tmp_path: Path) -> None:
+    """With "enqueue", a batch of decisions (and learned rows) commits without an fsync; any batch with
+    a feedback part is durable. With "commit", decisions are awaited, so their batches are durable."""
+    for ack, decisions_durable in (("enqueue", False), ("commit", True)):
+        api = await start_api(make_config(tmp_path / ack, server={"decision_ack": ack, "write_linger_ms": 0.0}))
+        store = api.service.store
+        assert store is not None
+        write, seen = store.write, []
+
+        def spying_write(*args, durable: bool = True, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            seen.append((len(args[0]), len(args[1]), durable))  # (decisions, parts, durable)
+            return write(*args, durable=durable, **kwargs)
+
+        store.write = spying_write  # type: ignore[method-assign]
+        try:
+            _, d = await api.post("/route", {"query": "which model?"})
+            assert await _until(lambda: any(n_dec for n_dec, _, _ in seen))
+            await api.post("/reward", {"event_id": d["event_id"], "latency_ms": 300.0})
+        finally:
+            store.write = write  # type: ignore[method-assign]
+            await stop_api(api)
+        assert all(durable == decisions_durable for n_dec, n_parts, durable in seen if n_dec and not n_parts)
+        assert all(durable for _, n_parts, durable in seen if n_parts)
+        assert any(n_parts for _, n_parts, _ in seen)

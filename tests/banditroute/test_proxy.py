@@ -232,6 +232,11 @@ async def test_a_failing_upstream_falls_back_and_the_failure_is_fed_back(clients
     assert raw.headers["x-banditroute-model"] != decision.model  # served by a fallback
     [part] = await system_parts(gateway, event_id)
     assert part.error == "server_error"  # the chosen model's failure is its feedback: learned at once
+    # The learned row itself is written fire-and-forget (a batch may linger `server.write_linger_ms`).
+    for _ in range(250):
+        if await gateway.service.eventlog.call(gateway.service.store.is_learned, event_id):
+            break
+        await asyncio.sleep(0.02)
     assert await gateway.service.eventlog.call(gateway.service.store.is_learned, event_id)
 
 

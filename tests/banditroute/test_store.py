@@ -52,3 +52,16 @@ def test_write_is_atomic(tmp_path) -> None:
     with pytest.raises(Exception):
         store.write([decision("e1")], [FeedbackPart(None, 1.0, quality=1.0)])  # type: ignore[arg-type]
     assert store.counts()["decisions"] == 0
+
+
+def test_unawaited_batches_commit_without_fsync_and_awaited_ones_with_it(tmp_path) -> None:
+    store = Store(tmp_path / "log.db")
+    sync = lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731  1 NORMAL, 2 FULL
+    assert sync() == 2
+    store.write([decision("e1")], durable=False)
+    assert sync() == 1
+    store.write([], [FeedbackPart("e1", 2.0, quality=0.5)])
+    assert sync() == 2
+    store.close()
+    reopened = Store(tmp_path / "log.db")  # both batches committed either way
+    assert reopened.decision("e1") == decision("e1") and reopened.feedback_count("e1") == 1
