@@ -39,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from banditroute import features, gctune
+from banditroute import features
 from banditroute.config import default_config_text, load_config
 from banditroute.eventlog import EventLog
 from banditroute.policy import Policy
@@ -121,18 +121,16 @@ async def _decisions(prompts: list[str], iterations: int) -> dict[str, float]:
         store = Store(Path(tmp) / "bench.db")
         eventlog = EventLog(store)
         eventlog.start()
-        config = load_config()
-        router = Router(config, sink=eventlog)
+        router = Router(load_config(), sink=eventlog)
         clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
         samples, cpu = [], []
-        with gctune.settled(config.server.gc_threshold):  # as `banditroute serve` does after its start-up
-            for i in range(iterations):
-                t0, c0 = clock(), cpu_clock()
-                router.route(prompts[i % len(prompts)], METADATA[i % 2], now=time.time())
-                cpu.append((cpu_clock() - c0) / 1000)
-                samples.append((clock() - t0) / 1000)
-                if i % 64 == 63:
-                    await asyncio.sleep(0)  # let the event loop hand batches to the writer, as between requests
+        for i in range(iterations):
+            t0, c0 = clock(), cpu_clock()
+            router.route(prompts[i % len(prompts)], METADATA[i % 2], now=time.time())
+            cpu.append((cpu_clock() - c0) / 1000)
+            samples.append((clock() - t0) / 1000)
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # let the event loop hand batches to the writer, as between requests
         await eventlog.close()
         store.close()
     samples.sort()

@@ -48,7 +48,6 @@ class ServerConfig:
     read_timeout_s: float = 30.0  # a request body must arrive within this, else 408
     decision_ack: str = "commit"  # /route answers after its decision is committed; "enqueue": after it is queued
     write_linger_ms: float = 2.0  # a batch nobody waits for gathers records this long before its commit
-    gc_threshold: int = 50_000  # young-generation GC every this many allocations in `serve` (0: Python's 700)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +393,6 @@ def validate(cfg: Config, source: str = "config") -> None:
         (s.max_write_queue > 0, "server.max_write_queue must be > 0"),
         (s.max_headers > 0, "server.max_headers must be > 0"),
         (_finite_pos(s.read_timeout_s), "server.read_timeout_s must be > 0"),
-        (0 <= s.gc_threshold <= 10_000_000, "server.gc_threshold must be in 0..10000000"),
         (_finite_nonneg(s.write_linger_ms) and s.write_linger_ms <= 1000, "server.write_linger_ms must be in 0..1000"),
         (s.decision_ack in ("commit", "enqueue"), "server.decision_ack must be \"commit\" or \"enqueue\""),
         (r.max_parts_per_event > 0, "reward.max_parts_per_event must be > 0"),

@@ -18,7 +18,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from banditroute import gctune, openapi, policyfile, proxy
+from banditroute import openapi, policyfile, proxy
 from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_reward_token,
                              parse_route, parse_shadow, parse_weights)
 from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
@@ -532,12 +532,6 @@ def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], 
 
 def run(config: Config, config_path: str | Path | None = None, role: str = SINGLE, reuse_port: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
-    app = create_app(config, config_path, role)
-
-    async def settle_gc(_: web.Application) -> None:  # after the service's start-up (see gctune)
-        gctune.settle(config.server.gc_threshold)
-
-    app.on_startup.append(settle_gc)
-    web.run_app(app, host=config.server.host, port=config.server.port,
+    web.run_app(create_app(config, config_path, role), host=config.server.host, port=config.server.port,
                 access_log=None, print=lambda *_: None, reuse_port=reuse_port,
                 handle_signals=True)

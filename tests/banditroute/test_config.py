@@ -49,7 +49,6 @@ def test_bad_files_name_the_problem(text: str, message: str) -> None:
         ("policy", {"exploration": "magic"}, "exploration"),
         ("server", {"port": 70000}, "port"),
         ("server", {"decision_ack": "later"}, "decision_ack"),
-        ("server", {"gc_threshold": -1}, "gc_threshold"),
         ("server", {"write_linger_ms": 5000.0}, "write_linger_ms"),
     ],
 )
