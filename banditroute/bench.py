@@ -65,6 +65,19 @@ def percentile(values: Sequence[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def speed_probe_ms(n: int = 2_000_000) -> float:
+    """A fixed pure-Python loop's time (best of 3): on a shared or virtual machine the CPU's speed
+    drifts between runs (this machine: 0.42 to 0.60 s for 5M additions within an hour), and every
+    figure here drifts with it. Compare runs only at similar probes."""
+    best = float("inf")
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def load_rows(data_dir: Path, name: str = LARGEST_SET) -> list[dict[str, Any]]:
     with gzip.open(data_dir / name / "prompts.jsonl.gz", "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
@@ -390,6 +403,9 @@ def table(report: dict[str, Any]) -> str:
         m = http["workers_2"][f"route_{HEADLINE_RATE}"]
         lines.append(f"  route @ {HEADLINE_RATE}/s, 2 workers {m['p50_ms']:.2f} {m['p90_ms']:.2f} {m['p99_ms']:.2f} "
                      f"{m['p999_ms']:.2f}")
+    m = report["machine"]
+    lines.append(f"machine: load average {m['loadavg_at_start'][0]:.2f} -> {m['loadavg_at_end'][0]:.2f}, speed probe "
+                 f"{m['speed_probe_ms_at_start']} -> {m['speed_probe_ms_at_end']} ms (lower is faster)")
     lines.append("headline")
     lines.extend(f"  {k:26s} {v}" for k, v in report["headline"].items())
     return "\n".join(lines)
@@ -457,7 +473,8 @@ def run(args: argparse.Namespace) -> int:
     prompts = [r["prompt"] for r in load_rows(data)]
     # The load average says how busy the machine was with other work: tails grow with it.
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                          "loadavg_at_start": os.getloadavg()}}
+                                          "loadavg_at_start": os.getloadavg(),
+                                          "speed_probe_ms_at_start": speed_probe_ms()}}
     _progress("in process: featurize, predict, learn, decision")
     report["in_process"] = bench_in_process(prompts, args.iterations)
     _progress("replay over the largest data set")
@@ -468,6 +485,7 @@ def run(args: argparse.Namespace) -> int:
         tool = Path(args.openloop) if args.openloop else Path(shutil.which("openloop") or "openloop")
         report["http"] = bench_http(prompts, tool, args.duration, args.warmup, RATES, args.saturation_s)
     report["machine"]["loadavg_at_end"] = os.getloadavg()
+    report["machine"]["speed_probe_ms_at_end"] = speed_probe_ms()
     report["headline"] = headline(report)
     Path(args.out).write_text(json.dumps({**report["headline"], **report}, indent=2) + "\n")
     print(table(report))
