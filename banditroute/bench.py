@@ -447,6 +447,11 @@ def markdown(report: dict[str, Any]) -> str:
                      str(single["reward_ingest"]["rps"]), str(http["workers_2"]["reward_ingest"]["rps"]), "≥ 10,000"))
     rows.append(("replay, logpai (decisions/s)", str(h["replay_decisions_per_s"]), "", ""))
     rows.append(("RSS with 1M pending decisions (MiB)", str(h["rss_mib_1m_pending"]), "", "≤ 1,024"))
+    m = report["machine"]
+    if "speed_probe_ms_at_start" in m:
+        rows.append(("machine: speed probe at start / end (ms, lower is faster); load average at start / end",
+                     f"{m['speed_probe_ms_at_start']} / {m['speed_probe_ms_at_end']}",
+                     f"{m['loadavg_at_start'][0]:.2f} / {m['loadavg_at_end'][0]:.2f}", ""))
     out = ["| figure | value | second value | target |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {t} |" for a, b, c, t in rows]
     return "\n".join(out)
