@@ -304,6 +304,9 @@ class Router:
     def restore_rewards(self, per_model: Mapping[str, int]) -> None:
         """Rewards learned per model before a restart (the store's count), for the cold-start rule."""
         self.rewards.update(per_model)
+        self._rewarm()
+
+    def _rewarm(self) -> None:
         self._warm = {m for m, n in self.rewards.items() if n >= self.config.rules.cold_start_rewards}
 
     def _shared(self, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -465,7 +468,7 @@ class Router:
         self.policy.set_catalog(specs)
         self._span = reward.reward_span(specs, self.config.reward)
         self._set_penalty_terms()
-        self._warm = {m for m, n in self.rewards.items() if n >= rules.cold_start_rewards}
+        self._rewarm()
         self.rules = guardrails.Rules(self.catalog, rules)
         if (rules.latency_window, rules.latency_min_samples) != (self.latency.window, self.latency.min_samples):
             self.latency = live.LatencyTracker(rules.latency_window, rules.latency_min_samples, {})

@@ -11,7 +11,8 @@ Tables (append-only but for nothing):
   rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
   running spend.
 
-WAL journal, `synchronous=FULL` by default: a committed batch survives a process kill and a power cut (`write(durable=False)`: a kill only).
+WAL journal, `synchronous=FULL` by default: a committed batch survives a process kill and a power
+cut (with `write(durable=False)`, a kill only).
 A Store object is used from one thread at a time (the event log's writer thread).
 """
 
