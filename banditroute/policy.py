@@ -27,7 +27,7 @@ import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as vw_core
 
-from banditroute.config import SHARED_NAMESPACES, PolicyConfig
+from banditroute.config import PolicyConfig
 from banditroute.types import ModelSpec
 
 ACTION_NAMESPACE = "a"
@@ -145,39 +145,3 @@ class Policy:
 
     def serialize(self) -> bytes:
         return self._ws.serialize()
-
-
-class RewardModel:
-    """A per-model regression of the VW cost on the same features, without exploration.
-
-    Used where every model's outcome is known or where a direct-method estimate is needed: the
-    full-information "skyline" baseline and the reward model of DM/DR off-policy estimates.
-    """
-
-    def __init__(self, config: PolicyConfig, specs: Sequence[ModelSpec]):
-        args = ["--cb_adf", "--cb_type", "dm", "--quiet", "-b", str(config.bits), "-l", str(config.learning_rate),
-                "--power_t", str(config.power_t)]
-        for ns in SHARED_NAMESPACES:
-            args += ["-q", ns + ACTION_NAMESPACE]
-        self._ws = vw.Workspace(args)
-        self._parser = vw.TextFormatParser(self._ws)
-        self._action_text = {spec.name: action_features(spec, config.cross_attributes, config.attributes)
-                             for spec in specs}
-
-    def learn(self, features: str, models: Sequence[str], index: int, cost: float) -> None:
-        """One observation: serving with `models[index]` cost `cost` (in [0, 1])."""
-        parse = self._parser.parse_line
-        examples = [parse("shared " + features)]
-        for i, m in enumerate(models):
-            text = self._action_text[m]
-            examples.append(parse(f"0:{cost:.6f}:1 {text}" if i == index else text))
-        self._ws.learn_one(examples)
-
-    def predict(self, features: str, models: Sequence[str]) -> list[float]:
-        """Predicted cost of each of `models`, aligned with them."""
-        parse = self._parser.parse_line
-        examples = [parse("shared " + features)] + [parse(self._action_text[m]) for m in models]
-        scores = [0.0] * len(models)
-        for index, score in self._ws.predict_one(examples):
-            scores[index] = score
-        return scores

@@ -13,14 +13,13 @@ All of them see every model's outcome (full information), which the online route
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from banditroute.config import Config
 from banditroute.types import RewardWeights
 from simulators.worlds import World
 
@@ -113,7 +112,7 @@ class Skyline:
     `argmax(q_hat - cost and latency terms)` for any weights, so a sweep pays for training once.
     """
 
-    def __init__(self, world: World, outcomes: Outcomes, config: Config | None = None, *, seed: int = 0,
+    def __init__(self, world: World, outcomes: Outcomes, *, seed: int = 0,
                  dims: int = SKYLINE_DIMS, lambdas: tuple[float, ...] = SKYLINE_LAMBDAS,
                  max_words: int = SKYLINE_MAX_WORDS):
         n = len(world)

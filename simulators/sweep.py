@@ -51,7 +51,7 @@ def sweep(world: World, weights: Sequence[float], *, config: Config | None = Non
           feedback: Feedback = Feedback(), progress: bool = False, skyline: bool = True) -> SweepResult:
     config = config or load_config()
     outcomes: Outcomes = full_outcomes(world)
-    sky = Skyline(world, outcomes, config, seed=seed) if skyline else None
+    sky = Skyline(world, outcomes, seed=seed) if skyline else None
     rows: list[dict[str, Any]] = []
     for weight in weights:
         cfg = config.with_overrides(reward={"cost_weight": float(weight)})
