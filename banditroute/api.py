@@ -25,8 +25,18 @@ _METADATA_MAX_LIST = 32
 ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
 _MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
-    {"event_id", "quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "source", "error",
-     "reward_token"}
+    {
+        "event_id",
+        "quality",
+        "latency_ms",
+        "ttft_ms",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "source",
+        "error",
+        "reward_token",
+    }
 )
 WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
 _FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
@@ -85,7 +95,8 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
     escalate_from = obj.get("escalate_from")
     if escalate_from is not None and (
-            not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX):
+        not isinstance(escalate_from, str) or not 0 < len(escalate_from) <= _MODEL_NAME_MAX
+    ):
         raise ApiError(400, "invalid_escalate_from", "escalate_from must be the name of a catalog model")
     return RouteRequest(query, metadata, max_out, escalate_from)
 
@@ -102,16 +113,20 @@ def check_metadata(metadata: Any) -> None:
             if len(value) > _METADATA_MAX_LIST or not all(
                 isinstance(v, str) and len(v) <= _METADATA_MAX_STRING for v in value
             ):
-                raise ApiError(400, "invalid_metadata",
-                               f"metadata.{key}: a list must hold at most {_METADATA_MAX_LIST} short strings")
+                raise ApiError(
+                    400,
+                    "invalid_metadata",
+                    f"metadata.{key}: a list must hold at most {_METADATA_MAX_LIST} short strings",
+                )
         elif isinstance(value, str):
             if len(value) > _METADATA_MAX_STRING:
                 raise ApiError(400, "invalid_metadata", f"metadata.{key} is longer than {_METADATA_MAX_STRING}")
         elif isinstance(value, float) and not math.isfinite(value):
             raise ApiError(400, "invalid_metadata", f"metadata.{key} must be finite")
         elif value is not None and not isinstance(value, bool | int | float):
-            raise ApiError(400, "invalid_metadata",
-                           f"metadata.{key} must be a string, number, boolean, null or list of strings")
+            raise ApiError(
+                400, "invalid_metadata", f"metadata.{key} must be a string, number, boolean, null or list of strings"
+            )
     caps = metadata.get("capabilities")
     if caps is not None and not isinstance(caps, list):
         raise ApiError(400, "invalid_metadata", "metadata.capabilities must be a list of strings")

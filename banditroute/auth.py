@@ -28,8 +28,10 @@ SCOPES = ("route", "reward", "admin")
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/dashboard"})
 ADMIN_PREFIX = "/admin/"
 ADMIN_KEY_ENV = "BANDITROUTE_ADMIN_KEY"
-ADMIN_DISABLED = (f"admin endpoints are disabled: set admin.key_sha256 or {ADMIN_KEY_ENV}, or an [auth] key "
-                  "with scope admin, to enable them")
+ADMIN_DISABLED = (
+    f"admin endpoints are disabled: set admin.key_sha256 or {ADMIN_KEY_ENV}, or an [auth] key "
+    "with scope admin, to enable them"
+)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TOKEN_DOMAIN = b"banditroute-reward-token-v1"
 
@@ -170,6 +172,7 @@ def is_loopback(host: str) -> bool:
 
 # -- reward tokens ----------------------------------------------------------------------------
 
+
 def reward_token(secret: bytes, event_id: str, tenant: str | None) -> str:
     """HMAC-SHA256 over the event id and tenant; hex. A missing tenant differs from an empty one."""
     tenant_part = b"\x00" if tenant is None else b"\x01" + tenant.encode()
@@ -182,6 +185,7 @@ def verify_reward_token(secret: bytes, event_id: str, tenant: str | None, token:
 
 
 # -- rate limits ------------------------------------------------------------------------------
+
 
 class RateLimiter:
     """Token buckets per client: `rate_per_s` sustained, `rate_per_s * burst_s` at once.
@@ -220,6 +224,7 @@ class RateLimiter:
 
 # -- the gate ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: int  # 0: let through
@@ -235,8 +240,15 @@ ALLOW = Verdict(0)
 class Gate:
     """Authentication, scope and rate limit for one request, from its path and Authorization header."""
 
-    def __init__(self, keys: Iterable[ApiKey], enabled: bool, route_rate_per_s: float, reward_rate_per_s: float,
-                 burst_s: float, max_clients: int):
+    def __init__(
+        self,
+        keys: Iterable[ApiKey],
+        enabled: bool,
+        route_rate_per_s: float,
+        reward_rate_per_s: float,
+        burst_s: float,
+        max_clients: int,
+    ):
         keys = tuple(keys)
         self.enabled = enabled
         self.keys = KeyTable(keys)
@@ -263,6 +275,11 @@ class Gate:
         limiter = self.limits.get(scope)
         wait = limiter.acquire(key.key_id, now) if limiter is not None else 0.0
         if wait > 0:
-            return Verdict(429, "rate_limited", f"too many {scope} requests for this API key; retry later",
-                           retry_after_s=wait, key_id=key.key_id)
+            return Verdict(
+                429,
+                "rate_limited",
+                f"too many {scope} requests for this API key; retry later",
+                retry_after_s=wait,
+                key_id=key.key_id,
+            )
         return Verdict(0, key_id=key.key_id)

@@ -90,8 +90,11 @@ def catalog(n: int) -> tuple[ModelSpec, ...]:
     for i in range(n):
         spec = base[i % len(base)]
         round_ = i // len(base)
-        out.append(spec if round_ == 0 else replace(spec, name=f"{spec.name}-v{round_ + 1}",
-                                                    input_price=spec.input_price * (1 + round_)))
+        out.append(
+            spec
+            if round_ == 0
+            else replace(spec, name=f"{spec.name}-v{round_ + 1}", input_price=spec.input_price * (1 + round_))
+        )
     return tuple(out)
 
 
@@ -112,8 +115,11 @@ def _timings_us(fn: Callable[[int], Any], n: int) -> dict[str, float]:
 def bench_in_process(prompts: list[str], iterations: int) -> dict[str, Any]:
     config = load_config()
     feats = [features.featurize(q, METADATA[i % 2], config.features) for i, q in enumerate(prompts)]
-    out: dict[str, Any] = {"featurize": _timings_us(
-        lambda i: features.featurize(prompts[i % len(prompts)], METADATA[i % 2], config.features), iterations)}
+    out: dict[str, Any] = {
+        "featurize": _timings_us(
+            lambda i: features.featurize(prompts[i % len(prompts)], METADATA[i % 2], config.features), iterations
+        )
+    }
     for n in MODEL_COUNTS:
         specs = catalog(n)
         names = [m.name for m in specs]
@@ -122,7 +128,8 @@ def bench_in_process(prompts: list[str], iterations: int) -> dict[str, Any]:
             policy.learn(feats[i % len(feats)], names, i % n, 1 / n, (i % 10) / 10)
         out[f"predict_{n}"] = _timings_us(lambda i: policy.predict(feats[i % len(feats)], names), iterations)
         out[f"learn_{n}"] = _timings_us(
-            lambda i: policy.learn(feats[i % len(feats)], names, i % n, 1 / n, (i % 10) / 10), iterations)
+            lambda i: policy.learn(feats[i % len(feats)], names, i % n, 1 / n, (i % 10) / 10), iterations
+        )
     out["decision_8"] = asyncio.run(_decisions(prompts, iterations))
     return out
 
@@ -150,9 +157,13 @@ async def _decisions(prompts: list[str], iterations: int) -> dict[str, float]:
     cpu.sort()
     # Wall time is the latency; the thread's CPU time leaves out waiting for the CPU or the GIL, so
     # the two apart show how much of the tail is the code and how much the machine.
-    return {"p50_us": round(percentile(samples, 50), 1), "p99_us": round(percentile(samples, 99), 1),
-            "p999_us": round(percentile(samples, 99.9), 1),
-            "cpu_p50_us": round(percentile(cpu, 50), 1), "cpu_p99_us": round(percentile(cpu, 99), 1)}
+    return {
+        "p50_us": round(percentile(samples, 50), 1),
+        "p99_us": round(percentile(samples, 99), 1),
+        "p999_us": round(percentile(samples, 99.9), 1),
+        "cpu_p50_us": round(percentile(cpu, 50), 1),
+        "cpu_p99_us": round(percentile(cpu, 99), 1),
+    }
 
 
 def bench_replay(data_dir: Path) -> dict[str, Any]:
@@ -166,14 +177,23 @@ def bench_replay(data_dir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     steps = sum(1 for _ in replay(router, world))
     elapsed = time.perf_counter() - t0
-    return {"set": LARGEST_SET, "decisions": steps, "learned": router.counts["learned"],
-            "seconds": round(elapsed, 2), "decisions_per_s": round(steps / elapsed)}
+    return {
+        "set": LARGEST_SET,
+        "decisions": steps,
+        "learned": router.counts["learned"],
+        "seconds": round(elapsed, 2),
+        "decisions_per_s": round(steps / elapsed),
+    }
 
 
 def bench_memory(data_dir: Path, n: int) -> dict[str, Any]:
     """RSS of a fresh process after `n` routes whose joins all stay pending (run in a child)."""
-    out = subprocess.run([sys.executable, "-m", "banditroute.bench", "--memory-child", str(n), "--data",
-                          str(data_dir)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "banditroute.bench", "--memory-child", str(n), "--data", str(data_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -186,9 +206,17 @@ def _memory_child(data_dir: Path, n: int) -> None:
     base = _rss_mib()
     for i in range(n):
         router.route(prompts[i % len(prompts)], METADATA[i % 2], now=float(i))
-    print(json.dumps({"routes": n, "pending": len(router.joiner), "rss_mib": round(_rss_mib()),
-                      "rss_mib_before": round(base),
-                      "bytes_per_pending": round((_rss_mib() - base) * 2**20 / max(n, 1))}))
+    print(
+        json.dumps(
+            {
+                "routes": n,
+                "pending": len(router.joiner),
+                "rss_mib": round(_rss_mib()),
+                "rss_mib_before": round(base),
+                "bytes_per_pending": round((_rss_mib() - base) * 2**20 / max(n, 1)),
+            }
+        )
+    )
 
 
 def _rss_mib() -> float:
@@ -224,8 +252,19 @@ def serving(workdir: Path, workers: int, cpu: str | None, config_toml: str = "")
     """`banditroute serve` on loopback with a fresh log (and `config_toml`, if any); yields its URL."""
     port = _free_port()
     data_dir = workdir / f"var-{port}"
-    cmd = [*_pin(cpu), sys.executable, "-m", "banditroute.cli", "serve", "--port", str(port),
-           "--data-dir", str(data_dir), "--workers", str(workers)]
+    cmd = [
+        *_pin(cpu),
+        sys.executable,
+        "-m",
+        "banditroute.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+    ]
     if config_toml:
         config_path = workdir / f"config-{port}.toml"
         config_path.write_text(config_toml, encoding="utf-8")
@@ -264,34 +303,67 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
-def openloop(tool: Path, url: str, path: str, bodies: Path, rate: int, duration: float, warmup: float,
-             cpu: str | None, connections: int = 64) -> dict[str, Any]:
+def openloop(
+    tool: Path,
+    url: str,
+    path: str,
+    bodies: Path,
+    rate: int,
+    duration: float,
+    warmup: float,
+    cpu: str | None,
+    connections: int = 64,
+) -> dict[str, Any]:
     host, port = url.removeprefix("http://").split(":")
-    out = subprocess.run([*_pin(cpu), str(tool), host, port, path, str(bodies), str(rate), str(duration),
-                          str(warmup), str(connections)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [*_pin(cpu), str(tool), host, port, path, str(bodies), str(rate), str(duration), str(warmup), str(connections)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
 def wrk(url: str, path: str, bodies: Path, duration: float, cpu: str | None, connections: int = 64) -> dict[str, Any]:
-    out = subprocess.run([*_pin(cpu), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "-s",
-                          str(ROOT / "bench" / "post.lua"), url + path, "--", str(bodies)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            *_pin(cpu),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "-s",
+            str(ROOT / "bench" / "post.lua"),
+            url + path,
+            "--",
+            str(bodies),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["rps"] = round(result["requests"] / result["duration_s"])
     return result
 
 
-def bench_http(prompts: list[str], tool: Path, duration: float, warmup: float, rates: Sequence[int],
-               saturation_s: float) -> dict[str, Any]:
+def bench_http(
+    prompts: list[str], tool: Path, duration: float, warmup: float, rates: Sequence[int], saturation_s: float
+) -> dict[str, Any]:
     two_cpus = (os.cpu_count() or 1) >= 2
     server_cpu, client_cpu = ("0", "1") if two_cpus else (None, None)
-    out: dict[str, Any] = {"pinning": {"server_cpu": server_cpu, "load_cpu": client_cpu},
-                           "single": {}, "single_enqueue": {}, "workers_2": {}}
+    out: dict[str, Any] = {
+        "pinning": {"server_cpu": server_cpu, "load_cpu": client_cpu},
+        "single": {},
+        "single_enqueue": {},
+        "workers_2": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         route_bodies = work / "route.jsonl"
-        route_bodies.write_text("".join(
-            json.dumps({"query": q, "metadata": METADATA[i % 2]}) + "\n" for i, q in enumerate(prompts[:2000])))
+        route_bodies.write_text(
+            "".join(json.dumps({"query": q, "metadata": METADATA[i % 2]}) + "\n" for i, q in enumerate(prompts[:2000]))
+        )
         noop_bodies = work / "noop.jsonl"
         noop_bodies.write_text(route_bodies.read_text())  # the same bytes: the floor reads a body as large
 
@@ -299,35 +371,47 @@ def bench_http(prompts: list[str], tool: Path, duration: float, warmup: float, r
         with serving(work, 1, server_cpu) as url:
             for rate in rates:
                 single[f"floor_{rate}"] = openloop(tool, url, "/noop", noop_bodies, rate, duration, warmup, client_cpu)
-                single[f"route_{rate}"] = openloop(tool, url, "/route", route_bodies, rate, duration, warmup,
-                                                   client_cpu)
-                _progress(f"single process at {rate} req/s: route p99 {single[f'route_{rate}']['p99_ms']} ms, "
-                          f"floor p99 {single[f'floor_{rate}']['p99_ms']} ms")
+                single[f"route_{rate}"] = openloop(
+                    tool, url, "/route", route_bodies, rate, duration, warmup, client_cpu
+                )
+                _progress(
+                    f"single process at {rate} req/s: route p99 {single[f'route_{rate}']['p99_ms']} ms, "
+                    f"floor p99 {single[f'floor_{rate}']['p99_ms']} ms"
+                )
             single["floor_saturation"] = wrk(url, "/noop", noop_bodies, saturation_s, client_cpu)
             single["route_saturation"] = wrk(url, "/route", route_bodies, saturation_s, client_cpu)
             single["reward_ingest"] = wrk(url, "/reward", _reward_bodies(url, work), saturation_s, client_cpu)
-            _progress(f"single process: saturation {single['route_saturation']['rps']} routes/s, "
-                      f"reward ingest {single['reward_ingest']['rps']} parts/s")
+            _progress(
+                f"single process: saturation {single['route_saturation']['rps']} routes/s, "
+                f"reward ingest {single['reward_ingest']['rps']} parts/s"
+            )
 
         # The same load with `server.decision_ack = "enqueue"`: /route answers before its decision's commit.
         enqueue = out["single_enqueue"] = {}
         with serving(work, 1, server_cpu, server_config(decision_ack="enqueue")) as url:
-            enqueue[f"floor_{HEADLINE_RATE}"] = openloop(tool, url, "/noop", noop_bodies, HEADLINE_RATE, duration,
-                                                         warmup, client_cpu)
-            enqueue[f"route_{HEADLINE_RATE}"] = openloop(tool, url, "/route", route_bodies, HEADLINE_RATE, duration,
-                                                         warmup, client_cpu)
-            _progress(f"single process, decision_ack=enqueue, at {HEADLINE_RATE} req/s: route p99 "
-                      f"{enqueue[f'route_{HEADLINE_RATE}']['p99_ms']} ms, floor p99 "
-                      f"{enqueue[f'floor_{HEADLINE_RATE}']['p99_ms']} ms")
+            enqueue[f"floor_{HEADLINE_RATE}"] = openloop(
+                tool, url, "/noop", noop_bodies, HEADLINE_RATE, duration, warmup, client_cpu
+            )
+            enqueue[f"route_{HEADLINE_RATE}"] = openloop(
+                tool, url, "/route", route_bodies, HEADLINE_RATE, duration, warmup, client_cpu
+            )
+            _progress(
+                f"single process, decision_ack=enqueue, at {HEADLINE_RATE} req/s: route p99 "
+                f"{enqueue[f'route_{HEADLINE_RATE}']['p99_ms']} ms, floor p99 "
+                f"{enqueue[f'floor_{HEADLINE_RATE}']['p99_ms']} ms"
+            )
 
         multi = out["workers_2"]
         with serving(work, 2, None) as url:
-            multi[f"route_{HEADLINE_RATE}"] = openloop(tool, url, "/route", route_bodies, HEADLINE_RATE, duration,
-                                                       warmup, None)
+            multi[f"route_{HEADLINE_RATE}"] = openloop(
+                tool, url, "/route", route_bodies, HEADLINE_RATE, duration, warmup, None
+            )
             multi["route_saturation"] = wrk(url, "/route", route_bodies, saturation_s, None)
             multi["reward_ingest"] = wrk(url, "/reward", _reward_bodies(url, work), saturation_s, None)
-            _progress(f"2 workers: saturation {multi['route_saturation']['rps']} routes/s, "
-                      f"reward ingest {multi['reward_ingest']['rps']} parts/s")
+            _progress(
+                f"2 workers: saturation {multi['route_saturation']['rps']} routes/s, "
+                f"reward ingest {multi['reward_ingest']['rps']} parts/s"
+            )
     return out
 
 
@@ -335,8 +419,12 @@ def _reward_bodies(url: str, work: Path, events: int = 500) -> Path:
     """System parts (latency only) for events routed just now: each stays pending, each part is stored."""
     path = work / "reward.jsonl"
     ids = [_post(url + "/route", {"query": f"reward bench {i}"})["event_id"] for i in range(events)]
-    path.write_text("".join(json.dumps({"event_id": e, "latency_ms": 800 + i % 400, "source": "system"}) + "\n"
-                            for i, e in enumerate(ids)))
+    path.write_text(
+        "".join(
+            json.dumps({"event_id": e, "latency_ms": 800 + i % 400, "source": "system"}) + "\n"
+            for i, e in enumerate(ids)
+        )
+    )
     return path
 
 
@@ -350,29 +438,40 @@ def _progress(text: str) -> None:
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     """The keys the issue fixes, from the sections."""
     ip, http = report["in_process"], report.get("http")
-    keys: dict[str, Any] = {"decision_p99_us": ip["decision_8"]["p99_us"],
-                            "decision_cpu_p99_us": ip["decision_8"]["cpu_p99_us"],
-                            "replay_decisions_per_s": report["replay"]["decisions_per_s"],
-                            "rss_mib_1m_pending": report["memory"]["rss_mib"]}
+    keys: dict[str, Any] = {
+        "decision_p99_us": ip["decision_8"]["p99_us"],
+        "decision_cpu_p99_us": ip["decision_8"]["cpu_p99_us"],
+        "replay_decisions_per_s": report["replay"]["decisions_per_s"],
+        "rss_mib_1m_pending": report["memory"]["rss_mib"],
+    }
     if http:
         single = http["single"]
         route, floor = single[f"route_{HEADLINE_RATE}"], single[f"floor_{HEADLINE_RATE}"]
-        keys.update({
-            "route_p50_ms": route["p50_ms"], "route_p99_ms": route["p99_ms"], "floor_p99_ms": floor["p99_ms"],
-            "route_floor_p99_ratio": round(route["p99_ms"] / floor["p99_ms"], 2) if floor["p99_ms"] else None,
-            "saturation_rps": max(single["route_saturation"]["rps"], http["workers_2"]["route_saturation"]["rps"]),
-            "saturation_rps_single": single["route_saturation"]["rps"],
-            "saturation_rps_workers_2": http["workers_2"]["route_saturation"]["rps"],
-            "reward_parts_per_s": max(single["reward_ingest"]["rps"], http["workers_2"]["reward_ingest"]["rps"]),
-        })
+        keys.update(
+            {
+                "route_p50_ms": route["p50_ms"],
+                "route_p99_ms": route["p99_ms"],
+                "floor_p99_ms": floor["p99_ms"],
+                "route_floor_p99_ratio": round(route["p99_ms"] / floor["p99_ms"], 2) if floor["p99_ms"] else None,
+                "saturation_rps": max(single["route_saturation"]["rps"], http["workers_2"]["route_saturation"]["rps"]),
+                "saturation_rps_single": single["route_saturation"]["rps"],
+                "saturation_rps_workers_2": http["workers_2"]["route_saturation"]["rps"],
+                "reward_parts_per_s": max(single["reward_ingest"]["rps"], http["workers_2"]["reward_ingest"]["rps"]),
+            }
+        )
         enqueue = http.get("single_enqueue")
         if enqueue:
             route, floor = enqueue[f"route_{HEADLINE_RATE}"], enqueue[f"floor_{HEADLINE_RATE}"]
-            keys.update({
-                "route_p50_ms_enqueue": route["p50_ms"], "route_p99_ms_enqueue": route["p99_ms"],
-                "floor_p99_ms_enqueue": floor["p99_ms"],
-                "route_floor_p99_ratio_enqueue": round(route["p99_ms"] / floor["p99_ms"], 2) if floor["p99_ms"] else None,
-            })
+            keys.update(
+                {
+                    "route_p50_ms_enqueue": route["p50_ms"],
+                    "route_p99_ms_enqueue": route["p99_ms"],
+                    "floor_p99_ms_enqueue": floor["p99_ms"],
+                    "route_floor_p99_ratio_enqueue": round(route["p99_ms"] / floor["p99_ms"], 2)
+                    if floor["p99_ms"]
+                    else None,
+                }
+            )
     return keys
 
 
@@ -390,22 +489,31 @@ def table(report: dict[str, Any]) -> str:
     http = report.get("http")
     if http:
         lines.append("HTTP, single process (ms)    p50      p90      p99    p99.9")
-        for rate in sorted({int(k.split("_")[1]) for k in http["single"] if k.startswith("route_") and
-                            k.split("_")[1].isdigit()}):
+        for rate in sorted(
+            {int(k.split("_")[1]) for k in http["single"] if k.startswith("route_") and k.split("_")[1].isdigit()}
+        ):
             for what in ("route", "floor"):
                 r = http["single"][f"{what}_{rate}"]
-                lines.append(f"  {what} @ {rate:5d}/s  {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
-                             f"{r['p999_ms']:8.2f}")
+                lines.append(
+                    f"  {what} @ {rate:5d}/s  {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
+                    f"{r['p999_ms']:8.2f}"
+                )
         for what in ("route", "floor") if http.get("single_enqueue") else ():
             r = http["single_enqueue"][f"{what}_{HEADLINE_RATE}"]
-            lines.append(f"  {what} @ {HEADLINE_RATE}/s, decision_ack=enqueue  {r['p50_ms']:.2f} {r['p90_ms']:.2f} "
-                         f"{r['p99_ms']:.2f} {r['p999_ms']:.2f}")
+            lines.append(
+                f"  {what} @ {HEADLINE_RATE}/s, decision_ack=enqueue  {r['p50_ms']:.2f} {r['p90_ms']:.2f} "
+                f"{r['p99_ms']:.2f} {r['p999_ms']:.2f}"
+            )
         m = http["workers_2"][f"route_{HEADLINE_RATE}"]
-        lines.append(f"  route @ {HEADLINE_RATE}/s, 2 workers {m['p50_ms']:.2f} {m['p90_ms']:.2f} {m['p99_ms']:.2f} "
-                     f"{m['p999_ms']:.2f}")
+        lines.append(
+            f"  route @ {HEADLINE_RATE}/s, 2 workers {m['p50_ms']:.2f} {m['p90_ms']:.2f} {m['p99_ms']:.2f} "
+            f"{m['p999_ms']:.2f}"
+        )
     m = report["machine"]
-    lines.append(f"machine: load average {m['loadavg_at_start'][0]:.2f} -> {m['loadavg_at_end'][0]:.2f}, speed probe "
-                 f"{m['speed_probe_ms_at_start']} -> {m['speed_probe_ms_at_end']} ms (lower is faster)")
+    lines.append(
+        f"machine: load average {m['loadavg_at_start'][0]:.2f} -> {m['loadavg_at_end'][0]:.2f}, speed probe "
+        f"{m['speed_probe_ms_at_start']} -> {m['speed_probe_ms_at_end']} ms (lower is faster)"
+    )
     lines.append("headline")
     lines.extend(f"  {k:26s} {v}" for k, v in report["headline"].items())
     return "\n".join(lines)
@@ -416,42 +524,92 @@ def markdown(report: dict[str, Any]) -> str:
     h, ip = report["headline"], report["in_process"]
     rows = [("featurize (µs, p50 / p99)", f"{ip['featurize']['p50_us']} / {ip['featurize']['p99_us']}", "", "")]
     for n in MODEL_COUNTS:
-        rows.append((f"predict / learn, {n} models (µs, p50 / p99)",
-                     f"{ip[f'predict_{n}']['p50_us']} / {ip[f'predict_{n}']['p99_us']}",
-                     f"{ip[f'learn_{n}']['p50_us']} / {ip[f'learn_{n}']['p99_us']}", ""))
+        rows.append(
+            (
+                f"predict / learn, {n} models (µs, p50 / p99)",
+                f"{ip[f'predict_{n}']['p50_us']} / {ip[f'predict_{n}']['p99_us']}",
+                f"{ip[f'learn_{n}']['p50_us']} / {ip[f'learn_{n}']['p99_us']}",
+                "",
+            )
+        )
     d = ip["decision_8"]
-    rows.append(("decision, 8 models (µs, p50 / p99; CPU time p50 / p99)", f"{d['p50_us']} / {d['p99_us']}",
-                 f"{d['cpu_p50_us']} / {d['cpu_p99_us']}", "≤ 150 p99"))
+    rows.append(
+        (
+            "decision, 8 models (µs, p50 / p99; CPU time p50 / p99)",
+            f"{d['p50_us']} / {d['p99_us']}",
+            f"{d['cpu_p50_us']} / {d['cpu_p99_us']}",
+            "≤ 150 p99",
+        )
+    )
     http = report.get("http")
     if http:
         single = http["single"]
         for rate in RATES:
             r, f = single[f"route_{rate}"], single[f"floor_{rate}"]
-            rows.append((f"/route vs /noop at {rate}/s (ms, p50 / p90 / p99 / p99.9)",
-                         f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
-                         f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}",
-                         "route p99 ≤ 2, ratio ≤ 1.5" if rate == HEADLINE_RATE else ""))
+            rows.append(
+                (
+                    f"/route vs /noop at {rate}/s (ms, p50 / p90 / p99 / p99.9)",
+                    f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
+                    f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}",
+                    "route p99 ≤ 2, ratio ≤ 1.5" if rate == HEADLINE_RATE else "",
+                )
+            )
         if http.get("single_enqueue"):
             r, f = http["single_enqueue"][f"route_{HEADLINE_RATE}"], http["single_enqueue"][f"floor_{HEADLINE_RATE}"]
-            rows.append((f"/route vs /noop at {HEADLINE_RATE}/s, `server.decision_ack = \"enqueue\"` (ms, p50 / p90 / "
-                         "p99 / p99.9)", f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
-                         f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}", "route p99 ≤ 2, ratio ≤ 1.5"))
+            rows.append(
+                (
+                    f'/route vs /noop at {HEADLINE_RATE}/s, `server.decision_ack = "enqueue"` (ms, p50 / p90 / '
+                    "p99 / p99.9)",
+                    f"{r['p50_ms']} / {r['p90_ms']} / {r['p99_ms']} / {r['p999_ms']}",
+                    f"{f['p50_ms']} / {f['p90_ms']} / {f['p99_ms']} / {f['p999_ms']}",
+                    "route p99 ≤ 2, ratio ≤ 1.5",
+                )
+            )
         m = http["workers_2"][f"route_{HEADLINE_RATE}"]
-        rows.append((f"/route at {HEADLINE_RATE}/s, --workers 2 (ms, p50 / p90 / p99 / p99.9)",
-                     f"{m['p50_ms']} / {m['p90_ms']} / {m['p99_ms']} / {m['p999_ms']}", "", ""))
-        rows.append(("saturation (req/s, wrk): /route 1 process, /noop 1 process",
-                     str(single["route_saturation"]["rps"]), str(single["floor_saturation"]["rps"]), ""))
-        rows.append(("saturation (req/s, wrk): /route --workers 2", str(http["workers_2"]["route_saturation"]["rps"]),
-                     "", "≥ 4,000"))
-        rows.append(("/reward ingest, durable (parts/s, wrk): 1 process, --workers 2",
-                     str(single["reward_ingest"]["rps"]), str(http["workers_2"]["reward_ingest"]["rps"]), "≥ 10,000"))
+        rows.append(
+            (
+                f"/route at {HEADLINE_RATE}/s, --workers 2 (ms, p50 / p90 / p99 / p99.9)",
+                f"{m['p50_ms']} / {m['p90_ms']} / {m['p99_ms']} / {m['p999_ms']}",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "saturation (req/s, wrk): /route 1 process, /noop 1 process",
+                str(single["route_saturation"]["rps"]),
+                str(single["floor_saturation"]["rps"]),
+                "",
+            )
+        )
+        rows.append(
+            (
+                "saturation (req/s, wrk): /route --workers 2",
+                str(http["workers_2"]["route_saturation"]["rps"]),
+                "",
+                "≥ 4,000",
+            )
+        )
+        rows.append(
+            (
+                "/reward ingest, durable (parts/s, wrk): 1 process, --workers 2",
+                str(single["reward_ingest"]["rps"]),
+                str(http["workers_2"]["reward_ingest"]["rps"]),
+                "≥ 10,000",
+            )
+        )
     rows.append(("replay, logpai (decisions/s)", str(h["replay_decisions_per_s"]), "", ""))
     rows.append(("RSS with 1M pending decisions (MiB)", str(h["rss_mib_1m_pending"]), "", "≤ 1,024"))
     m = report["machine"]
     if "speed_probe_ms_at_start" in m:
-        rows.append(("machine: speed probe at start / end (ms, lower is faster); load average at start / end",
-                     f"{m['speed_probe_ms_at_start']} / {m['speed_probe_ms_at_end']}",
-                     f"{m['loadavg_at_start'][0]:.2f} / {m['loadavg_at_end'][0]:.2f}", ""))
+        rows.append(
+            (
+                "machine: speed probe at start / end (ms, lower is faster); load average at start / end",
+                f"{m['speed_probe_ms_at_start']} / {m['speed_probe_ms_at_end']}",
+                f"{m['loadavg_at_start'][0]:.2f} / {m['loadavg_at_end'][0]:.2f}",
+                "",
+            )
+        )
     out = ["| figure | value | second value | target |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {t} |" for a, b, c, t in rows]
     return "\n".join(out)
@@ -477,9 +635,14 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     prompts = [r["prompt"] for r in load_rows(data)]
     # The load average says how busy the machine was with other work: tails grow with it.
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                          "loadavg_at_start": os.getloadavg(),
-                                          "speed_probe_ms_at_start": speed_probe_ms()}}
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "loadavg_at_start": os.getloadavg(),
+            "speed_probe_ms_at_start": speed_probe_ms(),
+        }
+    }
     _progress("in process: featurize, predict, learn, decision")
     report["in_process"] = bench_in_process(prompts, args.iterations)
     _progress("replay over the largest data set")
@@ -500,8 +663,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="banditroute bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="banditroute bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

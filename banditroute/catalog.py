@@ -97,5 +97,3 @@ def parse_models(raw: Any, source: str = "config") -> list[ModelSpec]:
             )
         )
     return specs
-
-

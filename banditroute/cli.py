@@ -1,8 +1,9 @@
-"""`banditroute serve | judge | stats | export-log | replay-log | simulate | sweep | ope`: one entry point, thin over the library."""
+"""The `banditroute` command: one entry point, thin over the library (`banditroute --help` lists the commands)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -34,8 +35,11 @@ def _stats(args: argparse.Namespace) -> int:
     if args.db:
         store = _store(args.db)
         try:
-            out = {**store.counts(), "selection_counts": store.selection_counts(),
-                   "config_changes": len(store.config_changes())}
+            out = {
+                **store.counts(),
+                "selection_counts": store.selection_counts(),
+                "config_changes": len(store.config_changes()),
+            }
         finally:
             store.close()
     else:
@@ -53,7 +57,7 @@ def _export_log(args: argparse.Namespace) -> int:
     from banditroute.offline import export_row
 
     store = _store(args.db)
-    out = open(args.out, "wb") if args.out != "-" else sys.stdout.buffer
+    out = open(args.out, "wb") if args.out != "-" else sys.stdout.buffer  # noqa: SIM115 (closed below)
     n = 0
     try:
         for decision, learned, parts in store.joined_log():
@@ -79,11 +83,27 @@ def _replay_log(args: argparse.Namespace) -> int:
         result = retrain(config, store.joined_log(), cost_weight, latency_weight)
     finally:
         store.close()
-    pf = PolicyFile(result.policy.args, result.policy.serialize(), result.last_seq, cost_weight, latency_weight,
-                    time.time(), "replay-log")
+    pf = PolicyFile(
+        result.policy.args,
+        result.policy.serialize(),
+        result.last_seq,
+        cost_weight,
+        latency_weight,
+        time.time(),
+        "replay-log",
+    )
     Path(args.out).write_bytes(pf.dumps())
-    print(orjson.dumps({"out": args.out, "learned": result.learned, "skipped": result.skipped,
-                        "unknown_model": result.unknown_model, **pf.describe()}).decode())
+    print(
+        orjson.dumps(
+            {
+                "out": args.out,
+                "learned": result.learned,
+                "skipped": result.skipped,
+                "unknown_model": result.unknown_model,
+                **pf.describe(),
+            }
+        ).decode()
+    )
     return 0
 
 
@@ -127,10 +147,8 @@ def _judge(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.data_dir is not None:
         config = config.with_overrides(server={"data_dir": args.data_dir})
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config, args.service_url, once=args.once))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -143,9 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
     serve.add_argument("--log-level", default="info")
-    serve.add_argument("--workers", type=int,
-                       help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
-                            "one process that serves and learns)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
+        "one process that serves and learns)",
+    )
     serve.set_defaults(func=_serve)
 
     stats = sub.add_parser("stats", help="counts of a running server (--url) or of a log file (--db)")
@@ -170,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
     judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
-    judge.add_argument("--service-url", help="the banditroute service to post /reward to "
-                                             "(default: judge.service_url, else server.host:port)")
+    judge.add_argument(
+        "--service-url",
+        help="the banditroute service to post /reward to (default: judge.service_url, else server.host:port)",
+    )
     judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
     judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
     judge.add_argument("--log-level", default="info")

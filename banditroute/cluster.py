@@ -78,7 +78,9 @@ class Learner:
         checkpoint = None
         due = now - self._published_at >= self.config.cluster.publish_interval_s
         if due and self.router.learned_seq != self.published_seq:
-            checkpoint = Checkpoint(self.router.learned_seq, self.router.policy.args, self.router.policy.serialize(), now)
+            checkpoint = Checkpoint(
+                self.router.learned_seq, self.router.policy.args, self.router.policy.serialize(), now
+            )
         if self._learned or checkpoint is not None:
             self.store.write(learned=self._learned, checkpoint=checkpoint)  # StoreError: kept for the next step
             self._learned = []
@@ -137,7 +139,9 @@ def run_cluster(config: Config, workers: int, log_level: str = "info", config_pa
     children: dict[str, Any] = {}
 
     def start(name: str) -> None:
-        proc = ctx.Process(target=targets[name], args=(config, log_level, config_path), name=f"banditroute-{name}", daemon=False)
+        proc = ctx.Process(
+            target=targets[name], args=(config, log_level, config_path), name=f"banditroute-{name}", daemon=False
+        )
         proc.start()
         children[name] = proc
 
@@ -146,8 +150,12 @@ def run_cluster(config: Config, workers: int, log_level: str = "info", config_pa
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     for name in targets:
         start(name)
-    log.info("cluster_started", workers=workers, port=config.server.port,
-             pids={name: proc.pid for name, proc in children.items()})
+    log.info(
+        "cluster_started",
+        workers=workers,
+        port=config.server.port,
+        pids={name: proc.pid for name, proc in children.items()},
+    )
     while not stop.wait(_SUPERVISE_S):
         for name, proc in list(children.items()):
             if not proc.is_alive():

@@ -95,8 +95,17 @@ class FeaturesConfig:
     char_window: int = 128  # characters read for the character n-grams
     simhash_tables: int = 0  # SimHash buckets of the words in namespace x (coarse, task-like); 0: none
     simhash_bits: int = 4  # bits per SimHash table (2**bits buckets each)
-    metadata_keys: tuple[str, ...] = ("user_tier", "channel", "task", "tenant", "language",
-                                      "turns", "system_prompt", "tools", "response_format")
+    metadata_keys: tuple[str, ...] = (
+        "user_tier",
+        "channel",
+        "task",
+        "tenant",
+        "language",
+        "turns",
+        "system_prompt",
+        "tools",
+        "response_format",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +267,20 @@ def parse_config(text: str, *, source: str = "config") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    known = {"server", "reward", "policy", "features", "rules", "proxy", "judge", "admin", "dashboard", "auth",
-             "models", "cluster"}
+    known = {
+        "server",
+        "reward",
+        "policy",
+        "features",
+        "rules",
+        "proxy",
+        "judge",
+        "admin",
+        "dashboard",
+        "auth",
+        "models",
+        "cluster",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(known)}")
@@ -324,6 +345,8 @@ def _auth(raw: Any, source: str) -> AuthConfig:
     except AuthConfigError as exc:
         raise ConfigError(str(exc)) from None
     return replace(_section(AuthConfig, raw, "auth", source), keys=keys)
+
+
 def _proxy(raw: Any, source: str) -> ProxyConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: [proxy] must be a table")
@@ -334,10 +357,12 @@ def _proxy(raw: Any, source: str) -> ProxyConfig:
     for name, meta in profiles.items():
         for key, value in meta.items():
             ok = isinstance(value, str | bool | int | float) or (
-                isinstance(value, list) and all(isinstance(v, str) for v in value))
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            )
             if not ok:
-                raise ConfigError(f"{source}: proxy.profiles.{name}.{key} must be a string, number, boolean "
-                                  "or list of strings")
+                raise ConfigError(
+                    f"{source}: proxy.profiles.{name}.{key} must be a string, number, boolean or list of strings"
+                )
     return replace(_section(ProxyConfig, raw, "proxy", source), profiles=profiles)
 
 
@@ -394,11 +419,13 @@ def validate(cfg: Config, source: str = "config") -> None:
         (s.max_headers > 0, "server.max_headers must be > 0"),
         (_finite_pos(s.read_timeout_s), "server.read_timeout_s must be > 0"),
         (_finite_nonneg(s.write_linger_ms) and s.write_linger_ms <= 1000, "server.write_linger_ms must be in 0..1000"),
-        (s.decision_ack in ("commit", "enqueue"), "server.decision_ack must be \"commit\" or \"enqueue\""),
+        (s.decision_ack in ("commit", "enqueue"), 'server.decision_ack must be "commit" or "enqueue"'),
         (r.max_parts_per_event > 0, "reward.max_parts_per_event must be > 0"),
         (cfg.auth.mode in AUTH_MODES, f"auth.mode must be one of {AUTH_MODES}"),
-        (_finite_nonneg(cfg.auth.route_rate_per_s) and _finite_nonneg(cfg.auth.reward_rate_per_s),
-         "auth.route_rate_per_s and auth.reward_rate_per_s must be finite numbers >= 0"),
+        (
+            _finite_nonneg(cfg.auth.route_rate_per_s) and _finite_nonneg(cfg.auth.reward_rate_per_s),
+            "auth.route_rate_per_s and auth.reward_rate_per_s must be finite numbers >= 0",
+        ),
         (_finite_pos(cfg.auth.rate_burst_s), "auth.rate_burst_s must be > 0"),
         (cfg.auth.rate_max_clients > 0, "auth.rate_max_clients must be > 0"),
         (_finite_nonneg(r.cost_weight), "reward.cost_weight must be a finite number >= 0"),
@@ -406,8 +433,10 @@ def validate(cfg: Config, source: str = "config") -> None:
         (_finite_pos(r.cost_scale), "reward.cost_scale must be > 0"),
         (_finite_pos(r.latency_scale), "reward.latency_scale must be > 0"),
         (_finite_nonneg(r.reward_wait_s), "reward.reward_wait_s must be >= 0"),
-        (r.default_quality is None or 0.0 <= r.default_quality <= 1.0,
-         'reward.default_quality must be in 0..1 or "skip"'),
+        (
+            r.default_quality is None or 0.0 <= r.default_quality <= 1.0,
+            'reward.default_quality must be in 0..1 or "skip"',
+        ),
         (r.quality_rule in QUALITY_RULES, f"reward.quality_rule must be one of {QUALITY_RULES}"),
         (r.default_output_tokens >= 0, "reward.default_output_tokens must be >= 0"),
         (p.exploration in EXPLORATIONS, f"policy.exploration must be one of {EXPLORATIONS}"),
@@ -416,15 +445,22 @@ def validate(cfg: Config, source: str = "config") -> None:
         (p.bag_size >= 1 and p.cover_size >= 1, "policy.bag_size and policy.cover_size must be >= 1"),
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (0.0 <= p.min_learn_probability <= 1.0, "policy.min_learn_probability must be in 0..1"),
-        (set(p.crossed_namespaces) <= set(SHARED_NAMESPACES),
-         f"policy.crossed_namespaces must be among {SHARED_NAMESPACES}"),
+        (
+            set(p.crossed_namespaces) <= set(SHARED_NAMESPACES),
+            f"policy.crossed_namespaces must be among {SHARED_NAMESPACES}",
+        ),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
-        (cfg.features.simhash_tables >= 0 and cfg.features.simhash_bits > 0
-         and cfg.features.simhash_tables * cfg.features.simhash_bits <= SIMHASH_MAX_BITS,
-         f"features.simhash_tables * simhash_bits must be at most {SIMHASH_MAX_BITS}, simhash_bits > 0"),
-        (cfg.admin.key_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", cfg.admin.key_sha256) is not None,
-         "admin.key_sha256 must be 64 lowercase hex digits (sha256 of the key) or empty"),
+        (
+            cfg.features.simhash_tables >= 0
+            and cfg.features.simhash_bits > 0
+            and cfg.features.simhash_tables * cfg.features.simhash_bits <= SIMHASH_MAX_BITS,
+            f"features.simhash_tables * simhash_bits must be at most {SIMHASH_MAX_BITS}, simhash_bits > 0",
+        ),
+        (
+            cfg.admin.key_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", cfg.admin.key_sha256) is not None,
+            "admin.key_sha256 must be 64 lowercase hex digits (sha256 of the key) or empty",
+        ),
         (_finite_pos(d.interval_s), "dashboard.interval_s must be > 0"),
         (d.history >= 1, "dashboard.history must be >= 1"),
         (d.recent_decisions >= 1, "dashboard.recent_decisions must be >= 1"),
@@ -458,7 +494,7 @@ def validate(cfg: Config, source: str = "config") -> None:
     ]
     reserved = sorted(set(x.profiles) & ({"auto"} | {m.name for m in cfg.models}))
     if reserved:
-        raise ConfigError(f"{source}: proxy.profiles {reserved} clash with \"auto\" or a model name")
+        raise ConfigError(f'{source}: proxy.profiles {reserved} clash with "auto" or a model name')
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
@@ -474,13 +510,17 @@ def validate(cfg: Config, source: str = "config") -> None:
 def _rule_checks(r: RulesConfig) -> list[tuple[bool, str]]:
     return [
         (r.on_empty in ON_EMPTY, f"rules.on_empty must be one of {ON_EMPTY}"),
-        (r.on_empty != "default" or bool(r.default_model),
-         'rules.default_model must name a model when rules.on_empty = "default"'),
+        (
+            r.on_empty != "default" or bool(r.default_model),
+            'rules.default_model must name a model when rules.on_empty = "default"',
+        ),
         (_finite_pos(r.budget_period_s), "rules.budget_period_s must be > 0"),
         (_finite_nonneg(r.budget_price_ceiling), "rules.budget_price_ceiling must be >= 0"),
         (r.latency_window >= 1, "rules.latency_window must be >= 1"),
-        (1 <= r.latency_min_samples <= r.latency_window,
-         "rules.latency_min_samples must be in 1..rules.latency_window"),
+        (
+            1 <= r.latency_min_samples <= r.latency_window,
+            "rules.latency_min_samples must be in 1..rules.latency_window",
+        ),
         (r.cooldown_failures >= 1, "rules.cooldown_failures must be >= 1"),
         (_finite_nonneg(r.cooldown_window_s), "rules.cooldown_window_s must be >= 0"),
         (_finite_nonneg(r.cooldown_s), "rules.cooldown_s must be >= 0"),
@@ -493,15 +533,17 @@ def _rule_checks(r: RulesConfig) -> list[tuple[bool, str]]:
 
 def _check_rule_models(r: RulesConfig, names: set[str], source: str) -> None:
     """Rules may only name models of the catalog: a typo must fail at load, not silently allow nothing."""
-    named = [(f"rules.{table}.{key}", models) for table in ("tiers", "tenants")
-             for key, models in getattr(r, table).items()]
+    named = [
+        (f"rules.{table}.{key}", models) for table in ("tiers", "tenants") for key, models in getattr(r, table).items()
+    ]
     if r.default_model:
         named.append(("rules.default_model", (r.default_model,)))
     for where, models in named:
         unknown = sorted(set(models) - names)
         if unknown:
-            raise ConfigError(f"{source}: {where} names model(s) not in the catalog: {unknown}; "
-                              f"the catalog has {sorted(names)}")
+            raise ConfigError(
+                f"{source}: {where} names model(s) not in the catalog: {unknown}; the catalog has {sorted(names)}"
+            )
 
 
 def _finite_nonneg(v: float) -> bool:

@@ -15,6 +15,7 @@ for the writer; the service's own records (learned rows, checkpoints) are never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -36,8 +37,15 @@ class Overloaded(StoreError):
 class EventLog:
     """The router's LogSink for the service; `start()` inside a running loop, `close()` to drain."""
 
-    def __init__(self, store: Store, batch_max: int = 1024, max_queue: int = 100_000, *, linger_s: float = 0.0,
-                 decisions_awaited: bool = True):
+    def __init__(
+        self,
+        store: Store,
+        batch_max: int = 1024,
+        max_queue: int = 100_000,
+        *,
+        linger_s: float = 0.0,
+        decisions_awaited: bool = True,
+    ):
         self.store = store
         self.batch_max = batch_max
         self.max_queue = max_queue
@@ -64,10 +72,8 @@ class EventLog:
         if self._task is not None and self._queue is not None:
             await self._queue.join()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     # LogSink ----------------------------------------------------------------------------------
@@ -150,8 +156,16 @@ class EventLog:
         durable = any(kind not in self._unawaited_kinds for kind, _, _ in batch)
         try:
             await loop.run_in_executor(
-                self._executor, partial(self.store.write, decisions, parts, learned,
-                                        checkpoints[-1] if checkpoints else None, changes, durable=durable),
+                self._executor,
+                partial(
+                    self.store.write,
+                    decisions,
+                    parts,
+                    learned,
+                    checkpoints[-1] if checkpoints else None,
+                    changes,
+                    durable=durable,
+                ),
             )
             self.batches += 1
             if not self.healthy:

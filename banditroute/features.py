@@ -56,7 +56,28 @@ _MATH_WORD = re.compile(r"\b(?:" + "|".join(_MATH_WORDS) + r")\b")  # on lower-c
 _LIST = re.compile(r"^\s*(?:[-*•]|\d+[.)]|[A-Da-d][.)])\s+", re.MULTILINE)
 _URL_LITERALS = ("http://", "https://", "www.")
 _QUESTION_WORDS = frozenset(
-    "what why how when where which who whom whose is are can could should would does do did will explain".split()
+    [
+        "what",
+        "why",
+        "how",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "is",
+        "are",
+        "can",
+        "could",
+        "should",
+        "would",
+        "does",
+        "do",
+        "did",
+        "will",
+        "explain",
+    ]
 )
 # A small sample of the text is enough for the signals; the lengths use the whole text.
 _SIGNAL_CHARS = 4000
@@ -158,17 +179,21 @@ def _structure(query: str, head: str, words: list[str]) -> list[str]:
 
 
 def _has_code(text: str) -> bool:
-    return (any(lit in text for lit in _CODE_LITERALS)
-            or ("()" in text and _CODE_CALL.search(text) is not None)
-            or _CODE_LINE_END.search(text) is not None
-            or _CODE_KEYWORD.search(text) is not None)
+    return (
+        any(lit in text for lit in _CODE_LITERALS)
+        or ("()" in text and _CODE_CALL.search(text) is not None)
+        or _CODE_LINE_END.search(text) is not None
+        or _CODE_KEYWORD.search(text) is not None
+    )
 
 
 def _has_math(text: str) -> bool:
-    return (("\\" in text and _MATH_TEX.search(text) is not None)
-            or ("$" in text and _MATH_DOLLARS.search(text) is not None)
-            or _MATH_OPERATION.search(text) is not None
-            or _has_math_word(text.lower()))
+    return (
+        ("\\" in text and _MATH_TEX.search(text) is not None)
+        or ("$" in text and _MATH_DOLLARS.search(text) is not None)
+        or _MATH_OPERATION.search(text) is not None
+        or _has_math_word(text.lower())
+    )
 
 
 def _has_math_word(lowered: str) -> bool:

@@ -16,8 +16,17 @@ from banditroute import pii
 from banditroute.catalog import Catalog
 from banditroute.config import RulesConfig
 
-RULE_ORDER = ("capabilities", "context_window", "data_policy", "tier", "tenant", "escalation", "budget",
-              "latency", "cooldown")
+RULE_ORDER = (
+    "capabilities",
+    "context_window",
+    "data_policy",
+    "tier",
+    "tenant",
+    "escalation",
+    "budget",
+    "latency",
+    "cooldown",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +75,14 @@ class UnknownModel(ValueError):
     """`escalate_from` names a model the catalog does not have."""
 
 
-def request_from(query: str, metadata: Mapping[str, Any], input_tokens: int, max_output_tokens: int | None,
-                 escalate_from: str | None, pii_detection: bool) -> RuleRequest:
+def request_from(
+    query: str,
+    metadata: Mapping[str, Any],
+    input_tokens: int,
+    max_output_tokens: int | None,
+    escalate_from: str | None,
+    pii_detection: bool,
+) -> RuleRequest:
     """Read the rule inputs from a request; `metadata.sensitive` overrides detection either way."""
     tagged = metadata.get("sensitive")
     if isinstance(tagged, bool):
@@ -100,8 +115,19 @@ def meta_text(value: Any) -> str | None:
 class Rules:
     """The rules compiled for one catalog and one `[rules]` configuration."""
 
-    __slots__ = ("catalog", "config", "names", "_caps", "_window", "_min_window", "_sensitive_ok", "_tiers",
-                 "_tenants", "_cheap", "_price")
+    __slots__ = (
+        "catalog",
+        "config",
+        "names",
+        "_caps",
+        "_window",
+        "_min_window",
+        "_sensitive_ok",
+        "_tiers",
+        "_tenants",
+        "_cheap",
+        "_price",
+    )
 
     def __init__(self, catalog: Catalog, config: RulesConfig):
         self.catalog = catalog

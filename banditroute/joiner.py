@@ -45,11 +45,16 @@ def required_parts(cost_weight: float, latency_weight: float) -> frozenset[str]:
 
 
 class Joiner:
-    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines", "_pack",
-                 "_unpack")
+    __slots__ = ("required", "quality_rule", "max_pending", "_pending", "_outcomes", "_deadlines", "_pack", "_unpack")
 
-    def __init__(self, required: frozenset[str], quality_rule: str = "first", max_pending: int = 1_000_000,
-                 pack: Callable[[Decision], Any] | None = None, unpack: Callable[[Any], Decision] | None = None):
+    def __init__(
+        self,
+        required: frozenset[str],
+        quality_rule: str = "first",
+        max_pending: int = 1_000_000,
+        pack: Callable[[Decision], Any] | None = None,
+        unpack: Callable[[Any], Decision] | None = None,
+    ):
         """`pack` / `unpack`: how a waiting decision is held (default: as it is). The router packs
         them into plain tuples: a million may wait, and objects the cyclic GC must scan would make
         its full collections take hundreds of milliseconds (see router.pack_pending)."""
@@ -144,9 +149,7 @@ class Joiner:
             return False
         if "cost" in req and outcome.cost_usd is None and outcome.output_tokens is None:
             return False
-        if "latency" in req and outcome.latency_ms is None:
-            return False
-        return True
+        return not ("latency" in req and outcome.latency_ms is None)
 
 
 def merge(outcome: Outcome, part: FeedbackPart, quality_rule: str) -> bool | None:

@@ -149,8 +149,9 @@ class Spend:
             del self._spent[tenant]
 
     def report(self, now: float) -> dict[str, dict[str, float]]:
-        return {t: {"spent_usd": round(self.spent(t, now), 6), "budget_usd": cap}
-                for t, cap in sorted(self.budgets.items())}
+        return {
+            t: {"spent_usd": round(self.spent(t, now), 6), "budget_usd": cap} for t, cap in sorted(self.budgets.items())
+        }
 
 
 class Conversations:

@@ -17,8 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from banditroute.types import Decision, LearnedRow
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# Bucket edges. Quality lives in [0, 1]; cost in USD per request spans cheap small models to long calls to the largest ones; latency
-# and the learner's lag span sub-second answers to the default 600 s feedback window.
+# Bucket edges. Quality lives in [0, 1]; cost in USD per request spans cheap small models to long calls to the
+# largest ones; latency and the learner's lag span sub-second answers to the default 600 s feedback window.
 QUALITY_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COST_BUCKETS = (1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -30,55 +30,97 @@ class Metrics:
     def __init__(self, models: Iterable[str]):
         r = self.registry = CollectorRegistry(auto_describe=True)
         by_model = ["model"]
-        self.decisions = Counter("banditroute_decisions", "Routing decisions, by the model served", by_model,
-                                 registry=r)
-        self.explored = Counter("banditroute_explored_decisions",
-                                "Decisions whose draw was not the most likely model", by_model, registry=r)
-        self.exploration_share = Gauge("banditroute_exploration_share",
-                                       "Share of decisions since start that explored", registry=r)
-        self.rewards = Counter("banditroute_rewards_learned", "Finished joins the policy learned from, by model",
-                               by_model, registry=r)
+        self.decisions = Counter(
+            "banditroute_decisions", "Routing decisions, by the model served", by_model, registry=r
+        )
+        self.explored = Counter(
+            "banditroute_explored_decisions", "Decisions whose draw was not the most likely model", by_model, registry=r
+        )
+        self.exploration_share = Gauge(
+            "banditroute_exploration_share", "Share of decisions since start that explored", registry=r
+        )
+        self.rewards = Counter(
+            "banditroute_rewards_learned", "Finished joins the policy learned from, by model", by_model, registry=r
+        )
         # A summary, not a histogram: rewards go below 0 when cost counts, and the client drops the
         # `_sum` of histograms with negative buckets; `_sum / _count` is the mean reward.
         self.reward = Summary("banditroute_reward", "Learned reward per event, by model", by_model, registry=r)
-        self.quality = Histogram("banditroute_quality", "Quality used in the learned reward, by model", by_model,
-                                 buckets=QUALITY_BUCKETS, registry=r)
-        self.cost = Histogram("banditroute_cost_usd", "Cost in USD used in the learned reward, by model", by_model,
-                              buckets=COST_BUCKETS, registry=r)
-        self.latency = Histogram("banditroute_latency_seconds", "Latency used in the learned reward, by model",
-                                 by_model, buckets=LATENCY_BUCKETS, registry=r)
-        self.feedback_parts = Counter("banditroute_feedback_parts", "Feedback parts stored, by source",
-                                      ["source"], registry=r)
-        self.defaults = Counter("banditroute_defaults_applied",
-                                "Learned joins where a part was filled in by default, by part", ["part"], registry=r)
-        self.skipped = Counter("banditroute_skipped_joins",
-                               "Joins finished without quality and not learned (default_quality = skip)", registry=r)
-        self.late = Counter("banditroute_late_feedback_parts",
-                            "Feedback parts for events already learned or expired (stored, not learned)", registry=r)
-        self.expired = Counter("banditroute_expired_joins", "Joins finished at the end of their wait window",
-                               registry=r)
+        self.quality = Histogram(
+            "banditroute_quality",
+            "Quality used in the learned reward, by model",
+            by_model,
+            buckets=QUALITY_BUCKETS,
+            registry=r,
+        )
+        self.cost = Histogram(
+            "banditroute_cost_usd",
+            "Cost in USD used in the learned reward, by model",
+            by_model,
+            buckets=COST_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "banditroute_latency_seconds",
+            "Latency used in the learned reward, by model",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.feedback_parts = Counter(
+            "banditroute_feedback_parts", "Feedback parts stored, by source", ["source"], registry=r
+        )
+        self.defaults = Counter(
+            "banditroute_defaults_applied",
+            "Learned joins where a part was filled in by default, by part",
+            ["part"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "banditroute_skipped_joins",
+            "Joins finished without quality and not learned (default_quality = skip)",
+            registry=r,
+        )
+        self.late = Counter(
+            "banditroute_late_feedback_parts",
+            "Feedback parts for events already learned or expired (stored, not learned)",
+            registry=r,
+        )
+        self.expired = Counter(
+            "banditroute_expired_joins", "Joins finished at the end of their wait window", registry=r
+        )
         self.pending = Gauge("banditroute_pending_joins", "Decisions waiting for feedback", registry=r)
         self.write_queue = Gauge("banditroute_write_queue", "Records waiting to be committed to the log", registry=r)
-        self.learner_lag = Histogram("banditroute_learner_lag_seconds", "Time from a decision to learning from it",
-                                     buckets=LAG_BUCKETS, registry=r)
-        self.route_seconds = Histogram("banditroute_route_seconds",
-                                       "Time to answer /route: decide and commit the decision", buckets=ROUTE_BUCKETS,
-                                       registry=r)
-        self.rule_exclusions = Counter("banditroute_rule_exclusions",
-                                       "Models excluded from a request by a rule, by rule", ["rule"], registry=r)
-        self.no_model_allowed = Counter("banditroute_no_model_allowed",
-                                        "Requests refused because the rules left no model, by rule", ["rule"],
-                                        registry=r)
-        self.cooldowns = Counter("banditroute_cooldowns", "Times a model was put in cooldown, by model", by_model,
-                                 registry=r)
-        self.in_cooldown = Gauge("banditroute_models_in_cooldown", "Models in cooldown now (not routed to)",
-                                 registry=r)
+        self.learner_lag = Histogram(
+            "banditroute_learner_lag_seconds",
+            "Time from a decision to learning from it",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.route_seconds = Histogram(
+            "banditroute_route_seconds",
+            "Time to answer /route: decide and commit the decision",
+            buckets=ROUTE_BUCKETS,
+            registry=r,
+        )
+        self.rule_exclusions = Counter(
+            "banditroute_rule_exclusions", "Models excluded from a request by a rule, by rule", ["rule"], registry=r
+        )
+        self.no_model_allowed = Counter(
+            "banditroute_no_model_allowed",
+            "Requests refused because the rules left no model, by rule",
+            ["rule"],
+            registry=r,
+        )
+        self.cooldowns = Counter(
+            "banditroute_cooldowns", "Times a model was put in cooldown, by model", by_model, registry=r
+        )
+        self.in_cooldown = Gauge("banditroute_models_in_cooldown", "Models in cooldown now (not routed to)", registry=r)
         self.cost_weight = Gauge("banditroute_cost_weight", "The reward's cost_weight in force", registry=r)
         self.latency_weight = Gauge("banditroute_latency_weight", "The reward's latency_weight in force", registry=r)
-        self.exploration_paused = Gauge("banditroute_exploration_paused", "1 while exploration is paused",
-                                        registry=r)
-        self.shadow_mode = Gauge("banditroute_shadow_mode", "1 while a baseline is served and the bandit shadowed",
-                                 registry=r)
+        self.exploration_paused = Gauge("banditroute_exploration_paused", "1 while exploration is paused", registry=r)
+        self.shadow_mode = Gauge(
+            "banditroute_shadow_mode", "1 while a baseline is served and the bandit shadowed", registry=r
+        )
         for model in models:
             self.add_model(model)
         for part in ("quality", "cost", "latency"):
@@ -88,12 +130,21 @@ class Metrics:
         self.exploration_share.set_function(lambda: self._explored / self._decided if self._decided else 0.0)
 
     def add_model(self, model: str) -> None:
-        for family in (self.decisions, self.explored, self.rewards, self.reward, self.quality, self.cost,
-                       self.latency, self.cooldowns):
+        for family in (
+            self.decisions,
+            self.explored,
+            self.rewards,
+            self.reward,
+            self.quality,
+            self.cost,
+            self.latency,
+            self.cooldowns,
+        ):
             family.labels(model)
 
-    def watch(self, *, pending: Callable[[], float], write_queue: Callable[[], float],
-              in_cooldown: Callable[[], float]) -> None:
+    def watch(
+        self, *, pending: Callable[[], float], write_queue: Callable[[], float], in_cooldown: Callable[[], float]
+    ) -> None:
         """Gauges read at scrape time from the live service."""
         self.pending.set_function(pending)
         self.write_queue.set_function(write_queue)

@@ -27,10 +27,19 @@ def export_row(decision: Decision, learned: LearnedRow | None, parts: list[Feedb
     if decision.shadow_pmf is not None and decision.shadow_chosen is not None:
         shadow = {"pmf": list(decision.shadow_pmf), "pick": decision.models[decision.shadow_chosen]}
     return {
-        "event_id": decision.event_id, "ts": decision.ts, "model": decision.model, "models": list(decision.models),
-        "chosen": decision.chosen, "probability": decision.probability, "pmf": list(decision.pmf),
-        "explored": decision.explored, "reason": decision.reason, "input_tokens": decision.input_tokens,
-        "tenant": decision.tenant, "features": decision.features, "shadow": shadow,
+        "event_id": decision.event_id,
+        "ts": decision.ts,
+        "model": decision.model,
+        "models": list(decision.models),
+        "chosen": decision.chosen,
+        "probability": decision.probability,
+        "pmf": list(decision.pmf),
+        "explored": decision.explored,
+        "reason": decision.reason,
+        "input_tokens": decision.input_tokens,
+        "tenant": decision.tenant,
+        "features": decision.features,
+        "shadow": shadow,
         "feedback": [asdict(p) for p in parts],
         "learned": asdict(learned) if learned is not None else None,
     }
@@ -65,7 +74,8 @@ def retrain(config: Config, log: JoinedLog, cost_weight: float, latency_weight: 
         if r is None:
             skipped += 1
             continue
-        policy.learn(decision.features, decision.models, decision.chosen, decision.probability,
-                     reward.to_vw_cost(r.value, span))
+        policy.learn(
+            decision.features, decision.models, decision.chosen, decision.probability, reward.to_vw_cost(r.value, span)
+        )
         learned += 1
     return RetrainResult(policy, learned, skipped, unknown, last_seq)

@@ -182,9 +182,7 @@ _CLUSTERED = (
     _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda c: c.count("-") >= 2),
     _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda c: True),
     _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda c: "0" in c),
-    _Clustered(
-        "card", _CARD, _card, len("4222222222222"), lambda c: any(len(part) >= 13 for part in c.split("."))
-    ),
+    _Clustered("card", _CARD, _card, len("4222222222222"), lambda c: any(len(part) >= 13 for part in c.split("."))),
     _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda c: c.count(".") >= 3),
 )
 _CLUSTERED_KINDS = frozenset(c.kind for c in _CLUSTERED)

@@ -40,7 +40,13 @@ class PolicyError(ValueError):
 
 def vw_args(config: PolicyConfig) -> list[str]:
     exploration = {
-        "squarecb": ["--squarecb", "--gamma_scale", str(config.gamma_scale), "--gamma_exponent", str(config.gamma_exponent)],
+        "squarecb": [
+            "--squarecb",
+            "--gamma_scale",
+            str(config.gamma_scale),
+            "--gamma_exponent",
+            str(config.gamma_exponent),
+        ],
         "regcb": ["--regcb"],
         "regcbopt": ["--regcbopt"],
         "epsilon": ["--epsilon", str(config.epsilon)],
@@ -49,8 +55,19 @@ def vw_args(config: PolicyConfig) -> list[str]:
         "bag": ["--bag", str(config.bag_size), "--epsilon", str(config.epsilon)],
         "cover": ["--cover", str(config.cover_size)],
     }[config.exploration]
-    args = ["--cb_explore_adf", *exploration, "--quiet", "-b", str(config.bits),
-            "-l", str(config.learning_rate), "--power_t", str(config.power_t), "--random_seed", "0"]
+    args = [
+        "--cb_explore_adf",
+        *exploration,
+        "--quiet",
+        "-b",
+        str(config.bits),
+        "-l",
+        str(config.learning_rate),
+        "--power_t",
+        str(config.power_t),
+        "--random_seed",
+        "0",
+    ]
     for ns in config.crossed_namespaces:
         args += ["-q", ns + ACTION_NAMESPACE]
     args += list(config.extra_args)

@@ -41,18 +41,33 @@ class PolicyFile:
         return hashlib.sha256(self.model).hexdigest()
 
     def dumps(self) -> bytes:
-        return orjson.dumps({
-            "format": FORMAT, "version": VERSION, "vw_args": self.vw_args, "sha256": self.sha256,
-            "model": base64.b64encode(self.model).decode(), "learned_seq": self.learned_seq,
-            "cost_weight": self.cost_weight, "latency_weight": self.latency_weight, "created": self.created,
-            "source": self.source,
-        })
+        return orjson.dumps(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "vw_args": self.vw_args,
+                "sha256": self.sha256,
+                "model": base64.b64encode(self.model).decode(),
+                "learned_seq": self.learned_seq,
+                "cost_weight": self.cost_weight,
+                "latency_weight": self.latency_weight,
+                "created": self.created,
+                "source": self.source,
+            }
+        )
 
     def describe(self) -> dict[str, Any]:
         """Everything but the model bytes."""
-        return {"sha256": self.sha256, "bytes": len(self.model), "vw_args": self.vw_args,
-                "learned_seq": self.learned_seq, "cost_weight": self.cost_weight,
-                "latency_weight": self.latency_weight, "created": self.created, "source": self.source}
+        return {
+            "sha256": self.sha256,
+            "bytes": len(self.model),
+            "vw_args": self.vw_args,
+            "learned_seq": self.learned_seq,
+            "cost_weight": self.cost_weight,
+            "latency_weight": self.latency_weight,
+            "created": self.created,
+            "source": self.source,
+        }
 
 
 def loads(data: bytes | dict[str, Any]) -> PolicyFile:
@@ -74,8 +89,14 @@ def loads(data: bytes | dict[str, Any]) -> PolicyFile:
     if hashlib.sha256(model).hexdigest() != sha:
         raise PolicyFileError("the model does not match its sha256")
     try:
-        return PolicyFile(args, model, int(obj.get("learned_seq", 0)), float(obj.get("cost_weight", 0.0)),
-                          float(obj.get("latency_weight", 0.0)), float(obj.get("created", 0.0)),
-                          str(obj.get("source", "")))
+        return PolicyFile(
+            args,
+            model,
+            int(obj.get("learned_seq", 0)),
+            float(obj.get("cost_weight", 0.0)),
+            float(obj.get("latency_weight", 0.0)),
+            float(obj.get("created", 0.0)),
+            str(obj.get("source", "")),
+        )
     except (TypeError, ValueError):
         raise PolicyFileError("learned_seq, cost_weight, latency_weight and created must be numbers") from None

@@ -47,15 +47,19 @@ class ChatRequest:
     include_usage: bool  # the client asked for a final usage chunk
 
 
-def parse_chat(obj: dict[str, Any], catalog: Catalog, profiles: Mapping[str, Mapping[str, Any]],
-               max_query_chars: int) -> ChatRequest:
+def parse_chat(
+    obj: dict[str, Any], catalog: Catalog, profiles: Mapping[str, Mapping[str, Any]], max_query_chars: int
+) -> ChatRequest:
     model = obj.get("model")
     if not isinstance(model, str) or not model:
-        raise ApiError(400, "invalid_model", "model must be \"auto\", a router profile or a catalog model name")
+        raise ApiError(400, "invalid_model", 'model must be "auto", a router profile or a catalog model name')
     routed = model == AUTO or model in profiles
     if not routed and model not in catalog:
-        raise ApiError(404, "model_not_found",
-                       f"unknown model {model[:200]!r}; GET /v1/models lists \"auto\", the profiles and the catalog")
+        raise ApiError(
+            404,
+            "model_not_found",
+            f'unknown model {model[:200]!r}; GET /v1/models lists "auto", the profiles and the catalog',
+        )
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "invalid_messages", "messages must be a non-empty list of message objects")
@@ -63,8 +67,9 @@ def parse_chat(obj: dict[str, Any], catalog: Catalog, profiles: Mapping[str, Map
     if not isinstance(stream, bool):
         raise ApiError(400, "invalid_stream", "stream must be true or false")
     max_out = obj.get("max_completion_tokens", obj.get("max_tokens"))
-    if max_out is not None and (isinstance(max_out, bool) or not isinstance(max_out, int)
-                                or not 1 <= max_out <= 10_000_000):
+    if max_out is not None and (
+        isinstance(max_out, bool) or not isinstance(max_out, int) or not 1 <= max_out <= 10_000_000
+    ):
         raise ApiError(400, "invalid_max_tokens", "max_tokens must be an integer in 1..10000000")
     texts = [message_text(m.get("content")) for m in messages]
     users = [t for m, t in zip(messages, texts) if m.get("role") == "user"]
@@ -73,8 +78,9 @@ def parse_chat(obj: dict[str, Any], catalog: Catalog, profiles: Mapping[str, Map
         raise ApiError(400, "invalid_messages", "the last user message has no text")
     total_chars = sum(len(t) for t in texts)
     if total_chars > max_query_chars:
-        raise ApiError(413, "query_too_long",
-                       f"the messages have {total_chars} characters; the limit is {max_query_chars}")
+        raise ApiError(
+            413, "query_too_long", f"the messages have {total_chars} characters; the limit is {max_query_chars}"
+        )
     tools = bool(obj.get("tools") or obj.get("functions"))
     metadata = conversation_metadata(messages, texts, obj, tools)
     if model in profiles:
@@ -92,18 +98,26 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(p["text"] for p in content
-                         if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
+        return "\n".join(
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
     return ""
 
 
 def _has_image(messages: list[dict[str, Any]]) -> bool:
-    return any(isinstance(p, dict) and p.get("type") in ("image_url", "input_image")
-               for m in messages if isinstance(m.get("content"), list) for p in m["content"])
+    return any(
+        isinstance(p, dict) and p.get("type") in ("image_url", "input_image")
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+    )
 
 
-def conversation_metadata(messages: list[dict[str, Any]], texts: list[str], body: Mapping[str, Any],
-                          tools: bool) -> dict[str, Any]:
+def conversation_metadata(
+    messages: list[dict[str, Any]], texts: list[str], body: Mapping[str, Any], tools: bool
+) -> dict[str, Any]:
     """Routing metadata from the conversation's shape; also the capabilities it needs."""
     turns = sum(1 for m in messages if m.get("role") == "user")
     system_chars = sum(len(t) for m, t in zip(messages, texts) if m.get("role") in ("system", "developer"))
@@ -133,7 +147,9 @@ def upstream_ready(spec: ModelSpec, environ: Mapping[str, str]) -> bool:
     return bool(spec.base_url) and (not spec.api_key_env or bool(environ.get(spec.api_key_env)))
 
 
-def upstream_request(spec: ModelSpec, body: dict[str, Any], environ: Mapping[str, str]) -> tuple[str, dict[str, str], bytes]:
+def upstream_request(
+    spec: ModelSpec, body: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body for one upstream attempt: the client's body under the upstream's model name."""
     assert spec.base_url
     url = spec.base_url.rstrip("/") + "/chat/completions"
@@ -248,5 +264,7 @@ class StreamMeter:
 def models_list(catalog: Catalog, profiles: Mapping[str, Any]) -> dict[str, Any]:
     """`GET /v1/models` in the OpenAI shape: "auto", the profiles, then the catalog."""
     names = [AUTO, *profiles, *catalog.names]
-    return {"object": "list",
-            "data": [{"id": n, "object": "model", "created": 0, "owned_by": "banditroute"} for n in names]}
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": 0, "owned_by": "banditroute"} for n in names],
+    }

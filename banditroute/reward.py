@@ -91,13 +91,22 @@ def penalty_terms(specs: Iterable[ModelSpec], config: RewardConfig) -> dict[str,
     """
     w = config.weights
     out = config.default_output_tokens
-    return {s.name: (w.cost_weight * estimated_cost(s, 0, out) / w.cost_scale
-                     + w.latency_weight * estimated_latency(s, out) / w.latency_scale,
-                     w.cost_weight * s.input_price / 1e6 / w.cost_scale) for s in specs}
+    return {
+        s.name: (
+            w.cost_weight * estimated_cost(s, 0, out) / w.cost_scale
+            + w.latency_weight * estimated_latency(s, out) / w.latency_scale,
+            w.cost_weight * s.input_price / 1e6 / w.cost_scale,
+        )
+        for s in specs
+    }
 
 
-def priced_out(specs: Iterable[ModelSpec], input_tokens: int, config: RewardConfig,
-               terms: Sequence[tuple[str, float, float]] | None = None) -> set[str]:
+def priced_out(
+    specs: Iterable[ModelSpec],
+    input_tokens: int,
+    config: RewardConfig,
+    terms: Sequence[tuple[str, float, float]] | None = None,
+) -> set[str]:
     """Models that cannot win this request at any quality: by the catalog's cost and latency
     estimates, their reward at quality 1 is below another model's reward at quality 0. Exploring
     them teaches nothing worth its price (at a high cost weight, the most expensive models).

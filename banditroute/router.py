@@ -83,7 +83,7 @@ class _RandomIds:
             self._pool, self._next = os.urandom(self._BLOCK), 0
         start = self._next
         self._next = start + 16
-        return self._pool[start:start + 16].hex()
+        return self._pool[start : start + 16].hex()
 
 
 _IDS = _RandomIds()
@@ -111,9 +111,16 @@ def sample(pmf: list[float], u: float) -> int:
 
 
 class Router:
-    def __init__(self, config: Config, *, policy: Policy | None = None, sink: LogSink | None = None,
-                 learned_seq: int = 0, observer: Observer | None = None,
-                 joins: bool = True):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        policy: Policy | None = None,
+        sink: LogSink | None = None,
+        learned_seq: int = 0,
+        observer: Observer | None = None,
+        joins: bool = True,
+    ):
         self.config = config
         self.observer = observer
         # False in a serving process of the multi-process mode: the learner joins and learns from the log.
@@ -155,10 +162,18 @@ class Router:
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def route(self, query: str, metadata: Mapping[str, Any] | None = None, *, now: float,
-              event_id: str | None = None, max_output_tokens: int | None = None,
-              escalate_from: str | None = None, input_tokens: int | None = None,
-              restrict_to: Restriction | None = None) -> Decision:
+    def route(
+        self,
+        query: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        now: float,
+        event_id: str | None = None,
+        max_output_tokens: int | None = None,
+        escalate_from: str | None = None,
+        input_tokens: int | None = None,
+        restrict_to: Restriction | None = None,
+    ) -> Decision:
         """Choose a model for one request.
 
         `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
@@ -174,10 +189,12 @@ class Router:
         rules = self.config.rules
         if input_tokens is None:
             input_tokens = features.estimate_tokens(query)
-        request = guardrails.request_from(query, meta, input_tokens, max_output_tokens, escalate_from,
-                                          rules.pii_detection)
-        state = guardrails.LiveState(self.cooldowns.active(now), self.spend.exhausted(request.tenant, now),
-                                     self.latency.p95)
+        request = guardrails.request_from(
+            query, meta, input_tokens, max_output_tokens, escalate_from, rules.pii_detection
+        )
+        state = guardrails.LiveState(
+            self.cooldowns.active(now), self.spend.exhausted(request.tenant, now), self.latency.p95
+        )
         feats = features.featurize(query, meta, self.config.features)
         conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
         shadow_pmf: tuple[float, ...] | None = None
@@ -215,8 +232,10 @@ class Router:
                     shadow_pmf, shadow_chosen = tuple(pmf), chosen
                     chosen, explored = models.index(baseline), False
                     pmf = _degenerate(len(models), chosen)
-                    how = f"shadow: bandit would pick {models[shadow_chosen]} " \
-                          f"(p={shadow_pmf[shadow_chosen]:.3f}); served baseline {baseline}"
+                    how = (
+                        f"shadow: bandit would pick {models[shadow_chosen]} "
+                        f"(p={shadow_pmf[shadow_chosen]:.3f}); served baseline {baseline}"
+                    )
                 elif self.exploration_paused:
                     # The pmf logged is the one actually sampled from: all mass on the argmax.
                     how = f"exploit only (exploration paused): argmax of {exploration} at {pmf[best]:.3f}"
@@ -226,10 +245,20 @@ class Router:
                     how = f"shadow baseline {baseline} not allowed: {how}"
                 fallbacks = self._shared(tuple(m for m in ranked if m != models[chosen]))
         decision = Decision(
-            event_id=event_id, ts=now, features=feats, models=models, chosen=chosen, pmf=tuple(pmf),
-            explored=explored, reason=_reason(how, pmf[chosen], len(models), verdict),
-            input_tokens=input_tokens, tenant=request.tenant, excluded=verdict.excluded, fallbacks=fallbacks,
-            shadow_pmf=shadow_pmf, shadow_chosen=shadow_chosen,
+            event_id=event_id,
+            ts=now,
+            features=feats,
+            models=models,
+            chosen=chosen,
+            pmf=tuple(pmf),
+            explored=explored,
+            reason=_reason(how, pmf[chosen], len(models), verdict),
+            input_tokens=input_tokens,
+            tenant=request.tenant,
+            excluded=verdict.excluded,
+            fallbacks=fallbacks,
+            shadow_pmf=shadow_pmf,
+            shadow_chosen=shadow_chosen,
         )
         if conversation is not None:
             self.conversations.put(conversation, decision.model, now)
@@ -244,24 +273,29 @@ class Router:
                 self._finish(*released, now)
         return decision
 
-    def _default_verdict(self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest,
-                         restrict_to: Restriction | None) -> guardrails.Verdict:
+    def _default_verdict(
+        self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest, restrict_to: Restriction | None
+    ) -> guardrails.Verdict:
         """The configured default model for a request the rules left without one.
 
         Never breaks the data policy, nor the caller's own restriction (e.g. the proxy's "has an upstream").
         """
         rules = self.config.rules
         default = rules.default_model
-        usable = (rules.on_empty == "default" and default in self.catalog
-                  and (not request.sensitive or self.rules.sensitive_ok(default))
-                  and (restrict_to is None or default in restrict_to[1]))
+        usable = (
+            rules.on_empty == "default"
+            and default in self.catalog
+            and (not request.sensitive or self.rules.sensitive_ok(default))
+            and (restrict_to is None or default in restrict_to[1])
+        )
         if not usable:
             raise exc
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
         return guardrails.Verdict((default,), excluded, exc.rules)
 
-    def _cold_start(self, pmf: list[float], models: tuple[str, ...],
-                    input_tokens: int) -> tuple[list[float], list[str]]:
+    def _cold_start(
+        self, pmf: list[float], models: tuple[str, ...], input_tokens: int
+    ) -> tuple[list[float], list[str]]:
         """Mix a minimum share into the pmf for models with too few rewards; the result is what is sampled.
 
         With k such models and share s (at most 1/k): p' = (1 - k*s) * p + s for them, (1 - k*s) * p for
@@ -351,17 +385,38 @@ class Router:
         weights = self.config.reward.weights
         if r is None:
             self.counts["skipped"] += 1
-            row = LearnedRow(self.learned_seq, decision.event_id, now, None, None, outcome.cost_usd,
-                             outcome.latency_ms, None, "quality", weights.cost_weight, weights.latency_weight)
+            row = LearnedRow(
+                self.learned_seq,
+                decision.event_id,
+                now,
+                None,
+                None,
+                outcome.cost_usd,
+                outcome.latency_ms,
+                None,
+                "quality",
+                weights.cost_weight,
+                weights.latency_weight,
+            )
         else:
             vw_cost = reward.to_vw_cost(r.value, self._span)
             self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability, vw_cost)
             self.counts["learned"] += 1
             if "quality" in r.defaulted:
                 self.counts["defaults_applied"] += 1
-            row = LearnedRow(self.learned_seq, decision.event_id, now, r.value, r.quality, r.cost_usd,
-                             r.latency_ms, vw_cost, ",".join(r.defaulted), weights.cost_weight,
-                             weights.latency_weight)
+            row = LearnedRow(
+                self.learned_seq,
+                decision.event_id,
+                now,
+                r.value,
+                r.quality,
+                r.cost_usd,
+                r.latency_ms,
+                vw_cost,
+                ",".join(r.defaulted),
+                weights.cost_weight,
+                weights.latency_weight,
+            )
         if self.sink is not None:
             self.sink.learned(row)
         if self.observer is not None:
@@ -376,8 +431,7 @@ class Router:
         Raises ConfigError for invalid weights (nothing changes then). Decisions already pending
         are finished under the new weights, as every join is resolved at learning time.
         """
-        self.config = self.config.with_overrides(reward={"cost_weight": cost_weight,
-                                                         "latency_weight": latency_weight})
+        self.config = self.config.with_overrides(reward={"cost_weight": cost_weight, "latency_weight": latency_weight})
         self.joiner.required = required_parts(cost_weight, latency_weight)
         self._span = reward.reward_span(self.config.models, self.config.reward)
         self._set_penalty_terms()
@@ -387,8 +441,9 @@ class Router:
         policy.set_catalog(self.config.models)
         self.policy = policy
 
-    def _observe(self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec,
-                 now: float) -> None:
+    def _observe(
+        self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec, now: float
+    ) -> None:
         """Feed the online state the rules read: failures, latency, spend, rewards per model."""
         model = decision.model
         if outcome.error is not None:
@@ -401,8 +456,9 @@ class Router:
         elif outcome.cost_usd is not None:
             cost = outcome.cost_usd
         else:
-            out_tokens = outcome.output_tokens if outcome.output_tokens is not None \
-                else self.config.reward.default_output_tokens
+            out_tokens = (
+                outcome.output_tokens if outcome.output_tokens is not None else self.config.reward.default_output_tokens
+            )
             in_tokens = outcome.input_tokens if outcome.input_tokens is not None else decision.input_tokens
             cost = reward.estimated_cost(spec, in_tokens, out_tokens)
         self.spend.add(decision.tenant, cost, now)
@@ -432,8 +488,9 @@ class Router:
         n = 0
         for row, decision in rows:
             if row.vw_cost is not None:
-                self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability,
-                                  row.vw_cost)
+                self.policy.learn(
+                    decision.features, decision.models, decision.chosen, decision.probability, row.vw_cost
+                )
                 n += 1
             self.learned_seq = max(self.learned_seq, row.seq)
         return n
@@ -542,14 +599,38 @@ def pack_pending(d: Decision) -> PendingDecision:
     the caller-only exclusions and fallbacks are dropped.
     """
     shadow = array("d", d.shadow_pmf).tobytes() if d.shadow_pmf is not None else None
-    return (d.event_id, d.ts, d.features, d.models, d.chosen, array("d", d.pmf).tobytes(), d.explored, d.reason,
-            d.input_tokens, d.tenant, shadow, d.shadow_chosen)
+    return (
+        d.event_id,
+        d.ts,
+        d.features,
+        d.models,
+        d.chosen,
+        array("d", d.pmf).tobytes(),
+        d.explored,
+        d.reason,
+        d.input_tokens,
+        d.tenant,
+        shadow,
+        d.shadow_chosen,
+    )
 
 
 def unpack_pending(held: PendingDecision) -> Decision:
     event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow, shadow_chosen = held
-    return Decision(event_id, ts, feats, models, chosen, _floats(pmf), explored, reason, input_tokens, tenant,
-                    shadow_pmf=_floats(shadow) if shadow is not None else None, shadow_chosen=shadow_chosen)
+    return Decision(
+        event_id,
+        ts,
+        feats,
+        models,
+        chosen,
+        _floats(pmf),
+        explored,
+        reason,
+        input_tokens,
+        tenant,
+        shadow_pmf=_floats(shadow) if shadow is not None else None,
+        shadow_chosen=shadow_chosen,
+    )
 
 
 def _floats(packed: bytes) -> tuple[float, ...]:
@@ -565,7 +646,8 @@ def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> 
     text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
     if verdict.rules:
         text += "; rules: " + ", ".join(
-            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules)
+            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules
+        )
     if verdict.excluded:
         by_rule: dict[str, list[str]] = {}
         for model, rule in verdict.excluded.items():
@@ -577,4 +659,3 @@ def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> 
 def _ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:
     """Models by probability, highest first (ties keep catalog order)."""
     return [models[i] for i in sorted(range(len(models)), key=lambda i: -pmf[i])]
-

@@ -19,8 +19,16 @@ import structlog
 from aiohttp import web
 
 from banditroute import openapi, policyfile, proxy
-from banditroute.api import (ApiError, parse_exploration, parse_json_object, parse_reward, parse_reward_token,
-                             parse_route, parse_shadow, parse_weights)
+from banditroute.api import (
+    ApiError,
+    parse_exploration,
+    parse_json_object,
+    parse_reward,
+    parse_reward_token,
+    parse_route,
+    parse_shadow,
+    parse_weights,
+)
 from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
 from banditroute.config import Config, ConfigError
 from banditroute.eventlog import Overloaded
@@ -52,8 +60,9 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 def error_response(status: int, code: str, message: str, retry_after_s: float = 0.0) -> web.Response:
     headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))} if retry_after_s > 0 else None
-    return web.Response(body=ApiError(status, code, message).body(), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        body=ApiError(status, code, message).body(), status=status, content_type="application/json", headers=headers
+    )
 
 
 @web.middleware
@@ -79,8 +88,9 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(503, "overloaded", "too many writes are waiting; retry shortly", _RETRY_AFTER_STORE_S)
     except StoreError as exc:
         log.error("store_unavailable", error=str(exc))
-        return error_response(503, "store_unavailable", "the event log cannot be written now; retry later",
-                              _RETRY_AFTER_STORE_S)
+        return error_response(
+            503, "store_unavailable", "the event log cannot be written now; retry later", _RETRY_AFTER_STORE_S
+        )
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal_error", "internal error; the request was not applied")
@@ -118,23 +128,24 @@ async def route(request: web.Request) -> web.Response:
     if req.escalate_from is not None and not service.config.rules.escalation:
         raise ApiError(400, "escalation_disabled", "escalate_from is turned off (rules.escalation = false)")
     try:
-        decision = await service.route(req.query, req.metadata, req.max_output_tokens,
-                                       escalate_from=req.escalate_from)
+        decision = await service.route(req.query, req.metadata, req.max_output_tokens, escalate_from=req.escalate_from)
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
     except UnknownModel as exc:
         raise ApiError(400, "invalid_escalate_from", f"escalate_from names no catalog model: {exc}") from None
-    return json_response({
-        "event_id": decision.event_id,
-        "model": decision.model,
-        "probability": decision.probability,
-        "pmf": dict(zip(decision.models, decision.pmf)),
-        "explored": decision.explored,
-        "fallbacks": list(decision.fallbacks),
-        "excluded": decision.excluded,
-        "reason": decision.reason,
-        "reward_token": service.reward_token(decision),
-    })
+    return json_response(
+        {
+            "event_id": decision.event_id,
+            "model": decision.model,
+            "probability": decision.probability,
+            "pmf": dict(zip(decision.models, decision.pmf)),
+            "explored": decision.explored,
+            "fallbacks": list(decision.fallbacks),
+            "excluded": decision.excluded,
+            "reason": decision.reason,
+            "reward_token": service.reward_token(decision),
+        }
+    )
 
 
 async def reward(request: web.Request) -> web.Response:
@@ -231,14 +242,23 @@ async def admin_snapshot(request: web.Request) -> web.Response:
     ckpt = await request.app[SERVICE].checkpoint(force=True)
     if ckpt is None:
         raise ApiError(409, "policy_not_finite", "the live policy has NaN or infinite weights; nothing was written")
-    return json_response({"learned_seq": ckpt.learned_seq, "sha256": hashlib.sha256(ckpt.model).hexdigest(),
-                          "bytes": len(ckpt.model), "ts": ckpt.ts})
+    return json_response(
+        {
+            "learned_seq": ckpt.learned_seq,
+            "sha256": hashlib.sha256(ckpt.model).hexdigest(),
+            "bytes": len(ckpt.model),
+            "ts": ckpt.ts,
+        }
+    )
 
 
 async def admin_policy_download(request: web.Request) -> web.Response:
     pf = request.app[SERVICE].policy_file()
-    return web.Response(body=pf.dumps(), content_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="banditroute-policy-{pf.sha256[:12]}.json"'})
+    return web.Response(
+        body=pf.dumps(),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="banditroute-policy-{pf.sha256[:12]}.json"'},
+    )
 
 
 async def admin_policy_load(request: web.Request) -> web.Response:
@@ -268,8 +288,9 @@ def create_gate(config: Config, environ: Any = os.environ) -> Gate:
     keys = a.keys + admin_keys(config.admin.key_sha256, environ.get(ADMIN_KEY_ENV))
     if enabled and not keys:
         raise ConfigError(
-            f"auth is on (host {config.server.host} is not loopback, or auth.mode = \"on\") but no API key is set:"
-            " add [auth].keys or BANDITROUTE_API_KEYS, or set auth.mode = \"off\" to run open on purpose")
+            f'auth is on (host {config.server.host} is not loopback, or auth.mode = "on") but no API key is set:'
+            ' add [auth].keys or BANDITROUTE_API_KEYS, or set auth.mode = "off" to run open on purpose'
+        )
     return Gate(keys, enabled, a.route_rate_per_s, a.reward_rate_per_s, a.rate_burst_s, a.rate_max_clients)
 
 
@@ -283,8 +304,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     assert service.router is not None
     config = service.config
     catalog = service.router.catalog
-    chat = proxy.parse_chat(await read_object(request), catalog, config.proxy.profiles,
-                            config.server.max_query_chars)
+    chat = proxy.parse_chat(await read_object(request), catalog, config.proxy.profiles, config.server.max_query_chars)
     ready = frozenset(m.name for m in catalog.specs if proxy.upstream_ready(m, os.environ))
     if chat.routed:
         restriction = ("upstream", ready)
@@ -294,8 +314,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         chat.metadata.pop("capabilities", None)  # an explicit model is not second-guessed
         restriction = ("requested_model", frozenset({chat.requested}))
     try:
-        decision = await service.route(chat.query, chat.metadata, chat.max_output_tokens,
-                                       input_tokens=chat.input_tokens, restrict_to=restriction)
+        decision = await service.route(
+            chat.query, chat.metadata, chat.max_output_tokens, input_tokens=chat.input_tokens, restrict_to=restriction
+        )
     except NoModelAllowed as exc:
         raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
     candidates = [decision.model, *decision.fallbacks]  # the next best allowed, none cooling down
@@ -312,33 +333,70 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             reply = await request.app[UPSTREAM].send(url, headers, body, attempt_deadline - time.monotonic())
             error = proxy.retry_error(reply.status)
             if error is None:
-                return await _answer(request, chat, decision, name, reply, started,
-                                     attempt_deadline if chat.stream else deadline, chosen=attempt == 0)
+                return await _answer(
+                    request,
+                    chat,
+                    decision,
+                    name,
+                    reply,
+                    started,
+                    attempt_deadline if chat.stream else deadline,
+                    chosen=attempt == 0,
+                )
             reply.close()
             raise UpstreamError(error, f"HTTP {reply.status}")
         except UpstreamError as exc:
             last_error = exc.kind
-            log.warning("upstream_failed", event_id=decision.event_id, model=name, error=exc.kind,
-                        detail=exc.detail, attempt=attempt)
+            log.warning(
+                "upstream_failed",
+                event_id=decision.event_id,
+                model=name,
+                error=exc.kind,
+                detail=exc.detail,
+                attempt=attempt,
+            )
             if attempt == 0:  # the failure of the model the policy chose is its feedback
-                await _bookkeep(request, _feed_back(service, decision, FeedbackPart(
-                    decision.event_id, time.time(), source="system", error=exc.kind,
-                    latency_ms=1000 * (time.monotonic() - started))))
+                await _bookkeep(
+                    request,
+                    _feed_back(
+                        service,
+                        decision,
+                        FeedbackPart(
+                            decision.event_id,
+                            time.time(),
+                            source="system",
+                            error=exc.kind,
+                            latency_ms=1000 * (time.monotonic() - started),
+                        ),
+                    ),
+                )
     status, code = (504, "upstream_timeout") if last_error == "timeout" else (502, "upstream_unavailable")
-    response = error_response(status, code, f"no upstream answered within {config.proxy.total_deadline_s} s "
-                                            f"(tried {candidates[:attempt + 1]}; last error {last_error})")
+    response = error_response(
+        status,
+        code,
+        f"no upstream answered within {config.proxy.total_deadline_s} s "
+        f"(tried {candidates[: attempt + 1]}; last error {last_error})",
+    )
     response.headers[EVENT_HEADER] = decision.event_id
     response.headers[REWARD_TOKEN_HEADER] = service.reward_token(decision)
     return response
 
 
-async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decision, name: str, reply: Reply,
-                  started: float, deadline: float, *, chosen: bool) -> web.StreamResponse:
+async def _answer(
+    request: web.Request,
+    chat: proxy.ChatRequest,
+    decision: Decision,
+    name: str,
+    reply: Reply,
+    started: float,
+    deadline: float,
+    *,
+    chosen: bool,
+) -> web.StreamResponse:
     """Pass a non-retried upstream answer to the client; raises UpstreamError while a fallback is still possible."""
     service = request.app[SERVICE]
     config = service.config
-    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name,
-               REWARD_TOKEN_HEADER: service.reward_token(decision)}
+    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name, REWARD_TOKEN_HEADER: service.reward_token(decision)}
     keep = chosen and proxy.sampled(decision.event_id, config.judge.sample_rate)
     try:
         if chat.stream and reply.status < 300:
@@ -350,9 +408,20 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
             await response.prepare(request)
             ttft, broke = await _relay(response, reply, meter, first, started)
             if broke is not None and chosen:  # the upstream failed mid-answer: too late for a fallback
-                await _bookkeep(request, _feed_back(service, decision, FeedbackPart(
-                    decision.event_id, time.time(), source="system", error=broke,
-                    latency_ms=1000 * (time.monotonic() - started))))
+                await _bookkeep(
+                    request,
+                    _feed_back(
+                        service,
+                        decision,
+                        FeedbackPart(
+                            decision.event_id,
+                            time.time(),
+                            source="system",
+                            error=broke,
+                            latency_ms=1000 * (time.monotonic() - started),
+                        ),
+                    ),
+                )
             if ttft is None:  # cut short: the client went away, or the upstream broke
                 return response
             text, chars = "".join(meter.text), meter.chars
@@ -378,11 +447,21 @@ async def _answer(request: web.Request, chat: proxy.ChatRequest, decision: Decis
         return response
     spec = service.router.catalog[name]  # type: ignore[union-attr]
     used = proxy.tokens_used(usage, chat.input_tokens, chars)
-    part = FeedbackPart(decision.event_id, time.time(), latency_ms=latency_ms, ttft_ms=ttft,
-                        input_tokens=used.input_tokens, output_tokens=used.output_tokens,
-                        cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens), source="system")
-    sample = JudgeSample(decision.event_id, time.time(), name, orjson.dumps(chat.body.get("messages")).decode(),
-                         text) if keep else None
+    part = FeedbackPart(
+        decision.event_id,
+        time.time(),
+        latency_ms=latency_ms,
+        ttft_ms=ttft,
+        input_tokens=used.input_tokens,
+        output_tokens=used.output_tokens,
+        cost_usd=spec.cost_usd(used.input_tokens, used.output_tokens),
+        source="system",
+    )
+    sample = (
+        JudgeSample(decision.event_id, time.time(), name, orjson.dumps(chat.body.get("messages")).decode(), text)
+        if keep
+        else None
+    )
     await _bookkeep(request, _record(service, decision, part, sample))
     return response
 
@@ -402,8 +481,9 @@ async def _record(service: Service, decision: Decision, part: FeedbackPart, samp
         await _keep_sample(service, sample)
 
 
-async def _relay(response: web.StreamResponse, reply: Reply, meter: proxy.StreamMeter, first: bytes,
-                 started: float) -> tuple[float | None, str | None]:
+async def _relay(
+    response: web.StreamResponse, reply: Reply, meter: proxy.StreamMeter, first: bytes, started: float
+) -> tuple[float | None, str | None]:
     """Write each upstream chunk as it arrives.
 
     Returns the time to first token in ms (None when cut short) and the upstream's error, if it broke.
@@ -420,8 +500,9 @@ async def _relay(response: web.StreamResponse, reply: Reply, meter: proxy.Stream
         log.warning("upstream_broke_mid_stream", error=exc.kind, detail=exc.detail)
         # The status line is sent: tell the client in the stream (the OpenAI SDK raises on it).
         with contextlib.suppress(ConnectionError):
-            await response.write(b"data: " + orjson.dumps({"error": {"code": exc.kind, "message": exc.detail}})
-                                 + b"\n\n")
+            await response.write(
+                b"data: " + orjson.dumps({"error": {"code": exc.kind, "message": exc.detail}}) + b"\n\n"
+            )
             await response.write_eof()
         return None, exc.kind
     except ConnectionError:
@@ -452,8 +533,9 @@ async def _keep_sample(service: Service, sample: JudgeSample) -> None:
     sample.prompt = sample.prompt[: judge.max_sample_chars]
     sample.response = sample.response[: judge.max_sample_chars]
     try:
-        await service.eventlog.call(service.store.put_sample, sample, time.time() - judge.retention_s,
-                                    judge.max_samples)
+        await service.eventlog.call(
+            service.store.put_sample, sample, time.time() - judge.retention_s, judge.max_samples
+        )
     except StoreError as exc:
         log.error("judge_sample_failed", event_id=sample.event_id, error=str(exc))
 
@@ -469,13 +551,17 @@ def create_app(config: Config, config_path: str | Path | None = None, role: str 
 
     `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
     """
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[errors_as_json, guard],
-                          handler_args={"max_headers": config.server.max_headers})
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[errors_as_json, guard],
+        handler_args={"max_headers": config.server.max_headers},
+    )
     service = Service(config, config_path=config_path, role=role)
     app[SERVICE] = service
     app[GATE] = create_gate(config)
-    upstream = Upstream(Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s,
-                                 config.proxy.max_connections))
+    upstream = Upstream(
+        Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s, config.proxy.max_connections)
+    )
     app[UPSTREAM] = upstream
     app[BOOKKEEPING] = set()
 
@@ -532,6 +618,12 @@ def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], 
 
 def run(config: Config, config_path: str | Path | None = None, role: str = SINGLE, reuse_port: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
-    web.run_app(create_app(config, config_path, role), host=config.server.host, port=config.server.port,
-                access_log=None, print=lambda *_: None, reuse_port=reuse_port,
-                handle_signals=True)
+    web.run_app(
+        create_app(config, config_path, role),
+        host=config.server.host,
+        port=config.server.port,
+        access_log=None,
+        print=lambda *_: None,
+        reuse_port=reuse_port,
+        handle_signals=True,
+    )

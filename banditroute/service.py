@@ -14,9 +14,9 @@ import os
 import secrets
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -76,14 +76,22 @@ def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
             log.error("checkpoint_refused", reason="checksum mismatch", learned_seq=ckpt.learned_seq)
             continue
         if ckpt.vw_args != args:
-            log.warning("checkpoint_not_used", reason="policy arguments changed; relearning from the log",
-                        old=ckpt.vw_args, new=args)
+            log.warning(
+                "checkpoint_not_used",
+                reason="policy arguments changed; relearning from the log",
+                old=ckpt.vw_args,
+                new=args,
+            )
             return None, 0
         try:
             return Policy(config.policy, config.models, model_data=ckpt.model), ckpt.learned_seq
         except PolicyError as exc:
-            log.error("checkpoint_refused", reason=str(exc), learned_seq=ckpt.learned_seq,
-                      action="trying the previous checkpoint")
+            log.error(
+                "checkpoint_refused",
+                reason=str(exc),
+                learned_seq=ckpt.learned_seq,
+                action="trying the previous checkpoint",
+            )
     return None, 0
 
 
@@ -143,7 +151,7 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
             log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
         value = bytes.fromhex(path.read_text().strip())
         if len(value) < _SECRET_BYTES:
-            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret")
+            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret") from None
         return value
     value = secrets.token_bytes(_SECRET_BYTES)
     with os.fdopen(fd, "w") as f:
@@ -154,8 +162,15 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
 
 
 class Service:
-    def __init__(self, config: Config, *, clock: Any = time.time, config_path: str | Path | None = None,
-                 environ: Any = os.environ, role: str = SINGLE):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Any = time.time,
+        config_path: str | Path | None = None,
+        environ: Any = os.environ,
+        role: str = SINGLE,
+    ):
         self.config = config
         self.config_path = config_path  # what a reload reads; None: the bundled default
         self.clock = clock
@@ -179,8 +194,9 @@ class Service:
         self._recent: OrderedDict[str, Any] = OrderedDict()
         self.started_at = clock()
         self.metrics = Metrics(m.name for m in config.models)
-        self.timeseries = TimeSeries(config.dashboard.interval_s, config.dashboard.history,
-                                     config.dashboard.recent_decisions)
+        self.timeseries = TimeSeries(
+            config.dashboard.interval_s, config.dashboard.history, config.dashboard.recent_decisions
+        )
         self.shadow = ShadowTracker()
         self.changes: deque[ConfigChange] = deque(maxlen=_CHANGES_SHOWN)
 
@@ -192,9 +208,13 @@ class Service:
         self.secret = load_or_create_secret(self.db_path.parent / SECRET_NAME, self.environ)
         self.store = Store(self.db_path)
         server = self.config.server
-        self.eventlog = EventLog(self.store, server.write_batch_max, server.max_write_queue,
-                                 linger_s=server.write_linger_ms / 1000.0,
-                                 decisions_awaited=server.decision_ack == "commit")
+        self.eventlog = EventLog(
+            self.store,
+            server.write_batch_max,
+            server.max_write_queue,
+            linger_s=server.write_linger_ms / 1000.0,
+            decisions_awaited=server.decision_ack == "commit",
+        )
         self.eventlog.start()
         if self.role == SERVING:
             await self._start_serving()
@@ -205,8 +225,9 @@ class Service:
         self.config = router.config
         self._restore_shadow()
         counts = self.store.counts()
-        router.counts.update(decisions=counts["decisions"], feedback_parts=counts["feedback_parts"],
-                             learned=counts["learned"])
+        router.counts.update(
+            decisions=counts["decisions"], feedback_parts=counts["feedback_parts"], learned=counts["learned"]
+        )
         router.selections.update(self.store.selection_counts())
         restore_live_state(router, self.store, self.clock())
         replayed = router.replay(self.store.learned_after(seq))
@@ -218,16 +239,28 @@ class Service:
         expired = router.expire(self.clock())
         for row in expired:
             self._remember(row.event_id, _TENANT_UNKNOWN)
-        log.info("started", db=str(self.db_path), auth=self.auth_summary(), checkpoint_seq=seq, replayed=replayed,
-                 pending_restored=len(pending), expired_at_start=len(expired),
-                 models=list(router.catalog.names), exploration=self.config.policy.exploration)
-        self.metrics.watch(pending=lambda: len(router.joiner), write_queue=self.eventlog.pending,
-                           in_cooldown=lambda: len(router.cooldowns.active(self.clock())))
+        log.info(
+            "started",
+            db=str(self.db_path),
+            auth=self.auth_summary(),
+            checkpoint_seq=seq,
+            replayed=replayed,
+            pending_restored=len(pending),
+            expired_at_start=len(expired),
+            models=list(router.catalog.names),
+            exploration=self.config.policy.exploration,
+        )
+        self.metrics.watch(
+            pending=lambda: len(router.joiner),
+            write_queue=self.eventlog.pending,
+            in_cooldown=lambda: len(router.cooldowns.active(self.clock())),
+        )
         self._publish_settings()
         self._tasks = [
             asyncio.get_running_loop().create_task(self._every(self.config.server.expire_interval_s, self.expire)),
             asyncio.get_running_loop().create_task(
-                self._every(self.config.server.checkpoint_interval_s, self.checkpoint)),
+                self._every(self.config.server.checkpoint_interval_s, self.checkpoint)
+            ),
         ]
 
     async def stop(self) -> None:
@@ -268,8 +301,11 @@ class Service:
         self._follow_changes(self.store.config_changes_after(0))
         await self.reload_snapshot()
         log.info("started", role=self.role, db=str(self.db_path), policy_learned_seq=self.router.learned_seq)
-        self._tasks = [asyncio.get_running_loop().create_task(
-            self._every(self.config.cluster.reload_interval_s, self.follow_learner))]
+        self._tasks = [
+            asyncio.get_running_loop().create_task(
+                self._every(self.config.cluster.reload_interval_s, self.follow_learner)
+            )
+        ]
 
     async def follow_learner(self) -> None:
         """The learner's newest snapshot, and the joins it finished since the last look (cold-start
@@ -289,6 +325,7 @@ class Service:
             apply_change(self.router, change)
             self._changes_seq = seq
         self.config = self.router.config
+
     async def reload_snapshot(self) -> None:
         """Take the learner's newest snapshot when there is one this process has not loaded."""
         assert self.store is not None and self.eventlog is not None and self.router is not None
@@ -304,8 +341,9 @@ class Service:
 
     # -- the two verbs ----------------------------------------------------------------------
 
-    async def route(self, query: str, metadata: dict[str, Any], max_output_tokens: int | None,
-                    **options: Any) -> Decision:
+    async def route(
+        self, query: str, metadata: dict[str, Any], max_output_tokens: int | None, **options: Any
+    ) -> Decision:
         """Decide, then answer once the decision is committed (`server.decision_ack = "commit"`): an
         event id handed out always exists. With "enqueue" the answer does not wait for the commit; a
         decision whose commit fails is forgotten (its feedback gets 404 unknown_event).
@@ -316,8 +354,9 @@ class Service:
         self.eventlog.admit()
         started = time.perf_counter()
         try:
-            decision = self.router.route(query, metadata, now=self.clock(), max_output_tokens=max_output_tokens,
-                                         **options)
+            decision = self.router.route(
+                query, metadata, now=self.clock(), max_output_tokens=max_output_tokens, **options
+            )
         except NoModelAllowed as exc:
             self.metrics.refused(exc.rule, exc.excluded)
             raise
@@ -329,8 +368,14 @@ class Service:
                 raise
         else:  # "enqueue": answered now, committed with the writer's next batch
             self.eventlog.on_decision_failed(decision.event_id, lambda: self.router.forget(decision))
-        log.info("decision", event_id=decision.event_id, model=decision.model,
-                 probability=round(decision.probability, 4), explored=decision.explored, reason=decision.reason)
+        log.info(
+            "decision",
+            event_id=decision.event_id,
+            model=decision.model,
+            probability=round(decision.probability, 4),
+            explored=decision.explored,
+            reason=decision.reason,
+        )
         self.metrics.route_seconds.observe(time.perf_counter() - started)
         return decision
 
@@ -367,8 +412,13 @@ class Service:
             self._remember(event_id, tenant)
         status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
         self.metrics.feedback(part.source, late=status == "late")
-        log.info("reward", event_id=part.event_id, status=status, source=part.source,
-                 reward=result.learned.reward if result.learned else None)
+        log.info(
+            "reward",
+            event_id=part.event_id,
+            status=status,
+            source=part.source,
+            reward=result.learned.reward if result.learned else None,
+        )
         answer: dict[str, Any] = {"event_id": part.event_id, "status": status, "stored": True}
         if part.quality is not None:
             answer["quality_rule"] = self.config.reward.quality_rule
@@ -385,8 +435,9 @@ class Service:
 
     def _check_parts(self, parts: int) -> None:
         if parts >= self.config.reward.max_parts_per_event:
-            raise RewardRefused(409, "too_many_parts",
-                                f"this event already has {self.config.reward.max_parts_per_event} feedback parts")
+            raise RewardRefused(
+                409, "too_many_parts", f"this event already has {self.config.reward.max_parts_per_event} feedback parts"
+            )
 
     async def _reward_serving(self, part: FeedbackPart, reward_token: str | None) -> dict[str, Any]:
         """Store the part; the learner tails the log and joins it. `late` when the join had finished.
@@ -394,8 +445,9 @@ class Service:
         The event may have been decided by another process, so it is read from the log.
         """
         assert self.eventlog is not None and self.router is not None and self._reader is not None
-        known = await asyncio.get_running_loop().run_in_executor(self._reader_thread, self._reader.event_state,
-                                                                  part.event_id)
+        known = await asyncio.get_running_loop().run_in_executor(
+            self._reader_thread, self._reader.event_state, part.event_id
+        )
         if known is None:
             raise UnknownEvent(part.event_id)
         self._authorize(part.event_id, known.tenant, reward_token)
@@ -426,10 +478,17 @@ class Service:
             raise ReloadError(str(exc)) from None
         # Weights changed at run time stay in force (they are replayed at start too), so the file's
         # weights are not a difference that needs a restart.
-        running = replace(self.config, reward=replace(
-            self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight))
-        needs_restart = [name for name in ("reward", "policy", "features", "proxy", "judge", "admin", "dashboard")
-                         if getattr(fresh, name) != getattr(running, name)]
+        running = replace(
+            self.config,
+            reward=replace(
+                self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight
+            ),
+        )
+        needs_restart = [
+            name
+            for name in ("reward", "policy", "features", "proxy", "judge", "admin", "dashboard")
+            if getattr(fresh, name) != getattr(running, name)
+        ]
         summary: dict[str, Any] = self.router.reload_catalog(fresh.models, fresh.rules)
         self.config = replace(self.config, models=fresh.models, rules=fresh.rules)
         for model in self.router.catalog.names:
@@ -446,8 +505,7 @@ class Service:
         for row in self.router.expire(self.clock()):
             self._remember(row.event_id, _TENANT_UNKNOWN)
             self.metrics.expired.inc()
-            log.info("reward", event_id=row.event_id, status="expired", reward=row.reward,
-                     defaulted=row.defaulted)
+            log.info("reward", event_id=row.event_id, status="expired", reward=row.reward, defaulted=row.defaulted)
 
     async def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
         """Snapshot the policy into the log (skipped when nothing was learned since, unless forced)."""
@@ -456,8 +514,12 @@ class Service:
         if seq == self._checkpointed_seq and not force:
             return None
         if not self.router.policy.is_finite():
-            log.error("checkpoint_skipped", reason="the live policy has NaN or infinite weights",
-                      learned_seq=seq, kept=self._checkpointed_seq)
+            log.error(
+                "checkpoint_skipped",
+                reason="the live policy has NaN or infinite weights",
+                learned_seq=seq,
+                kept=self._checkpointed_seq,
+            )
             return None
         model = self.router.policy.serialize()
         ckpt = Checkpoint(seq, self.router.policy.args, model, self.clock())
@@ -520,8 +582,12 @@ class Service:
 
     def settings(self) -> dict[str, Any]:
         assert self.router is not None
-        return {"cost_weight": self.config.reward.cost_weight, "latency_weight": self.config.reward.latency_weight,
-                "exploration_paused": self.router.exploration_paused, "shadow_baseline": self.router.shadow_baseline}
+        return {
+            "cost_weight": self.config.reward.cost_weight,
+            "latency_weight": self.config.reward.latency_weight,
+            "exploration_paused": self.router.exploration_paused,
+            "shadow_baseline": self.router.shadow_baseline,
+        }
 
     async def set_weights(self, cost_weight: float, latency_weight: float) -> dict[str, Any]:
         """Learn under new weights from now on; the change is logged (and replayed at the next start)."""
@@ -529,9 +595,14 @@ class Service:
         old = self.settings()
         self.router.set_weights(cost_weight, latency_weight)
         self.config = self.router.config
-        await self._record(WEIGHTS, {"cost_weight": cost_weight, "latency_weight": latency_weight,
-                                     "previous": {"cost_weight": old["cost_weight"],
-                                                  "latency_weight": old["latency_weight"]}})
+        await self._record(
+            WEIGHTS,
+            {
+                "cost_weight": cost_weight,
+                "latency_weight": latency_weight,
+                "previous": {"cost_weight": old["cost_weight"], "latency_weight": old["latency_weight"]},
+            },
+        )
         return self.settings()
 
     async def set_exploration(self, paused: bool) -> dict[str, Any]:
@@ -553,8 +624,15 @@ class Service:
     def policy_file(self) -> PolicyFile:
         """The live policy as a file (GET /admin/policy)."""
         assert self.router is not None
-        return PolicyFile(self.router.policy.args, self.router.policy.serialize(), self.router.learned_seq,
-                          self.config.reward.cost_weight, self.config.reward.latency_weight, self.clock(), "service")
+        return PolicyFile(
+            self.router.policy.args,
+            self.router.policy.serialize(),
+            self.router.learned_seq,
+            self.config.reward.cost_weight,
+            self.config.reward.latency_weight,
+            self.clock(),
+            "service",
+        )
 
     async def load_policy(self, pf: PolicyFile) -> dict[str, Any]:
         """Serve `pf` from now on, learning on top of it; checkpointed at once so a restart keeps it.
@@ -565,16 +643,25 @@ class Service:
         assert self.router is not None
         args = vw_args(self.config.policy)
         if pf.vw_args != args:
-            raise IncompatiblePolicy(f"the policy was trained with other VW arguments {pf.vw_args}; "
-                                     f"this service uses {args}")
+            raise IncompatiblePolicy(
+                f"the policy was trained with other VW arguments {pf.vw_args}; this service uses {args}"
+            )
         try:
             policy = Policy(self.config.policy, self.config.models, model_data=pf.model)
         except PolicyError as exc:
             raise IncompatiblePolicy(str(exc)) from None
         self.router.set_policy(policy)
         await self.checkpoint(force=True)
-        await self._record(POLICY_LOADED, {"sha256": pf.sha256, "source": pf.source, "learned_seq": pf.learned_seq,
-                                           "cost_weight": pf.cost_weight, "latency_weight": pf.latency_weight})
+        await self._record(
+            POLICY_LOADED,
+            {
+                "sha256": pf.sha256,
+                "source": pf.source,
+                "learned_seq": pf.learned_seq,
+                "cost_weight": pf.cost_weight,
+                "latency_weight": pf.latency_weight,
+            },
+        )
         return pf.describe()
 
     def dashboard_data(self) -> dict[str, Any]:
@@ -606,8 +693,12 @@ class Service:
 
     def _publish_settings(self) -> None:
         assert self.router is not None
-        self.metrics.settings(self.config.reward.cost_weight, self.config.reward.latency_weight,
-                              self.router.exploration_paused, self.router.shadow_baseline is not None)
+        self.metrics.settings(
+            self.config.reward.cost_weight,
+            self.config.reward.latency_weight,
+            self.router.exploration_paused,
+            self.router.shadow_baseline is not None,
+        )
 
     def _restore_changes(self, router: Router, changes: list[ConfigChange]) -> None:
         """Apply the operator's logged changes again, in order, so they survive a restart."""

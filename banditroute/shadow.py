@@ -28,11 +28,18 @@ from simulators.estimators import Estimate, ips, snips
 def _json(estimate: Estimate) -> dict[str, Any] | None:
     if not math.isfinite(estimate.value):  # SNIPS when the bandit never gives the baseline any weight
         return None
+
     def finite(x: float) -> float | None:  # no interval from a single round
         return x if math.isfinite(x) else None
 
-    return {"method": estimate.method, "value": estimate.value, "ci_low": finite(estimate.ci_low),
-            "ci_high": finite(estimate.ci_high), "n": estimate.n, "stderr": finite(estimate.stderr)}
+    return {
+        "method": estimate.method,
+        "value": estimate.value,
+        "ci_low": finite(estimate.ci_low),
+        "ci_high": finite(estimate.ci_high),
+        "n": estimate.n,
+        "stderr": finite(estimate.stderr),
+    }
 
 
 class ShadowTracker:

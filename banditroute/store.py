@@ -67,8 +67,11 @@ class Store:
             self._full_sync = True
             self.conn.execute("PRAGMA busy_timeout=5000")
             self.db = sqlite_utils.Database(self.conn)
-            self._lock_fd = None if str(path) == ":memory:" else os.open(
-                self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_fd = (
+                None
+                if str(path) == ":memory:"
+                else os.open(self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            )
             self._create()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
@@ -99,37 +102,92 @@ class Store:
     def _create(self) -> None:
         db = self.db
         db["decisions"].create(
-            {"seq": int, "event_id": str, "ts": float, "features": str, "models": str, "chosen": int,
-             "pmf": str, "explored": int, "reason": str, "input_tokens": int, "tenant": str,
-             "shadow_pmf": str, "shadow_chosen": int},
-            pk="seq", not_null={"event_id", "ts", "features", "models", "chosen", "pmf"}, if_not_exists=True,
+            {
+                "seq": int,
+                "event_id": str,
+                "ts": float,
+                "features": str,
+                "models": str,
+                "chosen": int,
+                "pmf": str,
+                "explored": int,
+                "reason": str,
+                "input_tokens": int,
+                "tenant": str,
+                "shadow_pmf": str,
+                "shadow_chosen": int,
+            },
+            pk="seq",
+            not_null={"event_id", "ts", "features", "models", "chosen", "pmf"},
+            if_not_exists=True,
         )
         for column in ("shadow_pmf", "shadow_chosen"):  # logs written before shadow mode existed
             if column not in db["decisions"].columns_dict:
                 db["decisions"].add_column(column, str if column == "shadow_pmf" else int)
         db["feedback"].create(
-            {"seq": int, "event_id": str, "ts": float, "quality": float, "latency_ms": float, "cost_usd": float,
-             "input_tokens": int, "output_tokens": int, "source": str, "error": str, "ttft_ms": float},
-            pk="seq", not_null={"event_id", "ts"}, if_not_exists=True,
+            {
+                "seq": int,
+                "event_id": str,
+                "ts": float,
+                "quality": float,
+                "latency_ms": float,
+                "cost_usd": float,
+                "input_tokens": int,
+                "output_tokens": int,
+                "source": str,
+                "error": str,
+                "ttft_ms": float,
+            },
+            pk="seq",
+            not_null={"event_id", "ts"},
+            if_not_exists=True,
         )
         if "ttft_ms" not in db["feedback"].columns_dict:  # a log written before the proxy existed
             db["feedback"].add_column("ttft_ms", float)
         db["learned"].create(
-            {"seq": int, "event_id": str, "ts": float, "reward": float, "quality": float, "cost_usd": float,
-             "latency_ms": float, "vw_cost": float, "defaulted": str, "cost_weight": float, "latency_weight": float},
-            pk="seq", not_null={"event_id", "ts"}, if_not_exists=True,
+            {
+                "seq": int,
+                "event_id": str,
+                "ts": float,
+                "reward": float,
+                "quality": float,
+                "cost_usd": float,
+                "latency_ms": float,
+                "vw_cost": float,
+                "defaulted": str,
+                "cost_weight": float,
+                "latency_weight": float,
+            },
+            pk="seq",
+            not_null={"event_id", "ts"},
+            if_not_exists=True,
         )
         db["checkpoints"].create(
             {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
-            pk="seq", if_not_exists=True,
+            pk="seq",
+            if_not_exists=True,
         )
         db["config_changes"].create(
-            {"seq": int, "ts": float, "kind": str, "payload": str}, pk="seq", if_not_exists=True,
+            {"seq": int, "ts": float, "kind": str, "payload": str},
+            pk="seq",
+            if_not_exists=True,
         )
         db["judge_samples"].create(
-            {"event_id": str, "ts": float, "model": str, "prompt": str, "response": str, "status": str,
-             "attempts": int, "quality": float, "cost_usd": float, "note": str},
-            pk="event_id", not_null={"ts", "status"}, if_not_exists=True,
+            {
+                "event_id": str,
+                "ts": float,
+                "model": str,
+                "prompt": str,
+                "response": str,
+                "status": str,
+                "attempts": int,
+                "quality": float,
+                "cost_usd": float,
+                "note": str,
+            },
+            pk="event_id",
+            not_null={"ts", "status"},
+            if_not_exists=True,
         )
         db["judge_spend"].create({"id": int, "usd": float}, pk="id", if_not_exists=True)
         db["judge_samples"].create_index(["status", "ts"], if_not_exists=True)
@@ -166,10 +224,23 @@ class Store:
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
                     " reason, input_tokens, tenant, shadow_pmf, shadow_chosen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(d.event_id, d.ts, d.features, orjson.dumps(d.models).decode(), d.chosen,
-                      orjson.dumps(d.pmf).decode(), int(d.explored), d.reason, d.input_tokens, d.tenant,
-                      orjson.dumps(d.shadow_pmf).decode() if d.shadow_pmf is not None else None, d.shadow_chosen)
-                     for d in decisions],
+                    [
+                        (
+                            d.event_id,
+                            d.ts,
+                            d.features,
+                            orjson.dumps(d.models).decode(),
+                            d.chosen,
+                            orjson.dumps(d.pmf).decode(),
+                            int(d.explored),
+                            d.reason,
+                            d.input_tokens,
+                            d.tenant,
+                            orjson.dumps(d.shadow_pmf).decode() if d.shadow_pmf is not None else None,
+                            d.shadow_chosen,
+                        )
+                        for d in decisions
+                    ],
                 )
                 self.conn.executemany(
                     "INSERT INTO config_changes (ts, kind, payload) VALUES (?,?,?)",
@@ -177,24 +248,57 @@ class Store:
                 )
                 self.conn.executemany(
                     "INSERT INTO feedback (" + _FEEDBACK_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(p.event_id, p.ts, p.quality, p.latency_ms, p.cost_usd, p.input_tokens, p.output_tokens,
-                      p.source, p.error, p.ttft_ms) for p in parts],
+                    [
+                        (
+                            p.event_id,
+                            p.ts,
+                            p.quality,
+                            p.latency_ms,
+                            p.cost_usd,
+                            p.input_tokens,
+                            p.output_tokens,
+                            p.source,
+                            p.error,
+                            p.ttft_ms,
+                        )
+                        for p in parts
+                    ],
                 )
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO learned (seq, event_id, ts, reward, quality, cost_usd, latency_ms,"
                     " vw_cost, defaulted, cost_weight, latency_weight) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(r.seq, r.event_id, r.ts, r.reward, r.quality, r.cost_usd, r.latency_ms, r.vw_cost,
-                      r.defaulted, r.cost_weight, r.latency_weight) for r in learned],
+                    [
+                        (
+                            r.seq,
+                            r.event_id,
+                            r.ts,
+                            r.reward,
+                            r.quality,
+                            r.cost_usd,
+                            r.latency_ms,
+                            r.vw_cost,
+                            r.defaulted,
+                            r.cost_weight,
+                            r.latency_weight,
+                        )
+                        for r in learned
+                    ],
                 )
                 if checkpoint is not None:
                     self.conn.execute(
                         "INSERT INTO checkpoints (ts, learned_seq, vw_args, model, sha256) VALUES (?,?,?,?,?)",
-                        (checkpoint.ts, checkpoint.learned_seq, orjson.dumps(checkpoint.vw_args).decode(),
-                         checkpoint.model, hashlib.sha256(checkpoint.model).hexdigest()),
+                        (
+                            checkpoint.ts,
+                            checkpoint.learned_seq,
+                            orjson.dumps(checkpoint.vw_args).decode(),
+                            checkpoint.model,
+                            hashlib.sha256(checkpoint.model).hexdigest(),
+                        ),
                     )
                     # Older snapshots are kept for rollback; the newest few are enough.
                     self.conn.execute(
-                        "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 3)"
+                        "DELETE FROM checkpoints WHERE seq NOT IN "
+                        "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 3)"
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the event log at {self.path}: {exc}") from exc
@@ -221,23 +325,29 @@ class Store:
 
     def feedback_for_unlearned(self) -> list[FeedbackPart]:
         rows = self.conn.execute(
-            "SELECT " + _FEEDBACK_COLUMNS + " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
+            "SELECT "
+            + _FEEDBACK_COLUMNS
+            + " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
             " ORDER BY seq"
         ).fetchall()
         return [FeedbackPart(*r) for r in rows]
 
     def feedback(self, event_id: str | None = None) -> list[FeedbackPart]:
         sql = "SELECT " + _FEEDBACK_COLUMNS + " FROM feedback"
-        rows = (self.conn.execute(sql + " WHERE event_id = ? ORDER BY seq", (event_id,)) if event_id
-                else self.conn.execute(sql + " ORDER BY seq"))
+        rows = (
+            self.conn.execute(sql + " WHERE event_id = ? ORDER BY seq", (event_id,))
+            if event_id
+            else self.conn.execute(sql + " ORDER BY seq")
+        )
         return [FeedbackPart(*r) for r in rows.fetchall()]
 
     def learned_after(self, seq: int) -> Iterator[tuple[LearnedRow, Decision]]:
         """Finished joins after `seq` with their decisions, in learning order (for replay)."""
         cur = self.conn.execute(
             "SELECT l.seq, l.event_id, l.ts, l.reward, l.quality, l.cost_usd, l.latency_ms, l.vw_cost, l.defaulted,"
-            " l.cost_weight, l.latency_weight, " + _DECISION_COLUMNS_D +
-            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq > ? ORDER BY l.seq",
+            " l.cost_weight, l.latency_weight, "
+            + _DECISION_COLUMNS_D
+            + " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq > ? ORDER BY l.seq",
             (seq,),
         )
         for row in cur:
@@ -245,7 +355,9 @@ class Store:
 
     # -- tailing (the multi-process learner reads what the serving processes append) -------------
 
-    def tail(self, after_decision: int, after_feedback: int) -> tuple[list[tuple[int, Decision]], list[tuple[int, FeedbackPart]]]:
+    def tail(
+        self, after_decision: int, after_feedback: int
+    ) -> tuple[list[tuple[int, Decision]], list[tuple[int, FeedbackPart]]]:
         """Decisions and feedback parts appended after the given seqs, read in one snapshot.
 
         One read transaction: a part is committed after its decision, so every part returned has its
@@ -255,10 +367,11 @@ class Store:
             with self._read_snapshot():
                 decisions = self.conn.execute(
                     "SELECT seq, " + ", ".join(_DECISION_FIELDS) + " FROM decisions WHERE seq > ? ORDER BY seq",
-                    (after_decision,)).fetchall()
+                    (after_decision,),
+                ).fetchall()
                 parts = self.conn.execute(
-                    "SELECT seq, " + _FEEDBACK_COLUMNS + " FROM feedback WHERE seq > ? ORDER BY seq",
-                    (after_feedback,)).fetchall()
+                    "SELECT seq, " + _FEEDBACK_COLUMNS + " FROM feedback WHERE seq > ? ORDER BY seq", (after_feedback,)
+                ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the event log at {self.path}: {exc}") from exc
         return [(r[0], _decision(r[1:])) for r in decisions], [(r[0], FeedbackPart(*r[1:])) for r in parts]
@@ -278,7 +391,9 @@ class Store:
             "SELECT json_extract(d.models, '$[' || d.chosen || ']'), d.tenant,"
             " EXISTS (SELECT 1 FROM learned l WHERE l.event_id = d.event_id),"
             " (SELECT count(*) FROM feedback f WHERE f.event_id = d.event_id)"
-            " FROM decisions d WHERE d.event_id = ?", (event_id,)).fetchone()
+            " FROM decisions d WHERE d.event_id = ?",
+            (event_id,),
+        ).fetchone()
         return EventState(row[0], row[1], bool(row[2]), row[3]) if row is not None else None
 
     def newest_checkpoint_seq(self) -> int:
@@ -303,8 +418,9 @@ class Store:
         out = []
         for learned_seq, args, model, ts, sha in rows:
             model = bytes(model or b"")
-            out.append((Checkpoint(learned_seq, orjson.loads(args), model, ts),
-                        hashlib.sha256(model).hexdigest() == sha))
+            out.append(
+                (Checkpoint(learned_seq, orjson.loads(args), model, ts), hashlib.sha256(model).hexdigest() == sha)
+            )
         return out
 
     def counts(self) -> dict[str, int]:
@@ -327,8 +443,9 @@ class Store:
 
     def config_changes_after(self, seq: int) -> list[tuple[int, ConfigChange]]:
         """The operator's changes logged after `seq`, with their seqs (the multi-process mode follows them)."""
-        rows = self.conn.execute("SELECT seq, ts, kind, payload FROM config_changes WHERE seq > ? ORDER BY seq",
-                                 (seq,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT seq, ts, kind, payload FROM config_changes WHERE seq > ? ORDER BY seq", (seq,)
+        ).fetchall()
         return [(n, ConfigChange(ts, kind, orjson.loads(payload))) for n, ts, kind, payload in rows]
 
     def joined_log(self) -> Iterator[tuple[Decision, LearnedRow | None, list[FeedbackPart]]]:
@@ -361,6 +478,7 @@ class Store:
             "SELECT count(*), coalesce(sum(chosen = shadow_chosen), 0) FROM decisions WHERE shadow_pmf IS NOT NULL"
         ).fetchone()
         return n, matched
+
     def rewards_per_model(self) -> dict[str, int]:
         """Rewards learned per chosen model: the cold-start counts after a restart."""
         rows = self.conn.execute(
@@ -399,7 +517,8 @@ class Store:
                 self.conn.execute("BEGIN")
                 self.conn.execute(
                     "INSERT OR IGNORE INTO judge_samples (" + _SAMPLE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    _sample_row(sample))
+                    _sample_row(sample),
+                )
                 self._prune(keep_after, max_samples)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write a judge sample at {self.path}: {exc}") from exc
@@ -413,13 +532,16 @@ class Store:
         self.conn.execute("DELETE FROM judge_samples WHERE ts < ?", (keep_after,))
         self.conn.execute(
             "DELETE FROM judge_samples WHERE event_id NOT IN"
-            " (SELECT event_id FROM judge_samples ORDER BY ts DESC LIMIT ?)", (max_samples,))
+            " (SELECT event_id FROM judge_samples ORDER BY ts DESC LIMIT ?)",
+            (max_samples,),
+        )
 
     def due_samples(self, not_after: float, limit: int) -> list[JudgeSample]:
         """Samples waiting for the judge whose event happened at or before `not_after`, oldest first."""
         rows = self.conn.execute(
             "SELECT " + _SAMPLE_COLUMNS + " FROM judge_samples WHERE status = 'new' AND ts <= ? ORDER BY ts LIMIT ?",
-            (not_after, limit)).fetchall()
+            (not_after, limit),
+        ).fetchall()
         return [JudgeSample(*r) for r in rows]
 
     def samples(self) -> list[JudgeSample]:
@@ -433,7 +555,8 @@ class Store:
             self.conn.execute(
                 "UPDATE judge_samples SET status = ?, attempts = ?, quality = ?, cost_usd = ?, note = ?"
                 " WHERE event_id = ?",
-                (sample.status, sample.attempts, sample.quality, sample.cost_usd, sample.note, sample.event_id))
+                (sample.status, sample.attempts, sample.quality, sample.cost_usd, sample.note, sample.event_id),
+            )
             self._add_spend(spent_usd)
 
     def add_judge_spend(self, usd: float) -> None:
@@ -443,17 +566,24 @@ class Store:
 
     def _add_spend(self, usd: float) -> None:
         if usd:
-            self.conn.execute("INSERT INTO judge_spend (id, usd) VALUES (1, ?)"
-                              " ON CONFLICT(id) DO UPDATE SET usd = usd + excluded.usd", (usd,))
+            self.conn.execute(
+                "INSERT INTO judge_spend (id, usd) VALUES (1, ?)"
+                " ON CONFLICT(id) DO UPDATE SET usd = usd + excluded.usd",
+                (usd,),
+            )
 
     def judge_spend(self) -> float:
         row = self.conn.execute("SELECT usd FROM judge_spend WHERE id = 1").fetchone()
         return float(row[0]) if row else 0.0
 
     def has_quality_from(self, event_id: str, source: str) -> bool:
-        return self.conn.execute(
-            "SELECT 1 FROM feedback WHERE event_id = ? AND source = ? AND quality IS NOT NULL LIMIT 1",
-            (event_id, source)).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM feedback WHERE event_id = ? AND source = ? AND quality IS NOT NULL LIMIT 1",
+                (event_id, source),
+            ).fetchone()
+            is not None
+        )
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -467,15 +597,37 @@ def _sample_row(s: JudgeSample) -> tuple:
     return (s.event_id, s.ts, s.model, s.prompt, s.response, s.status, s.attempts, s.quality, s.cost_usd, s.note)
 
 
-_DECISION_FIELDS = ("event_id", "ts", "features", "models", "chosen", "pmf", "explored", "reason", "input_tokens",
-                    "tenant", "shadow_pmf", "shadow_chosen")
+_DECISION_FIELDS = (
+    "event_id",
+    "ts",
+    "features",
+    "models",
+    "chosen",
+    "pmf",
+    "explored",
+    "reason",
+    "input_tokens",
+    "tenant",
+    "shadow_pmf",
+    "shadow_chosen",
+)
 _DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
 _DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
 
 
 def _decision(row: tuple) -> Decision:
     event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow_pmf, shadow = row
-    return Decision(event_id, ts, features, tuple(orjson.loads(models)), chosen, tuple(orjson.loads(pmf)),
-                    bool(explored), reason, input_tokens or 0, tenant,
-                    shadow_pmf=tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None,
-                    shadow_chosen=shadow)
+    return Decision(
+        event_id,
+        ts,
+        features,
+        tuple(orjson.loads(models)),
+        chosen,
+        tuple(orjson.loads(pmf)),
+        bool(explored),
+        reason,
+        input_tokens or 0,
+        tenant,
+        shadow_pmf=tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None,
+        shadow_chosen=shadow,
+    )

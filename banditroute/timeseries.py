@@ -60,11 +60,18 @@ class TimeSeries:
         bucket.decisions[decision.model] += 1
         bucket.explored += decision.explored
         shadow = decision.models[decision.shadow_chosen] if decision.shadow_chosen is not None else None
-        self.recent.appendleft({
-            "ts": decision.ts, "event_id": decision.event_id, "model": decision.model,
-            "probability": decision.probability, "explored": decision.explored, "reason": decision.reason,
-            "bandit_pick": shadow, "excluded": len(excluded),
-        })
+        self.recent.appendleft(
+            {
+                "ts": decision.ts,
+                "event_id": decision.event_id,
+                "model": decision.model,
+                "probability": decision.probability,
+                "explored": decision.explored,
+                "reason": decision.reason,
+                "bandit_pick": shadow,
+                "excluded": len(excluded),
+            }
+        )
 
     def learned(self, decision: Decision, row: LearnedRow) -> None:
         if row.reward is None or row.quality is None:

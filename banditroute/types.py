@@ -130,6 +130,8 @@ class ConfigChange:
     ts: float
     kind: str
     payload: dict[str, object]
+
+
 @dataclass(slots=True)
 class JudgeSample:
     """A completed proxy event kept for the judge: its conversation and answer, with the verdict.

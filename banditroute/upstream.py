@@ -101,11 +101,11 @@ class Upstream:
             raise UpstreamError("connection_error", f"{url}: {exc}") from None
         return Reply(response)
 
-    async def post_json(self, url: str, obj: Any, headers: Mapping[str, str], timeout_s: float,
-                        limit: int) -> tuple[int, Any]:
+    async def post_json(
+        self, url: str, obj: Any, headers: Mapping[str, str], timeout_s: float, limit: int
+    ) -> tuple[int, Any]:
         """POST a JSON object; returns the status and the parsed body (None when it is not JSON)."""
-        reply = await self.send(url, {"content-type": "application/json", **headers}, orjson.dumps(obj),
-                                timeout_s)
+        reply = await self.send(url, {"content-type": "application/json", **headers}, orjson.dumps(obj), timeout_s)
         try:
             raw = await reply.read(limit, timeout_s)
         finally:

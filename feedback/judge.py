@@ -25,6 +25,7 @@ rubric a 10 is quality 1.0, a 1 is 0.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -36,9 +37,9 @@ from typing import Any
 import orjson
 import structlog
 
+from banditroute.auth import reward_token
 from banditroute.config import Config, ConfigError, JudgeConfig
 from banditroute.proxy import message_text, tokens_used
-from banditroute.auth import reward_token
 from banditroute.service import DB_NAME, SECRET_NAME, load_or_create_secret
 from banditroute.store import Store
 from banditroute.types import JudgeSample
@@ -95,8 +96,10 @@ def judge_messages(sample: JudgeSample, rubric: str) -> list[dict[str, str]]:
     conversation = "\n".join(lines) or sample.prompt
     return [
         {"role": "system", "content": rubric},
-        {"role": "user", "content": f"Conversation:\n{conversation}\n\nThe assistant's answer to grade:\n"
-                                    f"{sample.response}"},
+        {
+            "role": "user",
+            "content": f"Conversation:\n{conversation}\n\nThe assistant's answer to grade:\n{sample.response}",
+        },
     ]
 
 
@@ -129,12 +132,14 @@ class JudgeWorker:
     def __init__(self, config: Config, *, service_url: str | None = None, clock: Any = time.time):
         self.config = config
         self.judge: JudgeConfig = config.judge
-        self.service_url = (service_url or self.judge.service_url
-                            or f"http://{config.server.host}:{config.server.port}").rstrip("/")
+        self.service_url = (
+            service_url or self.judge.service_url or f"http://{config.server.host}:{config.server.port}"
+        ).rstrip("/")
         self.clock = clock
         self.store: Store | None = None
-        self.client = Upstream(Timeouts(config.proxy.connect_timeout_s, self.judge.timeout_s,
-                                        self.judge.concurrency * 2))
+        self.client = Upstream(
+            Timeouts(config.proxy.connect_timeout_s, self.judge.timeout_s, self.judge.concurrency * 2)
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-judge-store")
         self._limiter = RateLimiter(self.judge.rate_limit_per_s)
         self._semaphore = asyncio.Semaphore(self.judge.concurrency)
@@ -184,18 +189,17 @@ class JudgeWorker:
                 log.error("judge_pass_failed", error=str(exc))
                 finished = 0
             if not finished:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.judge.poll_interval_s)
-                except TimeoutError:
-                    pass
 
     async def _one(self, sample: JudgeSample) -> bool:
         assert self.store is not None
         async with self._semaphore:
             if self.over_budget:
                 return False
-            if await self._db(self.store.is_learned, sample.event_id) or \
-                    await self._db(self.store.has_quality_from, sample.event_id, "user"):
+            if await self._db(self.store.is_learned, sample.event_id) or await self._db(
+                self.store.has_quality_from, sample.event_id, "user"
+            ):
                 return await self._finish(sample, "skipped", None, 0.0, 0, "already learned or rated by a user")
             verdict = await self._ask(sample)
             if verdict.quality is None:
@@ -217,8 +221,9 @@ class JudgeWorker:
                 return Verdict(None, spent, attempt, "spend cap reached")
             await self._limiter.wait()
             try:
-                status, answer = await self.client.post_json(j.endpoint.rstrip("/") + "/chat/completions", body,
-                                                             headers, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES)
+                status, answer = await self.client.post_json(
+                    j.endpoint.rstrip("/") + "/chat/completions", body, headers, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES
+                )
             except UpstreamError as exc:
                 note = f"judge call failed: {exc.kind}"
                 continue
@@ -228,8 +233,9 @@ class JudgeWorker:
             if status >= 300:
                 return Verdict(None, spent, attempt + 1, f"judge refused the request: HTTP {status}")
             text = _answer_text(answer)
-            used = tokens_used(answer.get("usage") if isinstance(answer, dict) else None,
-                               (prompt_chars + 3) // 4, len(text or ""))
+            used = tokens_used(
+                answer.get("usage") if isinstance(answer, dict) else None, (prompt_chars + 3) // 4, len(text or "")
+            )
             cost = (used.input_tokens * j.input_price + used.output_tokens * j.output_price) / 1e6
             spent += cost
             self.spent_usd += cost
@@ -245,8 +251,12 @@ class JudgeWorker:
         j = self.judge
         note = ""
         decision = await self._db(self.store.decision, event_id)
-        body = {"event_id": event_id, "quality": quality, "source": "judge",
-                "reward_token": reward_token(self.secret, event_id, decision.tenant if decision else None)}
+        body = {
+            "event_id": event_id,
+            "quality": quality,
+            "source": "judge",
+            "reward_token": reward_token(self.secret, event_id, decision.tenant if decision else None),
+        }
         key = os.environ.get(JUDGE_KEY_ENV)
         headers = {"authorization": f"Bearer {key}"} if key else {}
         for attempt in range(j.max_retries + 1):
@@ -254,7 +264,8 @@ class JudgeWorker:
                 await asyncio.sleep(j.backoff_s * 2 ** (attempt - 1))
             try:
                 status, answer = await self.client.post_json(
-                    self.service_url + "/reward", body, headers, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES)
+                    self.service_url + "/reward", body, headers, j.timeout_s, _MAX_JUDGE_ANSWER_BYTES
+                )
             except UpstreamError as exc:
                 note = f"posting the reward failed: {exc.kind}"
                 continue
@@ -265,15 +276,23 @@ class JudgeWorker:
                 return "failed", note
         return "failed", note
 
-    async def _finish(self, sample: JudgeSample, status: str, quality: float | None, spent: float, attempts: int,
-                      note: str) -> bool:
+    async def _finish(
+        self, sample: JudgeSample, status: str, quality: float | None, spent: float, attempts: int, note: str
+    ) -> bool:
         assert self.store is not None
         sample.status, sample.quality, sample.cost_usd = status, quality, spent
         sample.attempts, sample.note = attempts, note
         await self._db(self.store.finish_sample, sample, spent)
         self.counts[status] = self.counts.get(status, 0) + 1
-        log.info("judged", event_id=sample.event_id, status=status, quality=quality, attempts=attempts,
-                 spent_usd=round(spent, 8), note=note)
+        log.info(
+            "judged",
+            event_id=sample.event_id,
+            status=status,
+            quality=quality,
+            attempts=attempts,
+            spent_usd=round(spent, 8),
+            note=note,
+        )
         return True
 
 

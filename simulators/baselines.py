@@ -41,8 +41,11 @@ class Outcomes:
     latency_ms: np.ndarray
 
     def reward(self, weights: RewardWeights) -> np.ndarray:
-        return (self.quality - weights.cost_weight * self.cost_usd / weights.cost_scale
-                - weights.latency_weight * self.latency_ms / weights.latency_scale)
+        return (
+            self.quality
+            - weights.cost_weight * self.cost_usd / weights.cost_scale
+            - weights.latency_weight * self.latency_ms / weights.latency_scale
+        )
 
 
 def full_outcomes(world: World) -> Outcomes:
@@ -61,8 +64,12 @@ def full_outcomes(world: World) -> Outcomes:
 
 
 def _row(name: str, quality: np.ndarray, cost: np.ndarray, reward: np.ndarray) -> dict[str, Any]:
-    return {"policy": name, "mean_quality": float(np.mean(quality)), "mean_cost_usd": float(np.mean(cost)),
-            "mean_reward": float(np.mean(reward))}
+    return {
+        "policy": name,
+        "mean_quality": float(np.mean(quality)),
+        "mean_cost_usd": float(np.mean(cost)),
+        "mean_reward": float(np.mean(reward)),
+    }
 
 
 def _pick(values: np.ndarray, choice: np.ndarray) -> np.ndarray:
@@ -83,20 +90,29 @@ def fixed_baselines(outcomes: Outcomes, weights: RewardWeights, world: World) ->
             singles.append(row)
     best = max(singles, key=lambda r: r["mean_reward"])
     rows.append({**best, "policy": "best_fixed", "model": best["policy"].removeprefix("model:")})
-    rows.append(_row("random", np.nanmean(outcomes.quality, axis=1), np.nanmean(outcomes.cost_usd, axis=1),
-                     np.nanmean(reward, axis=1)))
+    rows.append(
+        _row(
+            "random",
+            np.nanmean(outcomes.quality, axis=1),
+            np.nanmean(outcomes.cost_usd, axis=1),
+            np.nanmean(reward, axis=1),
+        )
+    )
     oracle = np.nanargmax(np.where(np.isnan(reward), -np.inf, reward), axis=1)
-    rows.append(_row("oracle", _pick(outcomes.quality, oracle), _pick(outcomes.cost_usd, oracle),
-                     _pick(reward, oracle)))
+    rows.append(
+        _row("oracle", _pick(outcomes.quality, oracle), _pick(outcomes.cost_usd, oracle), _pick(reward, oracle))
+    )
     price = []
     for step in range(len(world)):
         specs = {m.name: m for m in world.models(step)}
-        blended = [((specs[n].input_price + 3 * specs[n].output_price) if n in specs else np.inf)
-                   for n in outcomes.models]
+        blended = [
+            ((specs[n].input_price + 3 * specs[n].output_price) if n in specs else np.inf) for n in outcomes.models
+        ]
         price.append(int(np.argmin(blended)))
     greedy = np.array(price)
-    rows.append(_row("cost_greedy", _pick(outcomes.quality, greedy), _pick(outcomes.cost_usd, greedy),
-                     _pick(reward, greedy)))
+    rows.append(
+        _row("cost_greedy", _pick(outcomes.quality, greedy), _pick(outcomes.cost_usd, greedy), _pick(reward, greedy))
+    )
     return rows
 
 
@@ -112,9 +128,16 @@ class Skyline:
     `argmax(q_hat - cost and latency terms)` for any weights, so a sweep pays for training once.
     """
 
-    def __init__(self, world: World, outcomes: Outcomes, *, seed: int = 0,
-                 dims: int = SKYLINE_DIMS, lambdas: tuple[float, ...] = SKYLINE_LAMBDAS,
-                 max_words: int = SKYLINE_MAX_WORDS):
+    def __init__(
+        self,
+        world: World,
+        outcomes: Outcomes,
+        *,
+        seed: int = 0,
+        dims: int = SKYLINE_DIMS,
+        lambdas: tuple[float, ...] = SKYLINE_LAMBDAS,
+        max_words: int = SKYLINE_MAX_WORDS,
+    ):
         n = len(world)
         fold = np.random.default_rng(seed).permutation(n) % 2
         self.outcomes = outcomes
@@ -136,8 +159,11 @@ class Skyline:
 
     def row(self, weights: RewardWeights) -> dict[str, Any]:
         o = self.outcomes
-        score = (self.q_hat - weights.cost_weight * self.c_hat / weights.cost_scale
-                 - weights.latency_weight * self.l_hat / weights.latency_scale)
+        score = (
+            self.q_hat
+            - weights.cost_weight * self.c_hat / weights.cost_scale
+            - weights.latency_weight * self.l_hat / weights.latency_scale
+        )
         score[np.isnan(o.quality)] = -np.inf
         choice = np.argmax(score, axis=1)
         return _row("skyline", _pick(o.quality, choice), _pick(o.cost_usd, choice), _pick(o.reward(weights), choice))
@@ -161,8 +187,9 @@ def _hashed_counts(texts: list[str], dims: int, max_words: int) -> list[tuple[np
     return out
 
 
-def _tfidf(counts: list[tuple[np.ndarray, np.ndarray]], dims: int, train: np.ndarray,
-           test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _tfidf(
+    counts: list[tuple[np.ndarray, np.ndarray]], dims: int, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Dense TF-IDF rows (unit length) of `train` and `test`, the IDF from `train` only."""
     df = np.zeros(dims)
     for i in train:
@@ -180,8 +207,9 @@ def _tfidf(counts: list[tuple[np.ndarray, np.ndarray]], dims: int, train: np.nda
     return dense(train), dense(test)
 
 
-def _ridge_loo(x: np.ndarray, y: np.ndarray, x_test: np.ndarray,
-               lambdas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _ridge_loo(
+    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, lambdas: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Ridge predictions for `x_test`, one column per column of `y`, each with the strength in
     `lambdas` of least leave-one-out squared error on (`x`, `y`).
 
@@ -215,8 +243,9 @@ def _ridge_loo(x: np.ndarray, y: np.ndarray, x_test: np.ndarray,
     return (x_test - x_mean) @ beta + y_mean, chosen
 
 
-def regret_curve(router_rewards: np.ndarray, outcomes: Outcomes, weights: RewardWeights,
-                 points: int = 20) -> list[dict[str, float]]:
+def regret_curve(
+    router_rewards: np.ndarray, outcomes: Outcomes, weights: RewardWeights, points: int = 20
+) -> list[dict[str, float]]:
     """Cumulative regret of the router against best-fixed and the oracle at `points` steps."""
     reward = outcomes.reward(weights)
     full = ~np.isnan(reward).any(axis=0)
@@ -226,8 +255,10 @@ def regret_curve(router_rewards: np.ndarray, outcomes: Outcomes, weights: Reward
     gap_fixed = np.cumsum(reward[:n, best_j] - router_rewards)
     gap_oracle = np.cumsum(oracle[:n] - router_rewards)
     marks = np.unique(np.linspace(1, n, min(points, n)).astype(int))
-    return [{"step": int(t), "regret_vs_best_fixed": float(gap_fixed[t - 1]),
-             "regret_vs_oracle": float(gap_oracle[t - 1])} for t in marks]
+    return [
+        {"step": int(t), "regret_vs_best_fixed": float(gap_fixed[t - 1]), "regret_vs_oracle": float(gap_oracle[t - 1])}
+        for t in marks
+    ]
 
 
 def apgr(strong_share: np.ndarray, quality: np.ndarray, weak_quality: float, strong_quality: float) -> float:
@@ -245,8 +276,9 @@ def apgr(strong_share: np.ndarray, quality: np.ndarray, weak_quality: float, str
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
-def cpt(strong_share: np.ndarray, quality: np.ndarray, weak_quality: float, strong_quality: float,
-        level: float) -> float:
+def cpt(
+    strong_share: np.ndarray, quality: np.ndarray, weak_quality: float, strong_quality: float, level: float
+) -> float:
     """RouteLLM's call-performance threshold: the least share of strong calls reaching PGR `level`."""
     pgr = (np.asarray(quality) - weak_quality) / (strong_quality - weak_quality)
     reached = np.asarray(strong_share)[pgr >= level]

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from banditroute.config import load_config
 
@@ -33,8 +31,12 @@ def add_world_arguments(p: argparse.ArgumentParser) -> None:
 def _feedback(args: argparse.Namespace) -> Feedback:
     from simulators.replay import Feedback
 
-    return Feedback(quality_delay_s=args.quality_delay, missing_quality=args.missing_quality,
-                    judge_noise=args.judge_noise, thumbs_fraction=args.thumbs)
+    return Feedback(
+        quality_delay_s=args.quality_delay,
+        missing_quality=args.missing_quality,
+        judge_noise=args.judge_noise,
+        thumbs_fraction=args.thumbs,
+    )
 
 
 def perturb(world: World, spec: str | None, outcomes_best: str, outcomes_top_quality: str) -> World:
@@ -86,9 +88,13 @@ def simulate(args: argparse.Namespace) -> int:
         _save_log(sink, Path(args.save_log))
     baselines = fixed_baselines(outcomes, weights, world)
     regret = regret_curve(rewards_of(records, weights), outcomes, weights, points=10)
-    report = {"world": world.name, "cost_weight": args.cost_weight, "router": summary,
-              "baselines": {r["policy"]: {k: v for k, v in r.items() if k != "policy"} for r in baselines},
-              "regret": regret}
+    report = {
+        "world": world.name,
+        "cost_weight": args.cost_weight,
+        "router": summary,
+        "baselines": {r["policy"]: {k: v for k, v in r.items() if k != "policy"} for r in baselines},
+        "regret": regret,
+    }
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -116,13 +122,19 @@ def _print_simulation(report: dict[str, Any]) -> None:
     print(f"{'router':44s} {r['mean_reward']:8.4f} {r['mean_quality']:8.4f} {r['cost_per_1k_usd']:9.4f}")
     for name, b in report["baselines"].items():
         print(f"{name:44s} {b['mean_reward']:8.4f} {b['mean_quality']:8.4f} {b['mean_cost_usd'] * 1000:9.4f}")
-    print(f"latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms (modelled); "
-          f"explored {r['explored_share']:.1%}")
-    print("selection share: " + ", ".join(f"{m} {s:.1%}" for m, s in
-                                          sorted(r["selection_share"].items(), key=lambda kv: -kv[1])))
+    print(
+        f"latency p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms (modelled); "
+        f"explored {r['explored_share']:.1%}"
+    )
+    print(
+        "selection share: "
+        + ", ".join(f"{m} {s:.1%}" for m, s in sorted(r["selection_share"].items(), key=lambda kv: -kv[1]))
+    )
     last = report["regret"][-1]
-    print(f"cumulative regret at step {last['step']}: vs best fixed {last['regret_vs_best_fixed']:.1f}, "
-          f"vs oracle {last['regret_vs_oracle']:.1f}")
+    print(
+        f"cumulative regret at step {last['step']}: vs best fixed {last['regret_vs_best_fixed']:.1f}, "
+        f"vs oracle {last['regret_vs_oracle']:.1f}"
+    )
 
 
 def _weights(text: str) -> list[float]:
@@ -142,8 +154,15 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     world = dataset_world(args.dataset, seed=args.seed, with_task=args.with_task, limit=args.limit)
-    result = sweep(world, _weights(args.weights), config=config, seed=args.seed, feedback=_feedback(args),
-                   progress=True, skyline=not args.no_skyline)
+    result = sweep(
+        world,
+        _weights(args.weights),
+        config=config,
+        seed=args.seed,
+        feedback=_feedback(args),
+        progress=True,
+        skyline=not args.no_skyline,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(result.rows, out / "frontier.csv")
@@ -153,8 +172,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     for row in result.rows:
         if row["policy"] in ("router", "best_fixed", "skyline", "oracle"):
             name = row["policy"] + (f" ({row['model']})" if "model" in row else "")
-            print(f"{row['cost_weight']:11g} {name:40s} {row['mean_quality']:8.4f} {row['cost_per_1k_usd']:9.4f} "
-                  f"{row['mean_reward']:8.4f}")
+            print(
+                f"{row['cost_weight']:11g} {name:40s} {row['mean_quality']:8.4f} {row['cost_per_1k_usd']:9.4f} "
+                f"{row['mean_reward']:8.4f}"
+            )
     return 0
 
 
@@ -165,12 +186,23 @@ def run_quality(args: argparse.Namespace) -> int:
     from simulators.report import run
 
     out = Path(args.out)
-    rows = run(Path(args.data), args.sets.split(","), _weights(args.weights), seed=args.seed, out=out,
-               with_task=args.with_task, config_path=args.config, limit=args.limit, progress=True)
+    rows = run(
+        Path(args.data),
+        args.sets.split(","),
+        _weights(args.weights),
+        seed=args.seed,
+        out=out,
+        with_task=args.with_task,
+        config_path=args.config,
+        limit=args.limit,
+        progress=True,
+    )
     print((out / "quality.md").read_text(encoding="utf-8"), end="")
     misses = [r for r in rows if not (r["beats_best_fixed"] and r["on_hull"])]
-    print(f"wrote {out}/quality.md and a csv and png per set; "
-          f"{len(rows) - len(misses)} of {len(rows)} (set, weight) pairs at or above best fixed and the hull")
+    print(
+        f"wrote {out}/quality.md and a csv and png per set; "
+        f"{len(rows) - len(misses)} of {len(rows)} (set, weight) pairs at or above best fixed and the hull"
+    )
     return 0
 
 
@@ -234,16 +266,17 @@ def run_ope(args: argparse.Namespace) -> int:
 
     config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
     rounds = ope.rounds_from_store(args.log)
-    rows = ope.evaluate(rounds, config.reward.weights, config, config.models,
-                        targets=args.target or None)
+    rows = ope.evaluate(rounds, config.reward.weights, config, config.models, targets=args.target or None)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{len(rounds)} logged rounds, cost_weight {args.cost_weight:g}; mean reward per target policy")
     print(f"{'target':36s} {'estimator':12s} {'value':>9s} {'95% CI':>22s} {'n':>7s}")
     for r in rows:
-        print(f"{r['target']:36s} {r['estimator']:12s} {r['value']:9.4f} [{r['ci_low']:9.4f}, {r['ci_high']:9.4f}] "
-              f"{r['n']:7d}")
+        print(
+            f"{r['target']:36s} {r['estimator']:12s} {r['value']:9.4f} [{r['ci_low']:9.4f}, {r['ci_high']:9.4f}] "
+            f"{r['n']:7d}"
+        )
     return 0
 
 

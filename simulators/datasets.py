@@ -95,8 +95,9 @@ class Dataset:
         )
 
 
-def load_dataset(path: str | Path, *, assumed_output_tokens: int = 256, limit: int | None = None,
-                 dedupe: bool | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path, *, assumed_output_tokens: int = 256, limit: int | None = None, dedupe: bool | None = None
+) -> Dataset:
     """Load the data set in folder `path`.
 
     `assumed_output_tokens` stands in for output lengths the source did not record (an assumption
@@ -133,8 +134,10 @@ def load_dataset(path: str | Path, *, assumed_output_tokens: int = 256, limit: i
 
 def _read_prices(path: Path) -> dict[str, Price]:
     raw: dict[str, dict[str, Any]] = _parse(path.read_bytes())
-    return {name: (_optional_float(spec.get("input_price")), _optional_float(spec.get("output_price")))
-            for name, spec in raw.items()}
+    return {
+        name: (_optional_float(spec.get("input_price")), _optional_float(spec.get("output_price")))
+        for name, spec in raw.items()
+    }
 
 
 def _optional_float(value: Any) -> float | None:
@@ -158,8 +161,9 @@ def _first_of_each_prompt(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
-def _fill(rows: list[dict[str, Any]], models: list[str], prices: dict[str, Price],
-          assumed_output_tokens: int) -> dict[str, np.ndarray]:
+def _fill(
+    rows: list[dict[str, Any]], models: list[str], prices: dict[str, Price], assumed_output_tokens: int
+) -> dict[str, np.ndarray]:
     """The four n × m arrays, with unrecorded tokens and costs filled in as the module describes."""
     shape = (len(rows), len(models))
     quality = np.full(shape, np.nan)
@@ -177,16 +181,21 @@ def _fill(rows: list[dict[str, Any]], models: list[str], prices: dict[str, Price
             tokens_in[i, j] = estimated_in if n_in is None else n_in
             tokens_out[i, j] = assumed_output_tokens if n_out is None else n_out
             recorded = result.get("cost_usd")
-            cost[i, j] = (recorded if recorded is not None
-                          else _priced(model, prices[model], tokens_in[i, j], tokens_out[i, j], row["id"]))
+            cost[i, j] = (
+                recorded
+                if recorded is not None
+                else _priced(model, prices[model], tokens_in[i, j], tokens_out[i, j], row["id"])
+            )
     return {"quality": quality, "cost_usd": cost, "input_tokens": tokens_in, "output_tokens": tokens_out}
 
 
 def _priced(model: str, price: Price, n_in: int, n_out: int, prompt_id: str) -> float:
     input_price, output_price = price
     if input_price is None or output_price is None:
-        raise ValueError(f"model {model!r} has no recorded cost_usd for prompt {prompt_id!r} and no "
-                         f"input_price/output_price in {MODELS_FILE}: cannot compute its cost")
+        raise ValueError(
+            f"model {model!r} has no recorded cost_usd for prompt {prompt_id!r} and no "
+            f"input_price/output_price in {MODELS_FILE}: cannot compute its cost"
+        )
     return (n_in * input_price + n_out * output_price) / TOKENS_PER_PRICE_UNIT
 
 

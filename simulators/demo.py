@@ -52,8 +52,10 @@ def demo_config(ds: Dataset, data_dir: str, port: int, args: argparse.Namespace)
     ]
     for name in ds.models:
         input_price, output_price = ds.prices[name]
-        lines.append(f'[[models]]\nname = "{name}"\ninput_price = {input_price or 0.0}\n'
-                     f'output_price = {output_price or 0.0}\ncontext_window = {CONTEXT_WINDOW}')
+        lines.append(
+            f'[[models]]\nname = "{name}"\ninput_price = {input_price or 0.0}\n'
+            f"output_price = {output_price or 0.0}\ncontext_window = {CONTEXT_WINDOW}"
+        )
     return "\n\n".join(lines) + "\n"
 
 
@@ -70,23 +72,30 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
     raise SystemExit("the service did not become healthy in time")
 
 
-async def drive(session: aiohttp.ClientSession, base: str, ds: Dataset, order: list[int], args: argparse.Namespace
-                ) -> dict[str, float]:
+async def drive(
+    session: aiohttp.ClientSession, base: str, ds: Dataset, order: list[int], args: argparse.Namespace
+) -> dict[str, float]:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     totals = {"requests": 0, "quality": 0.0, "cost_usd": 0.0}
     started = time.monotonic()
     column = {m: j for j, m in enumerate(ds.models)}
     for i, row in enumerate(order):
         if i == len(order) // 2:
-            async with session.post(base + "/admin/weights", json={"cost_weight": args.cost_weight_later},
-                                    headers=admin) as resp:
+            async with session.post(
+                base + "/admin/weights", json={"cost_weight": args.cost_weight_later}, headers=admin
+            ) as resp:
                 resp.raise_for_status()
-        async with session.post(base + "/route", json={"query": ds.prompts[row],
-                                                       "metadata": {"task": ds.tasks[row]}}) as resp:
+        async with session.post(
+            base + "/route", json={"query": ds.prompts[row], "metadata": {"task": ds.tasks[row]}}
+        ) as resp:
             decision = await resp.json()
         j = column[decision["model"]]
-        feedback = {"event_id": decision["event_id"], "quality": float(ds.quality[row, j]), "source": "judge",
-                    "cost_usd": float(ds.cost_usd[row, j])}
+        feedback = {
+            "event_id": decision["event_id"],
+            "quality": float(ds.quality[row, j]),
+            "source": "judge",
+            "cost_usd": float(ds.cost_usd[row, j]),
+        }
         async with session.post(base + "/reward", json=feedback) as resp:
             resp.raise_for_status()
         totals["requests"] += 1
@@ -104,11 +113,29 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
         print("chromium is not installed (`make browser`): no screenshot", file=sys.stderr)
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-                    "--window-size=1280,1480", "--virtual-time-budget=6000", f"--screenshot={out}", url],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,1480",
+            "--virtual-time-budget=6000",
+            f"--screenshot={out}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return True
 
 
@@ -123,8 +150,9 @@ async def main_async(args: argparse.Namespace) -> int:
     config = work / "demo.toml"
     config.write_text(demo_config(ds, str(work / "var"), args.port, args))
     env = {**os.environ, "BANDITROUTE_ADMIN_KEY": ADMIN_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "banditroute.cli", "serve", "--config", str(config),
-                             "--log-level", "warning"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "banditroute.cli", "serve", "--config", str(config), "--log-level", "warning"], env=env
+    )
     base = f"http://127.0.0.1:{args.port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -134,10 +162,18 @@ async def main_async(args: argparse.Namespace) -> int:
             async with session.get(base + "/stats") as resp:
                 stats = await resp.json()
         n = totals["requests"]
-        print(json.dumps({"requests": n, "mean_quality": round(totals["quality"] / n, 4),
-                          "cost_per_1k_usd": round(1000 * totals["cost_usd"] / n, 4),
-                          "rewards_learned": stats["rewards_learned"], "selection_share": {
-                              m: round(s, 3) for m, s in stats["selection_share"].items()}}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "requests": n,
+                    "mean_quality": round(totals["quality"] / n, 4),
+                    "cost_per_1k_usd": round(1000 * totals["cost_usd"] / n, 4),
+                    "rewards_learned": stats["rewards_learned"],
+                    "selection_share": {m: round(s, 3) for m, s in stats["selection_share"].items()},
+                },
+                indent=1,
+            )
+        )
         if args.screenshot and screenshot(base + "/dashboard", Path(args.screenshot), work / "chromium"):
             print(f"screenshot: {args.screenshot}")
         if not args.exit:

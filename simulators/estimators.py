@@ -51,8 +51,16 @@ class Estimate:
     stderr: float
 
 
-def ips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *, alpha: float = 0.05,
-        ci: Interval = "normal", n_boot: int = 1000, rng: np.random.Generator | int | None = None) -> Estimate:
+def ips(
+    rewards: ArrayLike,
+    logged_prob: ArrayLike,
+    target_prob: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> Estimate:
     """Inverse propensity scoring: V = (1/n) sum_i w_i r_i.
 
     Unbiased when p_i > 0 wherever the target acts; its variance grows with the weights.
@@ -61,9 +69,17 @@ def ips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *, a
     return _estimate("ips", pi / p * r, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
-def clipped_ips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *, clip: float = 10.0,
-                alpha: float = 0.05, ci: Interval = "normal", n_boot: int = 1000,
-                rng: np.random.Generator | int | None = None) -> Estimate:
+def clipped_ips(
+    rewards: ArrayLike,
+    logged_prob: ArrayLike,
+    target_prob: ArrayLike,
+    *,
+    clip: float = 10.0,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> Estimate:
     """Clipped IPS: V = (1/n) sum_i min(w_i, clip) r_i.
 
     Trades variance for bias: with non-negative rewards it can only under-estimate.
@@ -74,8 +90,16 @@ def clipped_ips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLi
     return _estimate("clipped_ips", np.minimum(pi / p, clip) * r, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
-def snips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *, alpha: float = 0.05,
-          ci: Interval = "normal", n_boot: int = 1000, rng: np.random.Generator | int | None = None) -> Estimate:
+def snips(
+    rewards: ArrayLike,
+    logged_prob: ArrayLike,
+    target_prob: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> Estimate:
     """Self-normalised IPS: V = sum_i w_i r_i / sum_i w_i.
 
     Slightly biased, consistent, and far less variable than IPS when weights are uneven; it stays
@@ -87,8 +111,14 @@ def snips(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *,
     return _estimate("snips", w * r, w, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
-def dm(q_hat_target: ArrayLike, *, alpha: float = 0.05, ci: Interval = "normal", n_boot: int = 1000,
-       rng: np.random.Generator | int | None = None) -> Estimate:
+def dm(
+    q_hat_target: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> Estimate:
     """Direct method: V = (1/n) sum_i sum_a pi(a | x_i) qhat(x_i, a).
 
     Low variance but as biased as the reward model; the interval covers context sampling only,
@@ -98,9 +128,18 @@ def dm(q_hat_target: ArrayLike, *, alpha: float = 0.05, ci: Interval = "normal",
     return _estimate("dm", q_target, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
-def dr(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, q_hat_logged: ArrayLike,
-       q_hat_target: ArrayLike, *, alpha: float = 0.05, ci: Interval = "normal", n_boot: int = 1000,
-       rng: np.random.Generator | int | None = None) -> Estimate:
+def dr(
+    rewards: ArrayLike,
+    logged_prob: ArrayLike,
+    target_prob: ArrayLike,
+    q_hat_logged: ArrayLike,
+    q_hat_target: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> Estimate:
     """Doubly robust: V = (1/n) sum_i [q_hat_target_i + w_i (r_i - q_hat_logged_i)].
 
     Unbiased if either the propensities or the reward model are right; the better qhat, the
@@ -123,15 +162,26 @@ def effective_sample_size(weights: ArrayLike) -> float:
     return float(np.sum(w)) ** 2 / squares if squares > 0 else 0.0
 
 
-def evaluate_all(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike, *,
-                 q_hat_logged: ArrayLike | None = None, q_hat_target: ArrayLike | None = None,
-                 clip: float = 10.0, alpha: float = 0.05, ci: Interval = "normal", n_boot: int = 1000,
-                 rng: np.random.Generator | int | None = None) -> list[Estimate]:
+def evaluate_all(
+    rewards: ArrayLike,
+    logged_prob: ArrayLike,
+    target_prob: ArrayLike,
+    *,
+    q_hat_logged: ArrayLike | None = None,
+    q_hat_target: ArrayLike | None = None,
+    clip: float = 10.0,
+    alpha: float = 0.05,
+    ci: Interval = "normal",
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+) -> list[Estimate]:
     """IPS, clipped IPS and SNIPS; DM when `q_hat_target` is given; DR when both q_hats are."""
     common = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": _generator(rng)}
-    out = [ips(rewards, logged_prob, target_prob, **common),
-           clipped_ips(rewards, logged_prob, target_prob, clip=clip, **common),
-           snips(rewards, logged_prob, target_prob, **common)]
+    out = [
+        ips(rewards, logged_prob, target_prob, **common),
+        clipped_ips(rewards, logged_prob, target_prob, clip=clip, **common),
+        snips(rewards, logged_prob, target_prob, **common),
+    ]
     given = {name: q for name, q in (("q_hat_logged", q_hat_logged), ("q_hat_target", q_hat_target)) if q is not None}
     if given:
         _arrays(length=out[0].n, **given)
@@ -142,8 +192,9 @@ def evaluate_all(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayL
     return out
 
 
-def _rounds(rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rounds(
+    rewards: ArrayLike, logged_prob: ArrayLike, target_prob: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r, p, pi = _arrays(rewards=rewards, logged_prob=logged_prob, target_prob=target_prob)
     if ((p <= 0) | (p > 1)).any():
         raise ValueError("logged_prob must lie in (0, 1]: a logged action had a positive probability")
@@ -177,8 +228,16 @@ def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(DEFAULT_SEED if rng is None else rng)
 
 
-def _estimate(method: str, numerator: np.ndarray, normaliser: np.ndarray | None = None, *, alpha: float,
-              ci: Interval, n_boot: int, rng: np.random.Generator | int | None) -> Estimate:
+def _estimate(
+    method: str,
+    numerator: np.ndarray,
+    normaliser: np.ndarray | None = None,
+    *,
+    alpha: float,
+    ci: Interval,
+    n_boot: int,
+    rng: np.random.Generator | int | None,
+) -> Estimate:
     """The shared seam: per-round vectors -> V = sum u / sum d -> interval (see the module docstring)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
@@ -202,8 +261,9 @@ def _estimate(method: str, numerator: np.ndarray, normaliser: np.ndarray | None 
     return Estimate(method, value, value - z * stderr, value + z * stderr, n, stderr)
 
 
-def _bootstrap(numerator: np.ndarray, normaliser: np.ndarray, alpha: float, n_boot: int,
-               rng: np.random.Generator) -> tuple[float, float, float]:
+def _bootstrap(
+    numerator: np.ndarray, normaliser: np.ndarray, alpha: float, n_boot: int, rng: np.random.Generator
+) -> tuple[float, float, float]:
     """Percentile interval and sd of V over resampled rounds; resamples with sum d = 0 are dropped."""
     n = len(numerator)
     batch = max(1, BOOTSTRAP_CELLS_PER_BATCH // n)

@@ -36,8 +36,16 @@ WEIGHTS = (0.03, 0.1, 0.3, 1.0)
 DEFAULT_LOG = Path("docs/quality/experiments.jsonl")
 
 
-def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str], data: Path, with_task: bool,
-        log: Path, gamma_per_span: bool = False) -> list[dict[str, Any]]:
+def run(
+    name: str,
+    overrides: dict[str, Any],
+    seeds: list[int],
+    sets: list[str],
+    data: Path,
+    with_task: bool,
+    log: Path,
+    gamma_per_span: bool = False,
+) -> list[dict[str, Any]]:
     base = load_config(None)
     if overrides:
         base = base.with_overrides(**overrides)
@@ -55,8 +63,15 @@ def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str],
                 t = time.perf_counter()
                 summary = run_router(world, cfg, seed=seed)
                 rate = len(world) / (time.perf_counter() - t)
-                sweep_rows = [{"cost_weight": w, "policy": "router", "mean_quality": summary["mean_quality"],
-                               "mean_cost_usd": summary["mean_cost_usd"], "mean_reward": summary["mean_reward"]}]
+                sweep_rows = [
+                    {
+                        "cost_weight": w,
+                        "policy": "router",
+                        "mean_quality": summary["mean_quality"],
+                        "mean_cost_usd": summary["mean_cost_usd"],
+                        "mean_reward": summary["mean_reward"],
+                    }
+                ]
                 sweep_rows += [{"cost_weight": w, **r} for r in fixed_baselines(outcomes, cfg.reward.weights, world)]
                 row = quality_rows(sweep_rows, s)[0]
                 row.update(seed=seed, decisions_per_s=rate, explored=summary["explored_share"])
@@ -70,9 +85,11 @@ def run(name: str, overrides: dict[str, Any], seeds: list[int], sets: list[str],
             diff = [r["router_reward"] - r["best_fixed_reward"] for r in rs]
             hull = [r["hull_margin"] for r in rs]
             ok = all(r["beats_best_fixed"] and r["on_hull"] for r in rs)
-            print(f"{s:12s} w={w:<5g} router-best {np.mean(diff):+.4f} (min {min(diff):+.4f}) hull {np.mean(hull):+.4f} "
-                  f"(min {min(hull):+.4f}) gap {np.mean([r['gap_recovered'] for r in rs]):5.0%} "
-                  f"explored {np.mean([r['explored'] for r in rs]):.2f} {'ok' if ok else 'FAIL'}")
+            print(
+                f"{s:12s} w={w:<5g} router-best {np.mean(diff):+.4f} (min {min(diff):+.4f}) hull {np.mean(hull):+.4f} "
+                f"(min {min(hull):+.4f}) gap {np.mean([r['gap_recovered'] for r in rs]):5.0%} "
+                f"explored {np.mean([r['explored'] for r in rs]):.2f} {'ok' if ok else 'FAIL'}"
+            )
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
         f.write(json.dumps({"name": name, "over": overrides, "task": with_task, "rows": rows}) + "\n")
@@ -86,8 +103,11 @@ def summarize(log: Path) -> str:
         key = (entry["name"], entry["task"])
         runs.pop(key, None)
         runs[key] = entry
-    lines = ["| run | overrides | seeds | (set, weight, seed) failing | router − best fixed: all | routerbench | "
-             "llmrouter | logpai | logpai gap recovered |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | overrides | seeds | (set, weight, seed) failing | router − best fixed: all | routerbench | "
+        "llmrouter | logpai | logpai gap recovered |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (name, _), e in runs.items():
         rows = e["rows"]
 
@@ -97,9 +117,11 @@ def summarize(log: Path) -> str:
 
         gap = [r["gap_recovered"] for r in rows if r["dataset"] == "logpai"]
         fails = sum(not (r["beats_best_fixed"] and r["on_hull"]) for r in rows)
-        lines.append(f"| {name}{' (task)' if e['task'] else ''} | `{json.dumps(e['over'])}` | "
-                     f"{len({r['seed'] for r in rows})} | {fails}/{len(rows)} | {diff(None)} | {diff('routerbench')} | "
-                     f"{diff('llmrouter')} | {diff('logpai')} | {f'{100 * np.mean(gap):.0f}%' if gap else '–'} |")
+        lines.append(
+            f"| {name}{' (task)' if e['task'] else ''} | `{json.dumps(e['over'])}` | "
+            f"{len({r['seed'] for r in rows})} | {fails}/{len(rows)} | {diff(None)} | {diff('routerbench')} | "
+            f"{diff('llmrouter')} | {diff('logpai')} | {f'{100 * np.mean(gap):.0f}%' if gap else '–'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -119,8 +141,16 @@ def main() -> None:
     s.add_argument("--log", type=Path, default=DEFAULT_LOG)
     args = p.parse_args()
     if args.command == "run":
-        run(args.name, json.loads(args.overrides), [int(x) for x in args.seeds.split(",")], args.sets.split(","),
-            Path(args.data), args.with_task, args.log, args.gamma_per_span)
+        run(
+            args.name,
+            json.loads(args.overrides),
+            [int(x) for x in args.seeds.split(",")],
+            args.sets.split(","),
+            Path(args.data),
+            args.with_task,
+            args.log,
+            args.gamma_per_span,
+        )
     else:
         print(summarize(args.log), end="")
 

@@ -37,8 +37,9 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
         req = world.request(step)
         chosen = int(rng.integers(len(names)))
         out = world.outcome(step, names[chosen])
-        policy.learn(featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names),
-                     1.0 - out.quality)
+        policy.learn(
+            featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names), 1.0 - out.quality
+        )
     wall, cpu = [], []
     for step in range(warm, n):
         req = world.request(step)
@@ -49,8 +50,11 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
     out: dict[str, float] = {"models": len(names), "timed": len(wall)}
     for clock, values in (("wall", wall), ("cpu", cpu)):
         us = np.array(values) / 1000.0
-        out |= {f"{clock}_p50_us": float(np.percentile(us, 50)), f"{clock}_p99_us": float(np.percentile(us, 99)),
-                f"{clock}_mean_us": float(us.mean())}
+        out |= {
+            f"{clock}_p50_us": float(np.percentile(us, 50)),
+            f"{clock}_p99_us": float(np.percentile(us, 99)),
+            f"{clock}_mean_us": float(us.mean()),
+        }
     return out
 
 
@@ -63,8 +67,10 @@ def main() -> None:
     world = DatasetWorld(load_dataset(args.dataset), seed=0)
     r = measure(world, args.config, args.requests)
     for clock in ("wall", "cpu"):
-        print(f"{world.name}: featurize + predict with {r['models']} models over {r['timed']} requests ({clock}): "
-              f"p50 {r[clock + '_p50_us']:.0f} µs, p99 {r[clock + '_p99_us']:.0f} µs, mean {r[clock + '_mean_us']:.0f} µs")
+        print(
+            f"{world.name}: featurize + predict with {r['models']} models over {r['timed']} requests ({clock}): "
+            f"p50 {r[clock + '_p50_us']:.0f} µs, p99 {r[clock + '_p99_us']:.0f} µs, mean {r[clock + '_mean_us']:.0f} µs"
+        )
 
 
 if __name__ == "__main__":

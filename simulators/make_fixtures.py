@@ -43,7 +43,7 @@ def _select(rows: list[dict[str, Any]], size: int) -> list[int]:
     per_kind = min(EDGE_CASES_PER_KIND, size // 4)
     n_models = max(len(row["results"]) for row in rows)
     incomplete = [i for i, row in enumerate(rows) if len(row["results"]) < n_models][:per_kind]
-    repeats = _repeated_pairs(rows)[:per_kind // 2]
+    repeats = _repeated_pairs(rows)[: per_kind // 2]
     chosen = set(incomplete) | {i for pair in repeats for i in pair}
     rest = [i for i in range(len(rows)) if i not in chosen]
     room = max(0, size - len(chosen))

@@ -42,8 +42,9 @@ def rounds_from(decisions: Iterable[Decision], learned: Iterable[LearnedRow]) ->
     quality was observed, so their reward says nothing about the model). This assumes feedback goes
     missing independently of the model chosen; `left_out` in the results counts other exclusions.
     """
-    by_event = {row.event_id: row for row in learned
-                if row.quality is not None and "quality" not in row.defaulted.split(",")}
+    by_event = {
+        row.event_id: row for row in learned if row.quality is not None and "quality" not in row.defaulted.split(",")
+    }
     out = []
     for d in decisions:
         row = by_event.get(d.event_id)
@@ -63,8 +64,15 @@ def rounds_from_store(path: str | Path) -> list[Round]:
     return rounds_from((d for _, d in pairs), (r for r, _ in pairs))
 
 
-def evaluate(rounds: list[Round], weights: RewardWeights, config: Config, specs: Iterable[ModelSpec],
-             *, targets: Iterable[str] | None = None, alpha: float = 0.05) -> list[dict[str, Any]]:
+def evaluate(
+    rounds: list[Round],
+    weights: RewardWeights,
+    config: Config,
+    specs: Iterable[ModelSpec],
+    *,
+    targets: Iterable[str] | None = None,
+    alpha: float = 0.05,
+) -> list[dict[str, Any]]:
     """IPS, clipped IPS, SNIPS, DM and DR estimates of each target policy's mean reward."""
     if not rounds:
         raise ValueError("the log holds no finished rounds to evaluate")
@@ -73,8 +81,9 @@ def evaluate(rounds: list[Round], weights: RewardWeights, config: Config, specs:
     logged = np.array([r.decision.probability for r in rounds])
     q_hat = _per_model_means(rounds, rewards)
     names = sorted({m for r in rounds for m in r.decision.models})
-    targets = list(targets) if targets is not None else [f"model:{n}" for n in names] + ["uniform", "greedy",
-                                                                                         "retrained"]
+    targets = (
+        list(targets) if targets is not None else [f"model:{n}" for n in names] + ["uniform", "greedy", "retrained"]
+    )
     out = []
     for target in targets:
         pmfs, keep = target_pmfs(target, rounds, weights, config, specs)
@@ -84,10 +93,20 @@ def evaluate(rounds: list[Round], weights: RewardWeights, config: Config, specs:
         target_prob = np.array([pmfs[i][rounds[i].decision.chosen] for i in idx])
         q_logged = np.array([q_hat[rounds[i].decision.model] for i in idx])
         q_target = np.array([sum(p * q_hat[m] for p, m in zip(pmfs[i], rounds[i].decision.models)) for i in idx])
-        for est in estimators.evaluate_all(rewards[idx], logged[idx], target_prob, q_hat_logged=q_logged,
-                                           q_hat_target=q_target, alpha=alpha):
-            out.append({"target": target, "estimator": est.method, "value": est.value, "ci_low": est.ci_low,
-                        "ci_high": est.ci_high, "n": est.n, "left_out": int(len(rounds) - len(idx))})
+        for est in estimators.evaluate_all(
+            rewards[idx], logged[idx], target_prob, q_hat_logged=q_logged, q_hat_target=q_target, alpha=alpha
+        ):
+            out.append(
+                {
+                    "target": target,
+                    "estimator": est.method,
+                    "value": est.value,
+                    "ci_low": est.ci_low,
+                    "ci_high": est.ci_high,
+                    "n": est.n,
+                    "left_out": int(len(rounds) - len(idx)),
+                }
+            )
     return out
 
 
@@ -101,13 +120,15 @@ def _per_model_means(rounds: list[Round], rewards: np.ndarray) -> dict[str, floa
     return {m: float(np.mean(sums[m])) if sums[m] else overall for m in names}
 
 
-def target_pmfs(target: str, rounds: list[Round], weights: RewardWeights, config: Config,
-                 specs: list[ModelSpec]) -> tuple[list[list[float]], np.ndarray]:
+def target_pmfs(
+    target: str, rounds: list[Round], weights: RewardWeights, config: Config, specs: list[ModelSpec]
+) -> tuple[list[list[float]], np.ndarray]:
     pmfs: list[list[float]] = []
     keep = np.ones(len(rounds), dtype=bool)
     if target == "retrained":
-        cfg = config.with_overrides(reward={"cost_weight": weights.cost_weight,
-                                            "latency_weight": weights.latency_weight})
+        cfg = config.with_overrides(
+            reward={"cost_weight": weights.cost_weight, "latency_weight": weights.latency_weight}
+        )
         known = {s.name: s for s in specs}
         for r in rounds:
             for m in r.decision.models:

@@ -36,8 +36,15 @@ class Feedback:
     thumbs_fraction: float = 0.0  # share of events whose quality is a user's thumbs (0/1)
 
 
-def replay(router: Router, world: World, feedback: Feedback = Feedback(), *, seed: int = 0,
-           start: int = 0, stop: int | None = None) -> Iterator[dict[str, Any]]:
+def replay(
+    router: Router,
+    world: World,
+    feedback: Feedback = Feedback(),
+    *,
+    seed: int = 0,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[dict[str, Any]]:
     """Route every request of `world` in order; yields one dict per step."""
     rng = np.random.default_rng(seed)
     due: list[tuple[float, int, FeedbackPart]] = []  # (time, tie-break, part)
@@ -63,9 +70,16 @@ def replay(router: Router, world: World, feedback: Feedback = Feedback(), *, see
             continue
         truth = world.outcome(step, decision.model)
         ended = now + truth.latency_ms / 1000.0
-        system = FeedbackPart(decision.event_id, ended, latency_ms=truth.latency_ms, cost_usd=truth.cost_usd,
-                              input_tokens=truth.input_tokens, output_tokens=truth.output_tokens,
-                              source="system", error=truth.error)
+        system = FeedbackPart(
+            decision.event_id,
+            ended,
+            latency_ms=truth.latency_ms,
+            cost_usd=truth.cost_usd,
+            input_tokens=truth.input_tokens,
+            output_tokens=truth.output_tokens,
+            source="system",
+            error=truth.error,
+        )
         counter += 1
         heapq.heappush(due, (ended, counter, system))
         if truth.error is None and rng.random() >= feedback.missing_quality:
@@ -110,15 +124,24 @@ def world_rules(rules: RulesConfig, specs: tuple[ModelSpec, ...]) -> RulesConfig
     """
     names = {m.name for m in specs}
     default_ok = rules.default_model in names
-    return replace(rules, tiers={}, tenants={},
-                   on_empty=rules.on_empty if default_ok else "reject",
-                   default_model=rules.default_model if default_ok else "",
-                   pii_detection=rules.pii_detection and any(m.allow_sensitive_data for m in specs))
+    return replace(
+        rules,
+        tiers={},
+        tenants={},
+        on_empty=rules.on_empty if default_ok else "reject",
+        default_model=rules.default_model if default_ok else "",
+        pii_detection=rules.pii_detection and any(m.allow_sensitive_data for m in specs),
+    )
 
 
 def rewards_of(records: list[dict[str, Any]], weights: RewardWeights) -> np.ndarray:
-    return np.array([reward_formula.combine(r["quality"], r["cost_usd"], r["latency_ms"], weights)
-                     for r in records if r["model"] is not None])
+    return np.array(
+        [
+            reward_formula.combine(r["quality"], r["cost_usd"], r["latency_ms"], weights)
+            for r in records
+            if r["model"] is not None
+        ]
+    )
 
 
 def summarize(records: list[dict[str, Any]], weights: RewardWeights) -> dict[str, Any]:

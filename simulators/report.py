@@ -22,9 +22,22 @@ from simulators.sweep import hull_quality_at, upper_hull
 # a miss (a tenth of a quality point on a 0..100 scale).
 HULL_TOLERANCE = 1e-3
 
-REPORT_COLUMNS = ("dataset", "cost_weight", "router_reward", "best_fixed_reward", "best_fixed_model",
-                  "skyline_reward", "oracle_reward", "router_quality", "router_cost_per_1k_usd",
-                  "hull_quality", "hull_margin", "beats_best_fixed", "on_hull", "gap_recovered")
+REPORT_COLUMNS = (
+    "dataset",
+    "cost_weight",
+    "router_reward",
+    "best_fixed_reward",
+    "best_fixed_model",
+    "skyline_reward",
+    "oracle_reward",
+    "router_quality",
+    "router_cost_per_1k_usd",
+    "hull_quality",
+    "hull_margin",
+    "beats_best_fixed",
+    "on_hull",
+    "gap_recovered",
+)
 
 
 def quality_rows(rows: Sequence[dict[str, Any]], dataset: str) -> list[dict[str, Any]]:
@@ -36,22 +49,24 @@ def quality_rows(rows: Sequence[dict[str, Any]], dataset: str) -> list[dict[str,
         hull = upper_hull((r["mean_cost_usd"], r["mean_quality"]) for p, r in at.items() if p.startswith("model:"))
         hull_q = hull_quality_at(hull, router["mean_cost_usd"])
         gap = oracle["mean_reward"] - best["mean_reward"]
-        out.append({
-            "dataset": dataset,
-            "cost_weight": weight,
-            "router_reward": router["mean_reward"],
-            "best_fixed_reward": best["mean_reward"],
-            "best_fixed_model": best.get("model", ""),
-            "skyline_reward": at["skyline"]["mean_reward"] if "skyline" in at else None,
-            "oracle_reward": oracle["mean_reward"],
-            "router_quality": router["mean_quality"],
-            "router_cost_per_1k_usd": router["mean_cost_usd"] * 1000,
-            "hull_quality": hull_q,
-            "hull_margin": router["mean_quality"] - hull_q,
-            "beats_best_fixed": router["mean_reward"] >= best["mean_reward"],
-            "on_hull": router["mean_quality"] - hull_q >= -HULL_TOLERANCE,
-            "gap_recovered": (router["mean_reward"] - best["mean_reward"]) / gap if gap > 0 else None,
-        })
+        out.append(
+            {
+                "dataset": dataset,
+                "cost_weight": weight,
+                "router_reward": router["mean_reward"],
+                "best_fixed_reward": best["mean_reward"],
+                "best_fixed_model": best.get("model", ""),
+                "skyline_reward": at["skyline"]["mean_reward"] if "skyline" in at else None,
+                "oracle_reward": oracle["mean_reward"],
+                "router_quality": router["mean_quality"],
+                "router_cost_per_1k_usd": router["mean_cost_usd"] * 1000,
+                "hull_quality": hull_q,
+                "hull_margin": router["mean_quality"] - hull_q,
+                "beats_best_fixed": router["mean_reward"] >= best["mean_reward"],
+                "on_hull": router["mean_quality"] - hull_q >= -HULL_TOLERANCE,
+                "gap_recovered": (router["mean_reward"] - best["mean_reward"]) / gap if gap > 0 else None,
+            }
+        )
     return out
 
 
@@ -73,12 +88,23 @@ def markdown_table(rows: Iterable[dict[str, Any]]) -> str:
             f"{_num(r['best_fixed_reward'])} ({r['best_fixed_model']}) | {_num(r['skyline_reward'])} | "
             f"{_num(r['oracle_reward'])} | {_num(r['router_quality'])} | {_num(r['router_cost_per_1k_usd'], 4)} | "
             f"{_num(r['hull_quality'])} ({r['hull_margin']:+.3f}) | {'yes' if r['beats_best_fixed'] else 'NO'} | "
-            f"{'yes' if r['on_hull'] else 'NO'} | {gap} |")
+            f"{'yes' if r['on_hull'] else 'NO'} | {gap} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run(data: Path, sets: Sequence[str], weights: Sequence[float], *, seed: int, out: Path, with_task: bool,
-        config_path: str | None = None, limit: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+def run(
+    data: Path,
+    sets: Sequence[str],
+    weights: Sequence[float],
+    *,
+    seed: int,
+    out: Path,
+    with_task: bool,
+    config_path: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
     """Sweep every set, write `<set>.csv`, `<set>.png` and `quality.md` under `out`; return the report rows."""
     from banditroute.config import load_config
     from simulators.sweep import dataset_world, plot, sweep, write_csv

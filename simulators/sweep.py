@@ -23,8 +23,15 @@ from simulators.datasets import load_dataset
 from simulators.replay import Feedback, new_router, replay, summarize
 from simulators.worlds import DatasetWorld, World
 
-CSV_COLUMNS = ("cost_weight", "policy", "mean_quality", "mean_cost_usd", "mean_reward", "cost_per_1k_usd",
-               "explored_share")
+CSV_COLUMNS = (
+    "cost_weight",
+    "policy",
+    "mean_quality",
+    "mean_cost_usd",
+    "mean_reward",
+    "cost_per_1k_usd",
+    "explored_share",
+)
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,14 @@ class SweepResult:
     n: int
 
 
-def run_router(world: World, config: Config, feedback: Feedback = Feedback(), seed: int = 0,
-               progress: bool = False, sink: Any = None) -> dict[str, Any]:
+def run_router(
+    world: World,
+    config: Config,
+    feedback: Feedback = Feedback(),
+    seed: int = 0,
+    progress: bool = False,
+    sink: Any = None,
+) -> dict[str, Any]:
     """One seeded pass of a cold-start router through `world`; returns its summary metrics."""
     router = new_router(world, config, sink=sink)
     steps = replay(router, world, feedback, seed=seed)
@@ -47,8 +60,16 @@ def run_router(world: World, config: Config, feedback: Feedback = Feedback(), se
     return summary
 
 
-def sweep(world: World, weights: Sequence[float], *, config: Config | None = None, seed: int = 0,
-          feedback: Feedback = Feedback(), progress: bool = False, skyline: bool = True) -> SweepResult:
+def sweep(
+    world: World,
+    weights: Sequence[float],
+    *,
+    config: Config | None = None,
+    seed: int = 0,
+    feedback: Feedback = Feedback(),
+    progress: bool = False,
+    skyline: bool = True,
+) -> SweepResult:
     config = config or load_config()
     outcomes: Outcomes = full_outcomes(world)
     sky = Skyline(world, outcomes, seed=seed) if skyline else None
@@ -57,9 +78,16 @@ def sweep(world: World, weights: Sequence[float], *, config: Config | None = Non
         cfg = config.with_overrides(reward={"cost_weight": float(weight)})
         w = cfg.reward.weights
         summary = run_router(world, cfg, feedback, seed, progress)
-        rows.append({"cost_weight": weight, "policy": "router", "mean_quality": summary["mean_quality"],
-                     "mean_cost_usd": summary["mean_cost_usd"], "mean_reward": summary["mean_reward"],
-                     "explored_share": summary["explored_share"]})
+        rows.append(
+            {
+                "cost_weight": weight,
+                "policy": "router",
+                "mean_quality": summary["mean_quality"],
+                "mean_cost_usd": summary["mean_cost_usd"],
+                "mean_reward": summary["mean_reward"],
+                "explored_share": summary["explored_share"],
+            }
+        )
         baseline_rows = fixed_baselines(outcomes, w, world)
         if sky is not None:
             baseline_rows.append(sky.row(w))
@@ -70,7 +98,9 @@ def sweep(world: World, weights: Sequence[float], *, config: Config | None = Non
     return SweepResult(rows, world.name, len(world))
 
 
-def dataset_world(path: str | Path, *, seed: int = 0, with_task: bool = False, limit: int | None = None) -> DatasetWorld:
+def dataset_world(
+    path: str | Path, *, seed: int = 0, with_task: bool = False, limit: int | None = None
+) -> DatasetWorld:
     return DatasetWorld(load_dataset(path, limit=limit), seed=seed, with_task=with_task)
 
 
@@ -120,8 +150,14 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     points = [(r["cost_per_1k_usd"], r["mean_quality"]) for r in singles]
     for r in singles:
         ax.scatter(r["cost_per_1k_usd"], r["mean_quality"], color="grey", s=25, zorder=3)
-        ax.annotate(r["policy"].removeprefix("model:").split("/")[-1], (r["cost_per_1k_usd"], r["mean_quality"]),
-                    fontsize=7, xytext=(3, 3), textcoords="offset points", color="dimgrey")
+        ax.annotate(
+            r["policy"].removeprefix("model:").split("/")[-1],
+            (r["cost_per_1k_usd"], r["mean_quality"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+            color="dimgrey",
+        )
     hull = upper_hull(points)
     ax.plot([p[0] for p in hull], [p[1] for p in hull], "--", color="grey", label="single models, upper hull")
     for policy, style in (("router", "o-"), ("skyline", "s:")):
@@ -132,8 +168,14 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
                 for x, y, w in pts:
                     ax.annotate(f"λ={w:g}", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
     oracle = [r for r in rows if r["policy"] == "oracle"]
-    ax.plot([r["cost_per_1k_usd"] for r in oracle], [r["mean_quality"] for r in oracle], "^", color="green",
-            label="oracle", alpha=0.6)
+    ax.plot(
+        [r["cost_per_1k_usd"] for r in oracle],
+        [r["mean_quality"] for r in oracle],
+        "^",
+        color="green",
+        label="oracle",
+        alpha=0.6,
+    )
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlabel("cost per 1,000 requests (USD)")
     ax.set_ylabel("mean quality")

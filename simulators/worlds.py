@@ -80,8 +80,15 @@ class DatasetWorld(World):
     `with_task` passes the data set's task label as `metadata.task`.
     """
 
-    def __init__(self, dataset: Dataset, *, seed: int = 0, with_task: bool = False,
-                 latency_noise: float = 0.3, context_window: int = 1_000_000):
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        seed: int = 0,
+        with_task: bool = False,
+        latency_noise: float = 0.3,
+        context_window: int = 1_000_000,
+    ):
         complete = ~np.isnan(dataset.quality).any(axis=1)
         rows = np.flatnonzero(complete)
         rng = np.random.default_rng(seed)
@@ -94,8 +101,16 @@ class DatasetWorld(World):
         for name in dataset.models:
             p_in, p_out = prices[name]
             ttft, speed = latency_model((p_in + 3 * p_out) / 4)
-            specs.append(ModelSpec(name=name, input_price=p_in, output_price=p_out, context_window=context_window,
-                                   latency_ttft_ms=ttft, tokens_per_s=speed))
+            specs.append(
+                ModelSpec(
+                    name=name,
+                    input_price=p_in,
+                    output_price=p_out,
+                    context_window=context_window,
+                    latency_ttft_ms=ttft,
+                    tokens_per_s=speed,
+                )
+            )
         self._specs = tuple(specs)
         self._index = {name: j for j, name in enumerate(dataset.models)}
         self._noise = rng.lognormal(0.0, latency_noise, size=(len(self.order), len(specs)))
@@ -117,8 +132,9 @@ class DatasetWorld(World):
         ds, spec = self.dataset, self._specs[j]
         out_tokens = int(ds.output_tokens[i, j])
         latency = (spec.latency_ttft_ms + 1000.0 * out_tokens / spec.tokens_per_s) * self._noise[step, j]
-        return Result(float(ds.quality[i, j]), float(ds.cost_usd[i, j]), int(ds.input_tokens[i, j]), out_tokens,
-                      latency)
+        return Result(
+            float(ds.quality[i, j]), float(ds.cost_usd[i, j]), int(ds.input_tokens[i, j]), out_tokens, latency
+        )
 
 
 class Wrapper(World):
@@ -183,8 +199,12 @@ class PriceChange(Wrapper):
         specs = self.base.models(step)
         if step < self.at:
             return specs
-        return tuple(replace(s, input_price=s.input_price * self.factor, output_price=s.output_price * self.factor)
-                     if s.name == self.model else s for s in specs)
+        return tuple(
+            replace(s, input_price=s.input_price * self.factor, output_price=s.output_price * self.factor)
+            if s.name == self.model
+            else s
+            for s in specs
+        )
 
     def outcome(self, step: int, model: str) -> Result:
         r = self.base.outcome(step, model)

@@ -53,8 +53,9 @@ class Api:
     def service(self) -> Service:
         return self.server.app[SERVICE]
 
-    async def post(self, path: str, body: Any = None, *, data: bytes | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def post(
+        self, path: str, body: Any = None, *, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"data": io.BytesIO(data)} if data is not None else {"json": body}
         async with self.session.post(self.server.make_url(path), headers=headers, **kwargs) as resp:
             return resp.status, await resp.json(content_type=None)
@@ -63,12 +64,20 @@ class Api:
         async with self.session.get(self.server.make_url(path), headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
-    async def raw(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
-                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """Any request; the status, the headers and the body as bytes."""
         body = io.BytesIO(data) if data is not None else None
-        async with self.session.request(method, self.server.make_url(path), json=json, data=body,
-                                        headers=headers) as resp:
+        async with self.session.request(
+            method, self.server.make_url(path), json=json, data=body, headers=headers
+        ) as resp:
             return resp.status, dict(resp.headers), await resp.read()
 
 
@@ -116,13 +125,22 @@ class ServerProcess:
     Its output goes through a pipe into `lines` (a file would count against a file-size limit).
     """
 
-    def __init__(self, tmp_path: Path, checkpoint_interval_s: float = 0.2, *, env: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        checkpoint_interval_s: float = 0.2,
+        *,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ):
         self.port = free_port()
         self.data_dir = tmp_path / "var"
         self.config = tmp_path / "config.toml"
-        self.config.write_text(default_config_text().replace(
-            "[server]\n", f"[server]\ncheckpoint_interval_s = {checkpoint_interval_s}\n", 1))
+        self.config.write_text(
+            default_config_text().replace(
+                "[server]\n", f"[server]\ncheckpoint_interval_s = {checkpoint_interval_s}\n", 1
+            )
+        )
         self.env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
         self.preexec_fn = preexec_fn
         self.lines: list[str] = []
@@ -131,10 +149,25 @@ class ServerProcess:
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "banditroute.cli", "serve", "--config", str(self.config), "--port",
-             str(self.port), "--data-dir", str(self.data_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env, cwd=ROOT,
-            preexec_fn=self.preexec_fn)
+            [
+                sys.executable,
+                "-m",
+                "banditroute.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=ROOT,
+            preexec_fn=self.preexec_fn,
+        )
         self._reader = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
         self._reader.start()
         for _ in range(400):
@@ -169,7 +202,8 @@ class ServerProcess:
             self.kill()
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: dict,
-               headers: dict[str, str] | None = None) -> tuple[int, dict]:
+async def post(
+    session: aiohttp.ClientSession, url: str, body: dict, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
     async with session.post(url, json=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)

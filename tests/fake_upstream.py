@@ -68,13 +68,18 @@ class FakeUpstream:
             return _error(b.status, "upstream failure")
         text = b.reply(body) if callable(b.reply) else b.reply
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                 "total_tokens": prompt_tokens + len(text.split())}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(text.split()),
+            "total_tokens": prompt_tokens + len(text.split()),
+        }
         base = {"id": "chatcmpl-fake", "created": 1, "model": body["model"]}
         if not body.get("stream"):
-            answer = {**base, "object": "chat.completion",
-                      "choices": [{"index": 0, "finish_reason": "stop",
-                                   "message": {"role": "assistant", "content": text}}]}
+            answer = {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            }
             if b.usage:
                 answer["usage"] = usage
             return web.json_response(answer)

@@ -18,10 +18,15 @@ from tests.conftest import Api, make_config, start_api, stop_api
 KEY = "correct horse battery staple"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ADMIN_CALLS = [
-    ("GET", "/admin/settings", None), ("POST", "/admin/weights", {"cost_weight": 0.5}),
-    ("POST", "/admin/exploration", {"paused": True}), ("POST", "/admin/shadow", {"baseline": "gpt-4o-mini"}),
-    ("GET", "/admin/shadow", None), ("POST", "/admin/snapshot", None), ("GET", "/admin/policy", None),
-    ("POST", "/admin/policy", {"format": "banditroute-policy"}), ("POST", "/admin/reload", None),
+    ("GET", "/admin/settings", None),
+    ("POST", "/admin/weights", {"cost_weight": 0.5}),
+    ("POST", "/admin/exploration", {"paused": True}),
+    ("POST", "/admin/shadow", {"baseline": "gpt-4o-mini"}),
+    ("GET", "/admin/shadow", None),
+    ("POST", "/admin/snapshot", None),
+    ("GET", "/admin/policy", None),
+    ("POST", "/admin/policy", {"format": "banditroute-policy"}),
+    ("POST", "/admin/reload", None),
 ]
 
 
@@ -36,8 +41,9 @@ async def admin(tmp_path: Path) -> AsyncIterator[Api]:
     await stop_api(api)
 
 
-async def call(api: Api, method: str, path: str, body: Any = None, headers: dict[str, str] | None = AUTH
-               ) -> tuple[int, Any]:
+async def call(
+    api: Api, method: str, path: str, body: Any = None, headers: dict[str, str] | None = AUTH
+) -> tuple[int, Any]:
     status, _, raw = await api.raw(method, path, json=body, headers=headers)
     return status, orjson.loads(raw)
 
@@ -58,15 +64,19 @@ async def test_admin_is_disabled_without_a_key(api: Api, method: str, path: str,
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_CALLS)
-@pytest.mark.parametrize(("headers", "status", "code"), [
-    (None, 401, "unauthorized"),
-    ({"Authorization": KEY}, 401, "unauthorized"),  # no scheme
-    ({"Authorization": "Basic " + KEY}, 401, "unauthorized"),
-    ({"Authorization": "Bearer " + KEY[:-1]}, 401, "unauthorized"),  # a wrong key is no key: nothing leaks
-    ({"Authorization": "Bearer " + KEY + "x"}, 401, "unauthorized"),
-])
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        (None, 401, "unauthorized"),
+        ({"Authorization": KEY}, 401, "unauthorized"),  # no scheme
+        ({"Authorization": "Basic " + KEY}, 401, "unauthorized"),
+        ({"Authorization": "Bearer " + KEY[:-1]}, 401, "unauthorized"),  # a wrong key is no key: nothing leaks
+        ({"Authorization": "Bearer " + KEY + "x"}, 401, "unauthorized"),
+    ],
+)
 async def test_admin_refuses_a_missing_or_wrong_key_and_changes_nothing(
-        admin: Api, method: str, path: str, body: Any, headers: Any, status: int, code: str) -> None:
+    admin: Api, method: str, path: str, body: Any, headers: Any, status: int, code: str
+) -> None:
     got, answer = await call(admin, method, path, body, headers=headers)
     assert (got, answer["error"]["code"]) == (status, code)
     assert KEY not in answer["error"]["message"] and KEY[:-1] not in answer["error"]["message"]
@@ -87,11 +97,17 @@ async def test_the_key_can_come_from_the_environment(tmp_path: Path, monkeypatch
 # -- weights -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({}, "empty_weights"), ({"cost_weight": -1}, "invalid_cost_weight"), ({"cost_weight": "high"}, "invalid_cost_weight"),
-    ({"latency_weight": True}, "invalid_latency_weight"), ({"cost_weight": 1e9}, "invalid_cost_weight"),
-    ({"cost_weight": 1, "lam": 2}, "unknown_field"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "empty_weights"),
+        ({"cost_weight": -1}, "invalid_cost_weight"),
+        ({"cost_weight": "high"}, "invalid_cost_weight"),
+        ({"latency_weight": True}, "invalid_latency_weight"),
+        ({"cost_weight": 1e9}, "invalid_cost_weight"),
+        ({"cost_weight": 1, "lam": 2}, "unknown_field"),
+    ],
+)
 async def test_bad_weights_are_refused_and_change_nothing(admin: Api, body: Any, code: str) -> None:
     status, answer = await call(admin, "POST", "/admin/weights", body)
     assert (status, answer["error"]["code"]) == (400, code)
@@ -105,8 +121,12 @@ async def test_weight_change_applies_to_learning_is_logged_and_survives_restart(
     try:
         _, before = await api.post("/route", {"query": "Summarise the plot of Hamlet"})
         status, settings = await call(api, "POST", "/admin/weights", {"cost_weight": 0.5})
-        assert status == 200 and settings == {"cost_weight": 0.5, "latency_weight": 0.0,
-                                              "exploration_paused": False, "shadow_baseline": None}
+        assert status == 200 and settings == {
+            "cost_weight": 0.5,
+            "latency_weight": 0.0,
+            "exploration_paused": False,
+            "shadow_baseline": None,
+        }
         # a decision made before the change is learned under the weight in force when it is learned
         _, a = await api.post("/reward", {"event_id": before["event_id"], "quality": 0.9, "cost_usd": 0.001})
         assert a["reward"] == pytest.approx(0.9 - 0.5 * 0.001 / 0.001)
@@ -121,7 +141,9 @@ async def test_weight_change_applies_to_learning_is_logged_and_survives_restart(
         assert rows == [(0.5, 0.0), (0.5, 0.2)]
         changes = await store_rows(api, "SELECT kind, payload FROM config_changes ORDER BY seq")
         assert [(k, orjson.loads(p)["cost_weight"], orjson.loads(p)["latency_weight"]) for k, p in changes] == [
-            ("weights", 0.5, 0.0), ("weights", 0.5, 0.2)]
+            ("weights", 0.5, 0.0),
+            ("weights", 0.5, 0.2),
+        ]
         _, dash = await api.get("/dashboard/data")
         assert [c["payload"]["latency_weight"] for c in dash["changes"]] == [0.2, 0.0]  # newest first
         _, stats = await api.get("/stats")
@@ -166,8 +188,11 @@ async def test_shadow_mode_serves_the_baseline_and_reports_match_rate_and_ope(tm
     api = await start_api(config)
     baseline = "gpt-4o-mini"
     try:
-        for body, code in [({"baseline": "no-such-model"}, "invalid_baseline"), ({}, "invalid_baseline"),
-                           ({"baseline": 3}, "invalid_baseline")]:
+        for body, code in [
+            ({"baseline": "no-such-model"}, "invalid_baseline"),
+            ({}, "invalid_baseline"),
+            ({"baseline": 3}, "invalid_baseline"),
+        ]:
             status, answer = await call(api, "POST", "/admin/shadow", body)
             assert (status, answer["error"]["code"]) == (400, code)
         assert (await call(api, "POST", "/admin/shadow", {"baseline": baseline}))[1]["shadow_baseline"] == baseline
@@ -175,8 +200,9 @@ async def test_shadow_mode_serves_the_baseline_and_reports_match_rate_and_ope(tm
         for i in range(30):
             _, d = await api.post("/route", {"query": f"Translate sentence {i} into French"})
             assert (d["model"], d["probability"], d["explored"]) == (baseline, 1.0, False)
-            assert re.match(rf"shadow: bandit would pick \S+ \(p=0\.\d+\); served baseline {baseline} \(p=1\.000\)",
-                            d["reason"])
+            assert re.match(
+                rf"shadow: bandit would pick \S+ \(p=0\.\d+\); served baseline {baseline} \(p=1\.000\)", d["reason"]
+            )
             served.append(d)
         for i, d in enumerate(served[:20]):
             await api.post("/reward", {"event_id": d["event_id"], "quality": 0.5 + 0.02 * i, "cost_usd": 0.0001})
@@ -185,9 +211,12 @@ async def test_shadow_mode_serves_the_baseline_and_reports_match_rate_and_ope(tm
         assert code["model"] != baseline and "shadow baseline gpt-4o-mini not allowed" in code["reason"]
 
         status, summary = await call(api, "GET", "/admin/shadow")
-        rows = await store_rows(api, "SELECT d.chosen, d.shadow_chosen, d.shadow_pmf, l.reward FROM decisions d "
-                                     "LEFT JOIN learned l ON l.event_id = d.event_id "
-                                     "WHERE d.shadow_pmf IS NOT NULL ORDER BY d.seq")
+        rows = await store_rows(
+            api,
+            "SELECT d.chosen, d.shadow_chosen, d.shadow_pmf, l.reward FROM decisions d "
+            "LEFT JOIN learned l ON l.event_id = d.event_id "
+            "WHERE d.shadow_pmf IS NOT NULL ORDER BY d.seq",
+        )
         assert len(rows) == 30
         matched = sum(chosen == shadow for chosen, shadow, _, _ in rows)
         weighted = [(orjson.loads(pmf)[chosen], r) for chosen, _, pmf, r in rows if r is not None]
@@ -197,7 +226,8 @@ async def test_shadow_mode_serves_the_baseline_and_reports_match_rate_and_ope(tm
         assert summary["baseline_value"] == pytest.approx(sum(r for _, r in weighted) / 20)
         assert summary["bandit_ips"]["value"] == pytest.approx(sum(w * r for w, r in weighted) / 20)
         assert summary["bandit_snips"]["value"] == pytest.approx(
-            sum(w * r for w, r in weighted) / sum(w for w, _ in weighted))
+            sum(w * r for w, r in weighted) / sum(w for w, _ in weighted)
+        )
         assert summary["bandit_ips"]["ci_low"] <= summary["bandit_ips"]["value"] <= summary["bandit_ips"]["ci_high"]
         _, dash = await api.get("/dashboard/data")
         assert dash["shadow"] == summary
@@ -236,12 +266,16 @@ async def download_and_load_back(admin: Api) -> None:
     _, at_download = await admin.post("/route", probe)
     for i in range(40):  # learn enough to move the pmf
         _, d = await admin.post("/route", {"query": f"What is the boiling point of liquid {i}?"})
-        await admin.post("/reward", {"event_id": d["event_id"], "quality": 1.0 if d["model"] == "gpt-4.1-nano"
-                                     else 0.0, "cost_usd": 0.0})
+        await admin.post(
+            "/reward",
+            {"event_id": d["event_id"], "quality": 1.0 if d["model"] == "gpt-4.1-nano" else 0.0, "cost_usd": 0.0},
+        )
     _, moved = await admin.post("/route", probe)
     assert moved["pmf"] != at_download["pmf"]
     status, loaded = await call(admin, "POST", "/admin/policy", orjson.loads(raw))
-    assert status == 200 and loaded["sha256"] == hashlib.sha256(base64.b64decode(orjson.loads(raw)["model"])).hexdigest()
+    assert (
+        status == 200 and loaded["sha256"] == hashlib.sha256(base64.b64decode(orjson.loads(raw)["model"])).hexdigest()
+    )
     _, restored = await admin.post("/route", probe)
     assert restored["pmf"] == pytest.approx(at_download["pmf"])
     checkpoints = await store_rows(admin, "SELECT sha256 FROM checkpoints ORDER BY seq DESC LIMIT 1")
@@ -274,7 +308,8 @@ async def test_reload_is_logged_as_an_operator_change(admin: Api) -> None:
     assert status == 200 and summary["status"] == "reloaded"
     _, dash = await admin.get("/dashboard/data")
     assert [(c["kind"], c["payload"]) for c in dash["changes"]] == [
-        ("reload", {"added": [], "removed": [], "changed": []})]
+        ("reload", {"added": [], "removed": [], "changed": []})
+    ]
     assert await store_rows(admin, "SELECT kind FROM config_changes") == [("reload",)]
 
 

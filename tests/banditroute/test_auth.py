@@ -16,8 +16,9 @@ def sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-KEYS = auth.parse_keys([{"key_sha256": sha(ROUTE_KEY), "scopes": ["route", "reward"]},
-                        {"key_sha256": sha(ADMIN_KEY), "scopes": ["admin"]}])
+KEYS = auth.parse_keys(
+    [{"key_sha256": sha(ROUTE_KEY), "scopes": ["route", "reward"]}, {"key_sha256": sha(ADMIN_KEY), "scopes": ["admin"]}]
+)
 
 
 def test_key_table_matches_only_the_right_key() -> None:
@@ -29,15 +30,18 @@ def test_key_table_matches_only_the_right_key() -> None:
     assert table.lookup(ROUTE_KEY).key_id == sha(ROUTE_KEY)[:8]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"key_sha256": sha("a")}, "exactly key_sha256 and scopes"),
-    ({"key_sha256": "abc", "scopes": ["route"]}, "64 lower-case hex"),
-    ({"key_sha256": sha("a").upper(), "scopes": ["route"]}, "64 lower-case hex"),
-    ({"key_sha256": sha("a"), "scopes": []}, "non-empty subset"),
-    ({"key_sha256": sha("a"), "scopes": ["root"]}, "non-empty subset"),
-    ({"key_sha256": sha("a"), "scopes": "route"}, "list of strings"),
-    ({"key": "plain", "scopes": ["route"]}, "exactly key_sha256 and scopes"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"key_sha256": sha("a")}, "exactly key_sha256 and scopes"),
+        ({"key_sha256": "abc", "scopes": ["route"]}, "64 lower-case hex"),
+        ({"key_sha256": sha("a").upper(), "scopes": ["route"]}, "64 lower-case hex"),
+        ({"key_sha256": sha("a"), "scopes": []}, "non-empty subset"),
+        ({"key_sha256": sha("a"), "scopes": ["root"]}, "non-empty subset"),
+        ({"key_sha256": sha("a"), "scopes": "route"}, "list of strings"),
+        ({"key": "plain", "scopes": ["route"]}, "exactly key_sha256 and scopes"),
+    ],
+)
 def test_bad_config_keys_are_refused_without_echoing_them(raw: dict, message: str) -> None:
     with pytest.raises(AuthConfigError, match=message) as exc:
         auth.parse_keys([raw])
@@ -48,7 +52,8 @@ def test_env_keys_in_both_forms() -> None:
     pairs = auth.parse_env_keys(f"route,reward:{ROUTE_KEY}  admin:{ADMIN_KEY}")
     as_json = auth.parse_env_keys(
         f'[{{"key": "{ROUTE_KEY}", "scopes": ["route", "reward"]}},'
-        f' {{"key_sha256": "{sha(ADMIN_KEY)}", "scopes": ["admin"]}}]')
+        f' {{"key_sha256": "{sha(ADMIN_KEY)}", "scopes": ["admin"]}}]'
+    )
     assert pairs == as_json == KEYS
     assert auth.parse_env_keys("  ") == ()
     for bad in ("route", "route:", "root:abc", "[{]", '{"key": "x"}', '[{"key": "k", "scopes": ["x"]}]'):
@@ -56,10 +61,18 @@ def test_env_keys_in_both_forms() -> None:
             auth.parse_env_keys(bad)
 
 
-@pytest.mark.parametrize(("header", "token"), [
-    (None, None), ("", None), ("Bearer", None), ("Bearer   ", None), ("Basic abc", None),
-    ("Bearer abc", "abc"), ("bearer  abc ", "abc"),
-])
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        (None, None),
+        ("", None),
+        ("Bearer", None),
+        ("Bearer   ", None),
+        ("Basic abc", None),
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+    ],
+)
 def test_bearer_token(header: str | None, token: str | None) -> None:
     assert auth.bearer_token(header) == token
 

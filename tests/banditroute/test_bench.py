@@ -19,20 +19,47 @@ def tiny_set(root: Path) -> Path:
     (folder / "models.json").write_text(json.dumps(models))
     with gzip.open(folder / "prompts.jsonl.gz", "wt") as f:
         for i in range(50):
-            results = {"small": {"quality": float(i % 3 == 0), "cost_usd": 1e-5},
-                       "large": {"quality": 1.0, "cost_usd": 5e-5}}
-            f.write(json.dumps({"id": str(i), "task": "t", "split": None,
-                                "prompt": f"connection {i} refused at port {1000 + i}", "results": results}) + "\n")
+            results = {
+                "small": {"quality": float(i % 3 == 0), "cost_usd": 1e-5},
+                "large": {"quality": 1.0, "cost_usd": 5e-5},
+            }
+            f.write(
+                json.dumps(
+                    {
+                        "id": str(i),
+                        "task": "t",
+                        "split": None,
+                        "prompt": f"connection {i} refused at port {1000 + i}",
+                        "results": results,
+                    }
+                )
+                + "\n"
+            )
     return root
 
 
-def test_bench_writes_the_report_with_the_issues_keys(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_bench_writes_the_report_with_the_issues_keys(tmp_path: Path, capsys) -> None:
     data = tiny_set(tmp_path / "data")
     out = tmp_path / "bench.json"
-    assert main(["bench", "--data", str(data), "--out", str(out), "--skip-http", "--iterations", "300",
-                 "--memory-routes", "3000"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--skip-http",
+                "--iterations",
+                "300",
+                "--memory-routes",
+                "3000",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
-    assert HEADLINE_IN_PROCESS <= set(report)
+    assert set(report) >= HEADLINE_IN_PROCESS
     assert report["replay"]["decisions"] == 50 and report["replay"]["learned"] == 50
     assert report["memory"]["pending"] == 3000 and report["memory"]["rss_mib"] > 0
     for n in (4, 8, 16):

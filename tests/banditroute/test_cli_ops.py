@@ -22,8 +22,9 @@ PROBES = ["Write a Python function that sorts a list", "What is the capital of P
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "banditroute.cli", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "banditroute.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -35,8 +36,17 @@ async def traffic(api: Api, n: int) -> None:
         if i % 5 == 4:
             continue  # no feedback: finished at expiry with defaults
         quality = 0.9 if d["model"] in ("gpt-4.1-nano", "gpt-4o-mini", "codestral") else 0.6
-        await api.post("/reward", {"event_id": d["event_id"], "quality": quality, "input_tokens": 200,
-                                   "output_tokens": 400, "latency_ms": 900, "source": "judge"})
+        await api.post(
+            "/reward",
+            {
+                "event_id": d["event_id"],
+                "quality": quality,
+                "input_tokens": 200,
+                "output_tokens": 400,
+                "latency_ms": 900,
+                "source": "judge",
+            },
+        )
         if i == 0:
             await api.post("/reward", {"event_id": d["event_id"], "quality": 0.0})  # late: not learned
 
@@ -45,8 +55,12 @@ async def traffic(api: Api, n: int) -> None:
 def cfg(tmp_path: Path) -> Config:
     # No cold-start floor: it depends on reward counts kept outside the policy, and the replay
     # test compares the policies themselves.
-    return make_config(tmp_path, reward={"reward_wait_s": 0.2}, rules={"cold_start_share": 0.0},
-                       admin={"key_sha256": hashlib.sha256(KEY.encode()).hexdigest()})
+    return make_config(
+        tmp_path,
+        reward={"reward_wait_s": 0.2},
+        rules={"cold_start_share": 0.0},
+        admin={"key_sha256": hashlib.sha256(KEY.encode()).hexdigest()},
+    )
 
 
 async def test_stats_of_a_running_server_and_of_a_log(cfg: Config) -> None:
@@ -70,8 +84,9 @@ async def test_stats_of_a_running_server_and_of_a_log(cfg: Config) -> None:
     assert code == 2 and "cannot read" in err
 
 
-async def test_export_log_writes_every_decision_with_its_feedback_and_learned_reward(cfg: Config,
-                                                                                    tmp_path: Path) -> None:
+async def test_export_log_writes_every_decision_with_its_feedback_and_learned_reward(
+    cfg: Config, tmp_path: Path
+) -> None:
     api = await start_api(cfg)
     try:
         await traffic(api, 15)
@@ -79,8 +94,7 @@ async def test_export_log_writes_every_decision_with_its_feedback_and_learned_re
     finally:
         await stop_api(api)
     out = tmp_path / "log.jsonl"
-    code, _, err = await cli("export-log", "--db", str(Path(cfg.server.data_dir) / "banditroute.db"),
-                             "--out", str(out))
+    code, _, err = await cli("export-log", "--db", str(Path(cfg.server.data_dir) / "banditroute.db"), "--out", str(out))
     assert code == 0 and "exported 15 decisions" in err
     rows = [orjson.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 15 and len({r["event_id"] for r in rows}) == 15
@@ -94,8 +108,9 @@ async def test_export_log_writes_every_decision_with_its_feedback_and_learned_re
     assert [p["quality"] for p in rows[0]["feedback"]] == [rows[0]["feedback"][0]["quality"], 0.0]  # late kept
 
 
-async def test_replay_log_reproduces_the_live_policy_and_retrains_under_a_new_weight(cfg: Config,
-                                                                                    tmp_path: Path) -> None:
+async def test_replay_log_reproduces_the_live_policy_and_retrains_under_a_new_weight(
+    cfg: Config, tmp_path: Path
+) -> None:
     api = await start_api(cfg)
     try:
         await traffic(api, 40)

@@ -29,28 +29,33 @@ CODE = {"query": "Write a Python function that merges two sorted lists", "metada
 
 
 async def test_a_reward_sent_to_another_serving_process_is_learned_and_snapshots_reach_every_server(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = make_config(tmp_path, cluster={"publish_interval_s": 0.01})
     a = await start_serving(config)
     b = await start_serving(config)
     learner = Learner(config)
     try:
         events = []
-        for i in range(30):
+        for _i in range(30):
             status, d = await a.post("/route", CODE)
             assert status == 200
             events.append(d)
-        for i, d in enumerate(events):  # every reward goes to the *other* process
+        for _i, d in enumerate(events):  # every reward goes to the *other* process
             quality = 1.0 if d["model"] == "codestral" else 0.0
-            status, answer = await b.post("/reward", {"event_id": d["event_id"], "quality": quality,
-                                                      "cost_usd": 0.0001})
+            status, answer = await b.post(
+                "/reward", {"event_id": d["event_id"], "quality": quality, "cost_usd": 0.0001}
+            )
             assert status == 202 and answer == {"event_id": d["event_id"], "status": "pending", "stored": True}
         status, body = await b.post("/reward", {"event_id": "f" * 32, "quality": 1.0})
         assert status == 404 and body["error"]["code"] == "unknown_event"
 
         assert learner.step() == 30  # the learner read the log and learned every join
-        rows = sqlite3.connect(config.server.data_dir + "/banditroute.db").execute(
-            "SELECT count(*), count(vw_cost) FROM learned").fetchone()
+        rows = (
+            sqlite3.connect(config.server.data_dir + "/banditroute.db")
+            .execute("SELECT count(*), count(vw_cost) FROM learned")
+            .fetchone()
+        )
         assert rows == (30, 30)
 
         for api in (a, b):
@@ -99,8 +104,9 @@ async def test_an_operator_change_made_on_one_process_reaches_the_others_and_the
     b = await start_serving(config)
     learner = Learner(config)
     try:
-        status, _, _ = await a.raw("POST", "/admin/weights", json={"cost_weight": 0.7},
-                                   headers={"Authorization": f"Bearer {key}"})
+        status, _, _ = await a.raw(
+            "POST", "/admin/weights", json={"cost_weight": 0.7}, headers={"Authorization": f"Bearer {key}"}
+        )
         assert status == 200
         learner.step()
         await b.service.follow_learner()
@@ -127,9 +133,26 @@ async def test_serve_with_two_workers_shares_the_port_and_learns_from_rewards_to
     data_dir = tmp_path / "var"
     log = open(tmp_path / "cluster.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "banditroute.cli", "serve", "--workers", "2", "--config", str(config), "--port",
-         str(port), "--data-dir", str(data_dir)],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "banditroute.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         # A new connection per request, so the kernel spreads them over both processes.
@@ -140,8 +163,9 @@ async def test_serve_with_two_workers_shares_the_port_and_learns_from_rewards_to
                 async with session.post(url + "/route", json={"query": f"question {i % 5}"}) as resp:
                     assert resp.status == 200
                     event_id = (await resp.json())["event_id"]
-                async with session.post(url + "/reward", json={"event_id": event_id, "quality": 1.0,
-                                                               "cost_usd": 0.0001}) as resp:
+                async with session.post(
+                    url + "/reward", json={"event_id": event_id, "quality": 1.0, "cost_usd": 0.0001}
+                ) as resp:
                     assert resp.status == 202
                     acked.append(event_id)
             db = sqlite3.connect(data_dir / "banditroute.db")
@@ -154,8 +178,9 @@ async def test_serve_with_two_workers_shares_the_port_and_learns_from_rewards_to
             assert learned >= set(acked)
 
             seen: dict[int, dict] = {}
-            while time.monotonic() < deadline and (len(seen) < 2 or any(
-                    s["policy_learned_seq"] < len(acked) for s in seen.values())):
+            while time.monotonic() < deadline and (
+                len(seen) < 2 or any(s["policy_learned_seq"] < len(acked) for s in seen.values())
+            ):
                 async with session.get(url + "/stats") as resp:
                     stats = await resp.json()
                 seen[stats["pid"]] = stats

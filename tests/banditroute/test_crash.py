@@ -45,32 +45,39 @@ async def worker(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: 
     """Route and reward until the server goes away under it."""
     try:
         while True:
-            status, d = await post(session, url + "/route", {"query": f"task {rng.randrange(9)} {rng.random()}",
-                                                             "metadata": {"tenant": rng.choice(["a", "b"])}},
-                                   HEADERS)
+            status, d = await post(
+                session,
+                url + "/route",
+                {"query": f"task {rng.randrange(9)} {rng.random()}", "metadata": {"tenant": rng.choice(["a", "b"])}},
+                HEADERS,
+            )
             if status != 200:
                 continue
             ledger.decisions[d["event_id"]] = d["reward_token"]
             await feedback(session, url, ledger, d["event_id"], rng)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return
 
 
-async def feedback(session: aiohttp.ClientSession, url: str, ledger: Ledger, event_id: str,
-                   rng: random.Random) -> None:
+async def feedback(session: aiohttp.ClientSession, url: str, ledger: Ledger, event_id: str, rng: random.Random) -> None:
     token = ledger.decisions[event_id]
     roll = rng.random()
     if roll < 0.2:
         ledger.unanswered.append(event_id)
         return
     if roll < 0.5:  # two parts: latency first, then quality and cost
-        status, _ = await post(session, url + "/reward",
-                               {"event_id": event_id, "latency_ms": 100.0, "reward_token": token}, HEADERS)
+        status, _ = await post(
+            session, url + "/reward", {"event_id": event_id, "latency_ms": 100.0, "reward_token": token}, HEADERS
+        )
         if status == 202:
             ledger.parts.append((event_id, None, 100.0))
     quality = round(rng.random(), 6)
-    status, _ = await post(session, url + "/reward", {"event_id": event_id, "quality": quality,
-                                                      "cost_usd": 0.0005, "reward_token": token}, HEADERS)
+    status, _ = await post(
+        session,
+        url + "/reward",
+        {"event_id": event_id, "quality": quality, "cost_usd": 0.0005, "reward_token": token},
+        HEADERS,
+    )
     if status == 202:
         ledger.parts.append((event_id, quality, None))
         ledger.completed.add(event_id)
@@ -78,8 +85,9 @@ async def feedback(session: aiohttp.ClientSession, url: str, ledger: Ledger, eve
 
 async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
     rng = random.Random(9)
-    server = ServerProcess(tmp_path, checkpoint_interval_s=0.25,
-                           env={"BANDITROUTE_API_KEYS": f"route,reward,admin:{KEY}"})
+    server = ServerProcess(
+        tmp_path, checkpoint_interval_s=0.25, env={"BANDITROUTE_API_KEYS": f"route,reward,admin:{KEY}"}
+    )
     ledger = Ledger()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
@@ -88,8 +96,10 @@ async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
                 # Feedback for decisions made before the last kill: their tokens must still hold.
                 for event_id in [ledger.unanswered.pop() for _ in range(min(5, len(ledger.unanswered)))]:
                     await feedback(session, server.url, ledger, event_id, rng)
-                workers = [asyncio.ensure_future(worker(session, server.url, ledger, random.Random(rng.random())))
-                           for _ in range(WORKERS)]
+                workers = [
+                    asyncio.ensure_future(worker(session, server.url, ledger, random.Random(rng.random())))
+                    for _ in range(WORKERS)
+                ]
                 await asyncio.sleep(rng.uniform(0.4, 1.2))
                 server.kill()  # mid-request: some answers never arrive, so they are not acknowledged
                 await asyncio.gather(*workers)
@@ -105,8 +115,10 @@ async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
     finally:
         server.close()
 
-    print(f"crash test: {KILLS} kills, {len(ledger.decisions)} decisions, {len(ledger.parts)} parts,"
-          f" {len(ledger.completed)} completed acknowledged")
+    print(
+        f"crash test: {KILLS} kills, {len(ledger.decisions)} decisions, {len(ledger.parts)} parts,"
+        f" {len(ledger.completed)} completed acknowledged"
+    )
     assert len(ledger.decisions) > 100 and len(ledger.completed) > 50, "too little traffic to prove anything"
     assert server.log_text().count('"event":"started"') == KILLS + 1
     db = sqlite3.connect(server.data_dir / "banditroute.db")
@@ -132,6 +144,5 @@ async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
             reference.learn(decision.features, decision.models, decision.chosen, decision.probability, row.vw_cost)
     store.close()
     names = Catalog(config.models).names
-    expected = dict(zip(names, reference.predict(featurize(PROBE["query"], PROBE["metadata"], config.features),
-                                                 names)))
+    expected = dict(zip(names, reference.predict(featurize(PROBE["query"], PROBE["metadata"], config.features), names)))
     assert probe["pmf"] == pytest.approx(expected, abs=1e-6)

@@ -12,7 +12,7 @@ from banditroute.store import StoreError
 from tests.conftest import make_config, start_api, stop_api
 
 
-async def _until(predicate, timeout_s: float = 10.0) -> bool:  # noqa: ANN001
+async def _until(predicate, timeout_s: float = 10.0) -> bool:
     for _ in range(int(timeout_s / 0.02)):
         if predicate():
             return True
@@ -29,8 +29,9 @@ async def test_enqueued_decisions_are_stored_and_learned(tmp_path: Path) -> None
             assert status == 200
             ids.append(d["event_id"])
         for i, eid in enumerate(ids):
-            status, a = await api.post("/reward", {"event_id": eid, "quality": (i % 5) / 4, "cost_usd": 0.0002,
-                                                   "latency_ms": 900})
+            status, a = await api.post(
+                "/reward", {"event_id": eid, "quality": (i % 5) / 4, "cost_usd": 0.0002, "latency_ms": 900}
+            )
             assert (status, a["status"]) == (202, "learned")
         _, stats = await api.get("/stats")
         assert stats["rewards_learned"] == 30 and stats["pending_joins"] == 0
@@ -48,7 +49,7 @@ async def test_a_decision_whose_commit_fails_is_forgotten(tmp_path: Path) -> Non
     write = store.write
     failures = []
 
-    def failing_write(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def failing_write(*args, **kwargs):
         failures.append(1)
         raise StoreError("disk I/O error (injected)")
 
@@ -63,8 +64,9 @@ async def test_a_decision_whose_commit_fails_is_forgotten(tmp_path: Path) -> Non
         store.write = write  # type: ignore[method-assign]
         status, d2 = await api.post("/route", {"query": "after the disk came back"})
         assert status == 200
-        status, a = await api.post("/reward", {"event_id": d2["event_id"], "quality": 1.0, "cost_usd": 0.0001,
-                                               "latency_ms": 500})
+        status, a = await api.post(
+            "/reward", {"event_id": d2["event_id"], "quality": 1.0, "cost_usd": 0.0001, "latency_ms": 500}
+        )
         assert (status, a["status"]) == (202, "learned")
     finally:
         store.write = write  # type: ignore[method-assign]
@@ -80,7 +82,7 @@ async def test_only_batches_nobody_awaits_skip_the_fsync(tmp_path: Path) -> None
         assert store is not None
         write, seen = store.write, []
 
-        def spying_write(*args, durable: bool = True, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def spying_write(*args, durable: bool = True, **kwargs):
             seen.append((len(args[0]), len(args[1]), durable))  # (decisions, parts, durable)
             return write(*args, durable=durable, **kwargs)
 

@@ -26,4 +26,4 @@ def test_a_forked_child_draws_its_own_ids() -> None:
     os.close(write)
     parent = "".join(new_event_id() for _ in range(8))
     assert len(child) == 256 and child != parent
-    assert not {child[i:i + 32] for i in range(0, 256, 32)} & {parent[i:i + 32] for i in range(0, 256, 32)}
+    assert not {child[i : i + 32] for i in range(0, 256, 32)} & {parent[i : i + 32] for i in range(0, 256, 32)}

@@ -73,9 +73,13 @@ def test_simhash_buckets_are_shared_by_prompts_sharing_most_words() -> None:
     template = "Answer the following science question with the letter of the right choice: which gas do plants "
     a = [t for t in namespaces(featurize(template + "absorb", None, cfg))["x"] if t.startswith("h")]
     b = [t for t in namespaces(featurize(template + "release", None, cfg))["x"] if t.startswith("h")]
-    other = [t for t in namespaces(featurize("2015-10-18 18:01:47 ERROR dfs.DataNode blk_1 not found", None,
-                                              cfg))["x"] if t.startswith("h")]
-    assert len(a) == 4 and a == [t for t in namespaces(featurize(template + "absorb", None, cfg))["x"]
-                                 if t.startswith("h")]  # deterministic
+    other = [
+        t
+        for t in namespaces(featurize("2015-10-18 18:01:47 ERROR dfs.DataNode blk_1 not found", None, cfg))["x"]
+        if t.startswith("h")
+    ]
+    assert len(a) == 4 and a == [
+        t for t in namespaces(featurize(template + "absorb", None, cfg))["x"] if t.startswith("h")
+    ]  # deterministic
     assert sum(x == y for x, y in zip(a, b)) >= 3 > sum(x == y for x, y in zip(a, other))
     assert not any(t.startswith("h") for t in namespaces(featurize(template, None, CFG))["x"])

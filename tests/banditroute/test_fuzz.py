@@ -46,7 +46,12 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(tmp / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "banditroute.cli", "serve", "--port", str(port), "--data-dir", str(tmp / "var")],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -55,7 +60,7 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
         except (urllib.error.URLError, OSError):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start: " + (tmp / "server.log").read_text()[-2000:])
+                raise RuntimeError("the server did not start: " + (tmp / "server.log").read_text()[-2000:]) from None
             time.sleep(0.05)
     yield url
     proc.send_signal(signal.SIGTERM)
@@ -74,9 +79,11 @@ schema = schemathesis.openapi.from_dict(openapi.document())
 
 
 @schema.parametrize()
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_no_5xx_and_every_answer_matches_the_document(case: schemathesis.Case, live_url: str) -> None:
     case.call_and_validate(base_url=live_url, headers=AUTH, excluded_checks=NOT_SCHEMA_CHECKS)
 

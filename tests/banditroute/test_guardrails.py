@@ -17,21 +17,41 @@ ALL = set(CATALOG.names)
 CODE = {"codestral", "gpt-4.1", "claude-sonnet-4", "claude-opus-4"}
 FREE = ("gpt-4.1-nano", "gpt-4o-mini", "claude-3-5-haiku", "llama-3.1-8b-onprem")
 UNDER_1_USD = {"gpt-4.1-nano", "gpt-4o-mini", "codestral", "llama-3.1-8b-onprem"}  # output price <= 1.0
-P95 = {"gpt-4.1-nano": 400.0, "gpt-4o-mini": 700.0, "claude-3-5-haiku": 1200.0, "codestral": 900.0,
-       "gpt-4.1": 2500.0, "claude-sonnet-4": 4000.0, "claude-opus-4": 9000.0, "llama-3.1-8b-onprem": 600.0}
-RULES = RulesConfig(tiers={"free": FREE}, tenants={"acme": ("gpt-4.1", "claude-sonnet-4", "llama-3.1-8b-onprem")},
-                    budgets={"acme": 10.0}, budget_price_ceiling=1.0)
+P95 = {
+    "gpt-4.1-nano": 400.0,
+    "gpt-4o-mini": 700.0,
+    "claude-3-5-haiku": 1200.0,
+    "codestral": 900.0,
+    "gpt-4.1": 2500.0,
+    "claude-sonnet-4": 4000.0,
+    "claude-opus-4": 9000.0,
+    "llama-3.1-8b-onprem": 600.0,
+}
+RULES = RulesConfig(
+    tiers={"free": FREE},
+    tenants={"acme": ("gpt-4.1", "claude-sonnet-4", "llama-3.1-8b-onprem")},
+    budgets={"acme": 10.0},
+    budget_price_ceiling=1.0,
+)
 
 # (case, request fields, live state fields, expected allowed set or the rule that empties it)
 CASES = [
     ("nothing applies", {}, {}, ALL),
     ("capabilities: code", {"capabilities": frozenset({"code"})}, {}, CODE),
-    ("capabilities: vision+code", {"capabilities": frozenset({"vision", "code"})}, {},
-     {"gpt-4.1", "claude-sonnet-4", "claude-opus-4"}),
+    (
+        "capabilities: vision+code",
+        {"capabilities": frozenset({"vision", "code"})},
+        {},
+        {"gpt-4.1", "claude-sonnet-4", "claude-opus-4"},
+    ),
     ("capabilities: none has it", {"capabilities": frozenset({"teleport"})}, {}, "capabilities"),
     ("context: 150k prompt", {"input_tokens": 150_000}, {}, ALL - {"gpt-4o-mini", "llama-3.1-8b-onprem"}),
-    ("context: prompt + output", {"input_tokens": 100_000, "max_output_tokens": 50_000}, {},
-     ALL - {"gpt-4o-mini", "llama-3.1-8b-onprem"}),
+    (
+        "context: prompt + output",
+        {"input_tokens": 100_000, "max_output_tokens": 50_000},
+        {},
+        ALL - {"gpt-4o-mini", "llama-3.1-8b-onprem"},
+    ),
     ("context: 300k prompt goes long", {"input_tokens": 300_000}, {}, {"gpt-4.1-nano", "gpt-4.1"}),
     ("context: fits nothing", {"input_tokens": 2_000_000}, {}, "context_window"),
     ("data policy", {"sensitive": True}, {}, {"llama-3.1-8b-onprem"}),
@@ -42,32 +62,57 @@ CASES = [
     ("tier free + sensitive", {"user_tier": "free", "sensitive": True}, {}, {"llama-3.1-8b-onprem"}),
     ("tenant", {"tenant": "acme"}, {}, {"gpt-4.1", "claude-sonnet-4", "llama-3.1-8b-onprem"}),
     ("tenant + tier", {"tenant": "acme", "user_tier": "free"}, {}, {"llama-3.1-8b-onprem"}),
-    ("tenant + tier + code", {"tenant": "acme", "user_tier": "free", "capabilities": frozenset({"code"})}, {},
-     "tier"),
-    ("escalation", {"escalate_from": "gpt-4o-mini"}, {},
-     {"claude-3-5-haiku", "codestral", "gpt-4.1", "claude-sonnet-4", "claude-opus-4"}),
+    ("tenant + tier + code", {"tenant": "acme", "user_tier": "free", "capabilities": frozenset({"code"})}, {}, "tier"),
+    (
+        "escalation",
+        {"escalate_from": "gpt-4o-mini"},
+        {},
+        {"claude-3-5-haiku", "codestral", "gpt-4.1", "claude-sonnet-4", "claude-opus-4"},
+    ),
     ("escalation from the top", {"escalate_from": "claude-opus-4"}, {}, "escalation"),
     ("escalation + tier free", {"escalate_from": "gpt-4o-mini", "user_tier": "free"}, {}, {"claude-3-5-haiku"}),
     ("budget spent", {"tenant": "acme"}, {"budget_exhausted": True}, {"llama-3.1-8b-onprem"}),
     ("budget spent, no tenant rule", {"tenant": "globex"}, {"budget_exhausted": True}, UNDER_1_USD),
-    ("budget spent + vision", {"capabilities": frozenset({"vision"})}, {"budget_exhausted": True},
-     {"gpt-4.1-nano", "gpt-4o-mini"}),
+    (
+        "budget spent + vision",
+        {"capabilities": frozenset({"vision"})},
+        {"budget_exhausted": True},
+        {"gpt-4.1-nano", "gpt-4o-mini"},
+    ),
     ("budget spent + escalation", {"escalate_from": "gpt-4o-mini"}, {"budget_exhausted": True}, {"codestral"}),
-    ("latency 1000 ms", {"max_latency_ms": 1000.0}, {"p95_ms": P95.__getitem__},
-     {"gpt-4.1-nano", "gpt-4o-mini", "codestral", "llama-3.1-8b-onprem"}),
+    (
+        "latency 1000 ms",
+        {"max_latency_ms": 1000.0},
+        {"p95_ms": P95.__getitem__},
+        {"gpt-4.1-nano", "gpt-4o-mini", "codestral", "llama-3.1-8b-onprem"},
+    ),
     ("latency 100 ms", {"max_latency_ms": 100.0}, {"p95_ms": P95.__getitem__}, "latency"),
-    ("latency + code", {"max_latency_ms": 3000.0, "capabilities": frozenset({"code"})},
-     {"p95_ms": P95.__getitem__}, {"codestral", "gpt-4.1"}),
+    (
+        "latency + code",
+        {"max_latency_ms": 3000.0, "capabilities": frozenset({"code"})},
+        {"p95_ms": P95.__getitem__},
+        {"codestral", "gpt-4.1"},
+    ),
     ("cooldown", {}, {"cooling": frozenset({"gpt-4o-mini", "gpt-4.1-nano"})}, ALL - {"gpt-4o-mini", "gpt-4.1-nano"}),
-    ("cooldown of the only allowed", {"sensitive": True}, {"cooling": frozenset({"llama-3.1-8b-onprem"})},
-     "cooldown"),
-    ("cooldown + latency + budget", {"max_latency_ms": 800.0},
-     {"cooling": frozenset({"gpt-4.1-nano"}), "budget_exhausted": True, "p95_ms": P95.__getitem__},
-     {"gpt-4o-mini", "llama-3.1-8b-onprem"}),
-    ("everything at once", {"capabilities": frozenset({"tools"}), "input_tokens": 1000, "user_tier": "free",
-                            "tenant": "acme", "max_latency_ms": 800.0},
-     {"budget_exhausted": True, "p95_ms": P95.__getitem__, "cooling": frozenset({"gpt-4.1"})},
-     {"llama-3.1-8b-onprem"}),
+    ("cooldown of the only allowed", {"sensitive": True}, {"cooling": frozenset({"llama-3.1-8b-onprem"})}, "cooldown"),
+    (
+        "cooldown + latency + budget",
+        {"max_latency_ms": 800.0},
+        {"cooling": frozenset({"gpt-4.1-nano"}), "budget_exhausted": True, "p95_ms": P95.__getitem__},
+        {"gpt-4o-mini", "llama-3.1-8b-onprem"},
+    ),
+    (
+        "everything at once",
+        {
+            "capabilities": frozenset({"tools"}),
+            "input_tokens": 1000,
+            "user_tier": "free",
+            "tenant": "acme",
+            "max_latency_ms": 800.0,
+        },
+        {"budget_exhausted": True, "p95_ms": P95.__getitem__, "cooling": frozenset({"gpt-4.1"})},
+        {"llama-3.1-8b-onprem"},
+    ),
 ]
 
 
@@ -92,10 +137,16 @@ def test_rules(case: str, request_fields: dict, live_fields: dict, expected: set
 
 def test_each_model_is_excluded_by_the_first_rule_that_drops_it() -> None:
     verdict = Rules(CATALOG, RULES).evaluate(
-        RuleRequest(20, capabilities=frozenset({"vision"}), user_tier="free"), LiveState())
+        RuleRequest(20, capabilities=frozenset({"vision"}), user_tier="free"), LiveState()
+    )
     assert verdict.rules == ("capabilities", "tier")
-    assert verdict.excluded == {"codestral": "capabilities", "llama-3.1-8b-onprem": "capabilities",
-                                "gpt-4.1": "tier", "claude-sonnet-4": "tier", "claude-opus-4": "tier"}
+    assert verdict.excluded == {
+        "codestral": "capabilities",
+        "llama-3.1-8b-onprem": "capabilities",
+        "gpt-4.1": "tier",
+        "claude-sonnet-4": "tier",
+        "claude-opus-4": "tier",
+    }
     assert verdict.notes == {"capabilities": "vision", "tier": "free"}
 
 
@@ -122,8 +173,14 @@ def test_sensitivity_tag_and_detection(query: str, meta: dict, detection: bool, 
 
 
 def test_request_fields_are_read_from_metadata() -> None:
-    req = request_from("hi", {"capabilities": ["code"], "user_tier": "pro", "tenant": 42, "max_latency_ms": 1500,
-                              "conversation_id": "c1"}, 7, 100, "gpt-4o-mini", pii_detection=True)
+    req = request_from(
+        "hi",
+        {"capabilities": ["code"], "user_tier": "pro", "tenant": 42, "max_latency_ms": 1500, "conversation_id": "c1"},
+        7,
+        100,
+        "gpt-4o-mini",
+        pii_detection=True,
+    )
     assert req == RuleRequest(7, 100, frozenset({"code"}), False, "", "pro", "42", 1500.0, "gpt-4o-mini")
 
 
@@ -157,16 +214,19 @@ def test_bad_rules_name_the_problem(text: str, message: str) -> None:
 
 
 def test_rules_config_example_loads() -> None:
-    cfg = parse_config(with_rules(
-        "[rules]\non_empty = 'default'\ndefault_model = 'gpt-4o-mini'\n"
-        "[rules.tiers]\nfree = ['gpt-4o-mini', 'gpt-4.1-nano']\n[rules.budgets]\nacme = 25\n"))
+    cfg = parse_config(
+        with_rules(
+            "[rules]\non_empty = 'default'\ndefault_model = 'gpt-4o-mini'\n"
+            "[rules.tiers]\nfree = ['gpt-4o-mini', 'gpt-4.1-nano']\n[rules.budgets]\nacme = 25\n"
+        )
+    )
     assert cfg.rules.tiers == {"free": ("gpt-4o-mini", "gpt-4.1-nano")}
     assert cfg.rules.budgets == {"acme": 25.0} and cfg.rules.default_model == "gpt-4o-mini"
 
 
 def test_the_readme_rules_example_is_a_valid_config() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Rules"):]
-    example = section[section.index("```toml") + len("```toml"):section.index("```\n", section.index("```toml") + 7)]
+    section = readme[readme.index("## Rules") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```\n", section.index("```toml") + 7)]
     cfg = parse_config(with_rules(example))
     assert cfg.rules.tiers["free"] and cfg.rules.budgets == {"acme": 50.0}

@@ -12,8 +12,12 @@ def decision(eid: str, ts: float = 0.0) -> Decision:
 
 @pytest.mark.parametrize(
     ("cost_weight", "latency_weight", "expected"),
-    [(0, 0, {"quality"}), (0.1, 0, {"quality", "cost"}), (0, 1, {"quality", "latency"}),
-     (1, 1, {"quality", "cost", "latency"})],
+    [
+        (0, 0, {"quality"}),
+        (0.1, 0, {"quality", "cost"}),
+        (0, 1, {"quality", "latency"}),
+        (1, 1, {"quality", "cost", "latency"}),
+    ],
 )
 def test_required_parts_follow_the_weights(cost_weight, latency_weight, expected) -> None:
     assert required_parts(cost_weight, latency_weight) == expected
@@ -56,8 +60,9 @@ def test_duplicate_quality_rule(rule, expected, applied) -> None:
 def test_quality_source_precedence_over_the_rule(rule, parts, expected) -> None:
     j = Joiner(frozenset({"quality", "latency"}), quality_rule=rule)
     j.add(decision("e"), deadline=10)
-    applied = [j.add_part(FeedbackPart("e", i, quality=q, source=src)).quality_applied
-               for i, (src, q) in enumerate(parts)]
+    applied = [
+        j.add_part(FeedbackPart("e", i, quality=q, source=src)).quality_applied for i, (src, q) in enumerate(parts)
+    ]
     r = j.add_part(FeedbackPart("e", 9, latency_ms=10.0, source="system"))
     assert r.joined is not None
     outcome = r.joined[1]

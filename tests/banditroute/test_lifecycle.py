@@ -18,8 +18,13 @@ from banditroute.types import FeedbackPart
 
 BASE = load_config()
 SPECS = {m.name: m for m in BASE.models}
-QUERIES = ["summarise the meeting notes about {}", "write a haiku about {}", "explain {} to a child",
-           "list three facts about {}", "translate a sentence about {} into Spanish"]
+QUERIES = [
+    "summarise the meeting notes about {}",
+    "write a haiku about {}",
+    "explain {} to a child",
+    "list three facts about {}",
+    "translate a sentence about {} into Spanish",
+]
 NOUNS = ["owls", "tax forms", "glaciers", "chess", "bread", "volcanoes", "jazz", "rust"]
 
 
@@ -41,8 +46,10 @@ def answer(router: Router, decision, quality: float, now: float) -> None:
 
 
 def test_repeated_failures_cool_a_model_down_and_it_returns() -> None:
-    router = Router(config(("gpt-4o-mini", "codestral"), cooldown_failures=3, cooldown_window_s=60.0,
-                           cooldown_s=30.0), sink=MemorySink())
+    router = Router(
+        config(("gpt-4o-mini", "codestral"), cooldown_failures=3, cooldown_window_s=60.0, cooldown_s=30.0),
+        sink=MemorySink(),
+    )
     rng = random.Random(1)
     now, failures = 1000.0, 0
     # Seeded event ids (the sampling draw comes from the id): with random ids the three failures
@@ -122,7 +129,7 @@ def test_a_model_added_at_run_time_is_explored_then_chosen_when_best() -> None:
     d = router.route("a first look at the new model", now=400.5)
     assert dict(zip(d.models, d.pmf))["gpt-4.1"] >= 0.1  # explored on purpose from its first request
     after = run_world(router, truth, 1200, 401.0, rng)
-    assert 20 <= after[:300].count("gpt-4.1")  # it got its cold-start rewards early
+    assert after[:300].count("gpt-4.1") >= 20  # it got its cold-start rewards early
     assert after[-200:].count("gpt-4.1") >= 140, after[-200:].count("gpt-4.1")  # and then wins
 
 
@@ -152,19 +159,23 @@ def test_a_model_removed_mid_stream_is_never_routed_again_and_its_pending_events
 
 
 def test_a_price_change_takes_effect_at_once() -> None:
-    router = Router(config(("gpt-4o-mini", "codestral")).with_overrides(reward={"cost_weight": 0.1}),
-                    sink=MemorySink())
+    router = Router(config(("gpt-4o-mini", "codestral")).with_overrides(reward={"cost_weight": 0.1}), sink=MemorySink())
     d = router.route("hello", {"user_tier": "x"}, now=0.0)
     router.feedback(FeedbackPart(d.event_id, 0.0, quality=1.0, input_tokens=1000, output_tokens=1000), 0.0)
     spec = SPECS[d.model]
-    router.reload_catalog([replace(spec, input_price=spec.input_price * 10, output_price=spec.output_price * 10),
-                           *(s for s in router.catalog.specs if s.name != d.model)])
+    router.reload_catalog(
+        [
+            replace(spec, input_price=spec.input_price * 10, output_price=spec.output_price * 10),
+            *(s for s in router.catalog.specs if s.name != d.model),
+        ]
+    )
     e = router.route("hello again", now=1.0)
     while e.model != d.model:
         router.feedback(FeedbackPart(e.event_id, 1.0, quality=1.0, cost_usd=0.0), 1.0)
         e = router.route("hello again", now=1.0)
-    row = router.feedback(FeedbackPart(e.event_id, 1.0, quality=1.0, input_tokens=1000, output_tokens=1000),
-                          1.0).learned
+    row = router.feedback(
+        FeedbackPart(e.event_id, 1.0, quality=1.0, input_tokens=1000, output_tokens=1000), 1.0
+    ).learned
     assert row.cost_usd == pytest.approx(10 * spec.cost_usd(1000, 1000))
     assert router.rules.price(d.model) == pytest.approx(10 * spec.output_price)
 
@@ -206,8 +217,7 @@ def test_stickiness_can_be_turned_off_and_is_bounded() -> None:
 
 
 def test_a_spent_budget_allows_only_models_under_the_price_ceiling_until_the_next_period() -> None:
-    router = Router(config(budgets={"acme": 0.01}, budget_period_s=3600.0, budget_price_ceiling=1.0),
-                    sink=MemorySink())
+    router = Router(config(budgets={"acme": 0.01}, budget_period_s=3600.0, budget_price_ceiling=1.0), sink=MemorySink())
     now = 7200.0  # the start of a period
     for _ in range(2):
         d = router.route("hello", {"tenant": "acme"}, now=now)
@@ -217,7 +227,8 @@ def test_a_spent_budget_allows_only_models_under_the_price_ceiling_until_the_nex
     d = router.route("hello", {"tenant": "acme"}, now=now + 10)
     assert all(SPECS[m].output_price <= 1.0 for m in d.models)
     assert {m for m, rule in d.excluded.items() if rule == "budget"} == {
-        m for m in SPECS if SPECS[m].output_price > 1.0}
+        m for m in SPECS if SPECS[m].output_price > 1.0
+    }
     other = router.route("hello", {"tenant": "globex"}, now=now + 10)  # another tenant is not affected
     assert len(other.models) == len(SPECS)
     fresh = router.route("hello", {"tenant": "acme"}, now=now + 3600.0)

@@ -26,8 +26,14 @@ async def raw_exchange(api: Api, head: bytes, body: bytes = b"", pause_s: float 
 
 
 def post_head(path: str, content_length: int, extra: bytes = b"") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {content_length}\r\n").encode() + extra + b"\r\n"
+    return (
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {content_length}\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+    )
 
 
 async def test_a_10mb_query_is_refused_before_its_body_is_read(api: Api) -> None:
@@ -51,13 +57,16 @@ async def test_too_many_headers_is_refused(api: Api) -> None:
     assert (await api.post("/route", {"query": "still up"}))[0] == 200
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b'{"query": "x", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "invalid_json"),
-    (b'{"query": "x", "metadata": {"a": [[["deep"]]]}}', "invalid_metadata"),
-    (b'{"query": "x", "metadata": {' + b",".join(b'"k%d": 1' % i for i in range(33)) + b"}}", "invalid_metadata"),
-    (b'{"query": "x", "metadata": {"' + b"k" * 65 + b'": 1}}', "invalid_metadata"),
-    (b'{"query": "x", "metadata": {"tags": ["' + b"v" * 600 + b'"]}}', "invalid_metadata"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"query": "x", "metadata": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "invalid_json"),
+        (b'{"query": "x", "metadata": {"a": [[["deep"]]]}}', "invalid_metadata"),
+        (b'{"query": "x", "metadata": {' + b",".join(b'"k%d": 1' % i for i in range(33)) + b"}}", "invalid_metadata"),
+        (b'{"query": "x", "metadata": {"' + b"k" * 65 + b'": 1}}', "invalid_metadata"),
+        (b'{"query": "x", "metadata": {"tags": ["' + b"v" * 600 + b'"]}}', "invalid_metadata"),
+    ],
+)
 async def test_metadata_size_and_depth(api: Api, body: bytes, code: str) -> None:
     status, answer = await api.post("/route", data=body)
     assert (status, answer["error"]["code"]) == (400, code)

@@ -12,25 +12,41 @@ from tests.conftest import Api, make_config, start_api, stop_api
 
 # Every family the issue names, as Prometheus exposes it (counters gain `_total`).
 FAMILIES = {
-    "banditroute_decisions": "counter", "banditroute_explored_decisions": "counter",
-    "banditroute_exploration_share": "gauge", "banditroute_rewards_learned": "counter",
-    "banditroute_reward": "summary", "banditroute_quality": "histogram", "banditroute_cost_usd": "histogram",
-    "banditroute_latency_seconds": "histogram", "banditroute_feedback_parts": "counter",
-    "banditroute_defaults_applied": "counter", "banditroute_skipped_joins": "counter",
-    "banditroute_late_feedback_parts": "counter", "banditroute_expired_joins": "counter",
-    "banditroute_pending_joins": "gauge", "banditroute_write_queue": "gauge",
-    "banditroute_learner_lag_seconds": "histogram", "banditroute_route_seconds": "histogram",
-    "banditroute_rule_exclusions": "counter", "banditroute_no_model_allowed": "counter",
-    "banditroute_cooldowns": "counter", "banditroute_cost_weight": "gauge", "banditroute_latency_weight": "gauge",
-    "banditroute_exploration_paused": "gauge", "banditroute_shadow_mode": "gauge",
+    "banditroute_decisions": "counter",
+    "banditroute_explored_decisions": "counter",
+    "banditroute_exploration_share": "gauge",
+    "banditroute_rewards_learned": "counter",
+    "banditroute_reward": "summary",
+    "banditroute_quality": "histogram",
+    "banditroute_cost_usd": "histogram",
+    "banditroute_latency_seconds": "histogram",
+    "banditroute_feedback_parts": "counter",
+    "banditroute_defaults_applied": "counter",
+    "banditroute_skipped_joins": "counter",
+    "banditroute_late_feedback_parts": "counter",
+    "banditroute_expired_joins": "counter",
+    "banditroute_pending_joins": "gauge",
+    "banditroute_write_queue": "gauge",
+    "banditroute_learner_lag_seconds": "histogram",
+    "banditroute_route_seconds": "histogram",
+    "banditroute_rule_exclusions": "counter",
+    "banditroute_no_model_allowed": "counter",
+    "banditroute_cooldowns": "counter",
+    "banditroute_cost_weight": "gauge",
+    "banditroute_latency_weight": "gauge",
+    "banditroute_exploration_paused": "gauge",
+    "banditroute_shadow_mode": "gauge",
 }
 
 
 async def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     status, headers, body = await api.raw("GET", "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -59,14 +75,17 @@ async def test_metrics_move_with_decisions_feedback_rules_and_expiry(tmp_path: P
         before = await scrape(api)
         routed = []
         for i in range(12):
-            _, d = await api.post("/route", {"query": f"Write a Python function number {i}",
-                                             "metadata": {"capabilities": ["code"]}})
+            _, d = await api.post(
+                "/route", {"query": f"Write a Python function number {i}", "metadata": {"capabilities": ["code"]}}
+            )
             routed.append(d)
         status, _ = await api.post("/route", {"query": "x", "metadata": {"capabilities": ["teleportation"]}})
         assert status == 422
         first = routed[0]
-        await api.post("/reward", {"event_id": first["event_id"], "quality": 0.9, "latency_ms": 1200,
-                                   "cost_usd": 0.002, "source": "judge"})
+        await api.post(
+            "/reward",
+            {"event_id": first["event_id"], "quality": 0.9, "latency_ms": 1200, "cost_usd": 0.002, "source": "judge"},
+        )
         mid = await scrape(api)
         assert total(mid, "banditroute_decisions_total") - total(before, "banditroute_decisions_total") == 12
         assert value(mid, "banditroute_decisions_total", model=first["model"]) >= 1
@@ -81,7 +100,8 @@ async def test_metrics_move_with_decisions_feedback_rules_and_expiry(tmp_path: P
         _, catalog = await api.get("/models")
         without_code = sum("code" not in m["capabilities"] for m in catalog["models"])
         assert value(mid, "banditroute_rule_exclusions_total", rule="capabilities") == 12 * without_code + len(
-            catalog["models"])
+            catalog["models"]
+        )
         assert value(mid, "banditroute_no_model_allowed_total", rule="capabilities") == 1
         assert value(mid, "banditroute_route_seconds_count") == 12
         explored = total(mid, "banditroute_explored_decisions_total")
@@ -104,8 +124,9 @@ async def test_metrics_move_with_decisions_feedback_rules_and_expiry(tmp_path: P
 
 
 async def test_cooldown_metrics_move_when_a_model_fails_into_a_cooldown(tmp_path: Path) -> None:
-    api = await start_api(make_config(tmp_path, rules={"tiers": {"solo": ("gpt-4o-mini",)}, "cooldown_failures": 3,
-                                                       "cooldown_s": 3600.0}))
+    api = await start_api(
+        make_config(tmp_path, rules={"tiers": {"solo": ("gpt-4o-mini",)}, "cooldown_failures": 3, "cooldown_s": 3600.0})
+    )
     try:
         before = await scrape(api)
         assert value(before, "banditroute_models_in_cooldown") == 0

@@ -21,8 +21,10 @@ PROBE = {"query": "probe: sort a list in python", "metadata": {"task": "code"}}
 async def learn_some(api: Api, n: int, offset: int = 0) -> None:
     for i in range(n):
         _, d = await api.post("/route", {"query": f"question {(i + offset) % 5} about code"})
-        await api.post("/reward", {"event_id": d["event_id"], "quality": (i % 3) / 2, "cost_usd": 0.001,
-                                   "reward_token": d["reward_token"]})
+        await api.post(
+            "/reward",
+            {"event_id": d["event_id"], "quality": (i % 3) / 2, "cost_usd": 0.001, "reward_token": d["reward_token"]},
+        )
 
 
 async def two_checkpoints(config: Config) -> dict:
@@ -48,8 +50,10 @@ def poison_newest(db_path: Path, vw_args: list[str], how: str) -> int:
         ws = vw.Workspace(vw_args, model_data=bytes(model))
         ws.weights()[:8] = np.nan
         model = ws.serialize()
-        db.execute("UPDATE checkpoints SET model = ?, sha256 = ? WHERE seq = ?",
-                   (model, hashlib.sha256(model).hexdigest(), newest_seq))  # a valid checksum over NaNs
+        db.execute(
+            "UPDATE checkpoints SET model = ?, sha256 = ? WHERE seq = ?",
+            (model, hashlib.sha256(model).hexdigest(), newest_seq),
+        )  # a valid checksum over NaNs
     else:
         db.execute("UPDATE checkpoints SET model = ? WHERE seq = ?", (bytes(model)[:-7] + b"garbage", newest_seq))
     db.commit()

@@ -24,19 +24,33 @@ POLICY = Policy(CONFIG.policy, CONFIG.models)
 CATALOG = Catalog(CONFIG.models)
 CAPABILITIES = sorted({c for m in CONFIG.models for c in m.capabilities} | {"teleportation"})
 # Bounded so the whole file runs in seconds; BANDITROUTE_PROPERTY_EXAMPLES=5000 for a deeper search.
-FAST = settings(max_examples=int(os.environ.get("BANDITROUTE_PROPERTY_EXAMPLES", "150")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=int(os.environ.get("BANDITROUTE_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-json_scalars = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text()
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-metadata_values = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                   | st.text(max_size=80) | st.lists(st.text(max_size=20), max_size=5))
-metadata = st.dictionaries(st.sampled_from(["user_tier", "channel", "task", "tenant", "language", "other"]),
-                           metadata_values, max_size=6)
+json_scalars = st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+metadata_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=80)
+    | st.lists(st.text(max_size=20), max_size=5)
+)
+metadata = st.dictionaries(
+    st.sampled_from(["user_tier", "channel", "task", "tenant", "language", "other"]), metadata_values, max_size=6
+)
 
 
 # -- features ---------------------------------------------------------------------------------
+
 
 @FAST
 @given(query=st.text(max_size=3000), meta=metadata)
@@ -61,7 +75,8 @@ rules_configs = st.builds(
     lambda tiers, tenants, ceiling: replace(CONFIG.rules, tiers=tiers, tenants=tenants, budget_price_ceiling=ceiling),
     st.dictionaries(st.sampled_from(["free", "pro"]), model_sets, max_size=2),
     st.dictionaries(st.sampled_from(["acme", "globex"]), model_sets, max_size=2),
-    st.floats(0.0, 100.0))
+    st.floats(0.0, 100.0),
+)
 rule_requests = st.builds(
     guardrails.RuleRequest,
     input_tokens=st.integers(0, 2_000_000),
@@ -74,9 +89,12 @@ rule_requests = st.builds(
     escalate_from=st.none() | st.sampled_from([*NAMES, "no-such-model"]),
 )
 p95s = st.dictionaries(st.sampled_from(NAMES), st.floats(0.0, 10_000.0))
-live_states = st.builds(lambda cooling, exhausted, p95: guardrails.LiveState(
-    frozenset(cooling), exhausted, (lambda m: p95.get(m, 500.0))),
-    st.sets(st.sampled_from(NAMES), max_size=4), st.booleans(), p95s)
+live_states = st.builds(
+    lambda cooling, exhausted, p95: guardrails.LiveState(frozenset(cooling), exhausted, (lambda m: p95.get(m, 500.0))),
+    st.sets(st.sampled_from(NAMES), max_size=4),
+    st.booleans(),
+    p95s,
+)
 
 
 @FAST
@@ -110,9 +128,14 @@ def test_rules_give_a_consistent_allowed_set_or_name_the_rule(cfg, req, live) ->
 
 
 @FAST
-@given(query=st.text(min_size=1, max_size=500),
-       meta=st.dictionaries(st.sampled_from(["capabilities", "sensitive", "max_latency_ms", "user_tier", "tenant"])
-                            | st.text(max_size=12), json_values, max_size=6))
+@given(
+    query=st.text(min_size=1, max_size=500),
+    meta=st.dictionaries(
+        st.sampled_from(["capabilities", "sensitive", "max_latency_ms", "user_tier", "tenant"]) | st.text(max_size=12),
+        json_values,
+        max_size=6,
+    ),
+)
 def test_rule_inputs_read_any_metadata_the_api_accepts(query: str, meta: dict) -> None:
     try:
         parsed = parse_route({"query": query, "metadata": meta}, max_query_chars=1000)
@@ -136,14 +159,17 @@ outcomes = st.builds(
 )
 reward_configs = st.builds(
     lambda cw, lw, dq: replace(CONFIG.reward, cost_weight=cw, latency_weight=lw, default_quality=dq),
-    st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.none() | st.floats(0.0, 1.0))
+    st.floats(0.0, 100.0),
+    st.floats(0.0, 100.0),
+    st.none() | st.floats(0.0, 1.0),
+)
 
 
 @FAST
-@given(outcome=outcomes, model=st.sampled_from(CONFIG.models), input_tokens=st.integers(0, 10_000_000),
-       cfg=reward_configs)
-def test_reward_is_finite_and_maps_into_vw_range(outcome: Outcome, model: ModelSpec, input_tokens: int,
-                                                 cfg) -> None:
+@given(
+    outcome=outcomes, model=st.sampled_from(CONFIG.models), input_tokens=st.integers(0, 10_000_000), cfg=reward_configs
+)
+def test_reward_is_finite_and_maps_into_vw_range(outcome: Outcome, model: ModelSpec, input_tokens: int, cfg) -> None:
     r = reward.resolve(outcome, model, input_tokens, cfg)
     if r is None:
         assert outcome.quality is None and outcome.error is None and cfg.default_quality is None
@@ -166,23 +192,32 @@ def test_vw_cost_is_always_in_range(value: float, span: float) -> None:
 
 # -- joiner -----------------------------------------------------------------------------------
 
+
 def decision(i: int) -> Decision:
     return Decision(f"e{i}", float(i), "|w x", ("a", "b"), 0, (0.5, 0.5), False, "", 1, None)
 
 
-ops = st.lists(st.one_of(
-    st.tuples(st.just("add"), st.floats(0.0, 50.0)),
-    st.tuples(st.just("part"), st.integers(0, 60), st.sampled_from(["quality", "cost", "latency", "error"])),
-    st.tuples(st.just("expire"), st.floats(0.0, 20.0)),
-    st.tuples(st.just("discard"), st.integers(0, 60)),
-), max_size=120)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.floats(0.0, 50.0)),
+        st.tuples(st.just("part"), st.integers(0, 60), st.sampled_from(["quality", "cost", "latency", "error"])),
+        st.tuples(st.just("expire"), st.floats(0.0, 20.0)),
+        st.tuples(st.just("discard"), st.integers(0, 60)),
+    ),
+    max_size=120,
+)
 
 
 @FAST
-@given(steps=ops, max_pending=st.integers(1, 8), cost_weight=st.sampled_from([0.0, 0.1]),
-       rule=st.sampled_from(["first", "last"]))
-def test_joiner_releases_each_decision_exactly_once_within_bounds(steps: list, max_pending: int,
-                                                                  cost_weight: float, rule: str) -> None:
+@given(
+    steps=ops,
+    max_pending=st.integers(1, 8),
+    cost_weight=st.sampled_from([0.0, 0.1]),
+    rule=st.sampled_from(["first", "last"]),
+)
+def test_joiner_releases_each_decision_exactly_once_within_bounds(
+    steps: list, max_pending: int, cost_weight: float, rule: str
+) -> None:
     joiner = Joiner(required_parts(cost_weight, 0.0), rule, max_pending)
     now, added, released, discarded = 0.0, [], [], set()
     for step in steps:
@@ -191,8 +226,12 @@ def test_joiner_releases_each_decision_exactly_once_within_bounds(steps: list, m
             added.append(d.event_id)
             released += [dec.event_id for dec, _ in joiner.add(d, now + step[1])]
         elif step[0] == "part":
-            value = {"quality": {"quality": 0.5}, "cost": {"cost_usd": 0.1}, "latency": {"latency_ms": 3.0},
-                     "error": {"error": "timeout"}}[step[2]]
+            value = {
+                "quality": {"quality": 0.5},
+                "cost": {"cost_usd": 0.1},
+                "latency": {"latency_ms": 3.0},
+                "error": {"error": "timeout"},
+            }[step[2]]
             result = joiner.add_part(FeedbackPart(f"e{step[1]}", now, **value))
             assert result.status in (PENDING, COMPLETE, NOT_PENDING)
             if result.status == COMPLETE:
@@ -215,9 +254,12 @@ def test_joiner_releases_each_decision_exactly_once_within_bounds(steps: list, m
 
 # -- the API's validation -------------------------------------------------------------------------
 
+
 @FAST
-@given(obj=st.dictionaries(st.sampled_from(["query", "metadata", "max_output_tokens", "other"]), json_values)
-       | st.fixed_dictionaries({"query": st.text(max_size=50)}, optional={"metadata": json_values}))
+@given(
+    obj=st.dictionaries(st.sampled_from(["query", "metadata", "max_output_tokens", "other"]), json_values)
+    | st.fixed_dictionaries({"query": st.text(max_size=50)}, optional={"metadata": json_values})
+)
 def test_route_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
     try:
         req = parse_route(obj, max_query_chars=1000)
@@ -229,9 +271,25 @@ def test_route_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
 
 
 @FAST
-@given(obj=st.dictionaries(st.sampled_from(["event_id", "quality", "latency_ms", "cost_usd", "input_tokens",
-                                            "output_tokens", "source", "error", "reward_token", "x"]),
-                           json_values | st.floats(-2.0, 2.0) | st.sampled_from(["e1", "user", "timeout"])))
+@given(
+    obj=st.dictionaries(
+        st.sampled_from(
+            [
+                "event_id",
+                "quality",
+                "latency_ms",
+                "cost_usd",
+                "input_tokens",
+                "output_tokens",
+                "source",
+                "error",
+                "reward_token",
+                "x",
+            ]
+        ),
+        json_values | st.floats(-2.0, 2.0) | st.sampled_from(["e1", "user", "timeout"]),
+    )
+)
 def test_reward_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
     try:
         part = parse_reward(obj, now=1.0)
@@ -241,25 +299,31 @@ def test_reward_validation_accepts_or_refuses_cleanly(obj: dict) -> None:
         return
     assert part.quality is None or 0.0 <= part.quality <= 1.0
     assert part.latency_ms is None or part.latency_ms >= 0
-    assert any(v is not None for v in (part.quality, part.latency_ms, part.cost_usd, part.input_tokens,
-                                       part.output_tokens, part.error))
+    assert any(
+        v is not None
+        for v in (part.quality, part.latency_ms, part.cost_usd, part.input_tokens, part.output_tokens, part.error)
+    )
 
 
 # -- estimators -------------------------------------------------------------------------------
 
 probabilities = st.floats(estimators.MIN_LOGGED_PROB, 1.0)
-rounds = st.integers(1, 40).flatmap(lambda n: st.tuples(
-    st.lists(st.floats(-1.0, 1.0), min_size=n, max_size=n),
-    st.lists(probabilities, min_size=n, max_size=n),
-    st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n)))
+rounds = st.integers(1, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(-1.0, 1.0), min_size=n, max_size=n),
+        st.lists(probabilities, min_size=n, max_size=n),
+        st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n),
+    )
+)
 
 
 @FAST
 @given(data=rounds, ci=st.sampled_from(["normal", "bootstrap"]))
 def test_estimators_give_finite_bounded_values_on_valid_logs(data: tuple, ci: str) -> None:
     rewards, logged, target = data
-    found = estimators.evaluate_all(rewards, logged, target, q_hat_logged=rewards, q_hat_target=target,
-                                    ci=ci, n_boot=50)
+    found = estimators.evaluate_all(
+        rewards, logged, target, q_hat_logged=rewards, q_hat_target=target, ci=ci, n_boot=50
+    )
     low_r, high_r = min(rewards), max(rewards)
     for est in found.values() if isinstance(found, dict) else found:
         assert est.n == len(rewards)
@@ -274,9 +338,11 @@ def test_estimators_give_finite_bounded_values_on_valid_logs(data: tuple, ci: st
 
 
 @FAST
-@given(rewards=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
-       logged=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
-       target=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5))
+@given(
+    rewards=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+    logged=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+    target=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+)
 def test_estimators_refuse_bad_logs_cleanly(rewards: list, logged: list, target: list) -> None:
     try:
         found = estimators.evaluate_all(rewards, logged, target)

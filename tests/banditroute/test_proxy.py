@@ -23,8 +23,12 @@ from tests.conftest import Api, make_config, start_api, stop_api
 from tests.fake_upstream import CLIENT_ERROR, FAIL_FIRST, Behaviour, FakeUpstream
 
 PRICES = (1.0, 3.0)  # USD per 1M input / output tokens, every test model
-CATALOG = Catalog([ModelSpec("a", *PRICES, 100_000, frozenset({"tools"})),
-                   ModelSpec("b", *PRICES, 100_000, frozenset({"tools", "vision", "json_mode"}))])
+CATALOG = Catalog(
+    [
+        ModelSpec("a", *PRICES, 100_000, frozenset({"tools"})),
+        ModelSpec("b", *PRICES, 100_000, frozenset({"tools", "vision", "json_mode"})),
+    ]
+)
 
 
 def chat(**body: Any) -> dict[str, Any]:
@@ -61,8 +65,13 @@ def test_routing_inputs_come_from_the_conversation() -> None:
             {"role": "system", "content": "You are terse. " * 20},
             {"role": "user", "content": "first question"},
             {"role": "assistant", "content": "first answer"},
-            {"role": "user", "content": [{"type": "text", "text": "what is in this picture?"},
-                                         {"type": "image_url", "image_url": {"url": "data:,"}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": "data:,"}},
+                ],
+            },
         ],
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
         "response_format": {"type": "json_object"},
@@ -74,8 +83,14 @@ def test_routing_inputs_come_from_the_conversation() -> None:
     assert req.routed and req.requested == "coding" and req.stream and req.include_usage
     assert req.query == "what is in this picture?"
     assert req.max_output_tokens == 300
-    assert req.metadata == {"turns": "t2", "system_prompt": "c2", "tools": True, "response_format": "json_object",
-                            "capabilities": ["tools", "vision", "json_mode"], "task": "code"}
+    assert req.metadata == {
+        "turns": "t2",
+        "system_prompt": "c2",
+        "tools": True,
+        "response_format": "json_object",
+        "capabilities": ["tools", "vision", "json_mode"],
+        "task": "code",
+    }
     assert req.input_tokens > len("what is in this picture?") // 4 + len("You are terse. " * 20) // 4
 
 
@@ -86,12 +101,14 @@ def test_an_explicit_model_is_not_routed() -> None:
 
 
 def test_stream_meter_reads_events_split_anywhere() -> None:
-    stream = (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
-              b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'
-              b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n'
-              b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+    stream = (
+        b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\ndata: [DONE]\n\n'
+    )
     meter = proxy.StreamMeter(keep_text=True)
-    firsts = [meter.feed(stream[i:i + 13]) for i in range(0, len(stream), 13)]
+    firsts = [meter.feed(stream[i : i + 13]) for i in range(0, len(stream), 13)]
     assert firsts.count(True) == 1 and firsts.index(True) < len(firsts) // 2
     assert ("".join(meter.text), meter.chars, meter.done) == ("Hello", 5, True)
     assert proxy.tokens_used(meter.usage, 99, meter.chars) == proxy.Usage(7, 2, False)
@@ -104,7 +121,13 @@ def test_tokens_are_counted_when_usage_is_missing() -> None:
 
 def test_retry_statuses() -> None:
     assert [proxy.retry_error(s) for s in (200, 400, 404, 429, 500, 503)] == [
-        None, None, None, "rate_limited", "server_error", "server_error"]
+        None,
+        None,
+        None,
+        "rate_limited",
+        "server_error",
+        "server_error",
+    ]
 
 
 def test_judge_sampling_is_a_stable_draw_at_the_configured_rate() -> None:
@@ -119,8 +142,9 @@ def test_judge_sampling_is_a_stable_draw_at_the_configured_rate() -> None:
 
 def proxy_config(tmp_path: Path, base_url: str, names: tuple[str, ...] = ("a", "b", "c"), **sections: Any) -> Config:
     cfg = make_config(tmp_path, **sections)
-    models = tuple(ModelSpec(n, *PRICES, 100_000, frozenset({"tools"}), base_url=base_url,
-                             upstream_model=f"up-{n}") for n in names)
+    models = tuple(
+        ModelSpec(n, *PRICES, 100_000, frozenset({"tools"}), base_url=base_url, upstream_model=f"up-{n}") for n in names
+    )
     cfg = dataclasses.replace(cfg, models=models)
     validate(cfg)
     return cfg
@@ -128,8 +152,9 @@ def proxy_config(tmp_path: Path, base_url: str, names: tuple[str, ...] = ("a", "
 
 @pytest.fixture
 async def gateway(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Api]:
-    api = await start_api(proxy_config(tmp_path, upstream.base_url,
-                                       proxy={"total_deadline_s": 5.0, "attempt_timeout_s": 0.5}))
+    api = await start_api(
+        proxy_config(tmp_path, upstream.base_url, proxy={"total_deadline_s": 5.0, "attempt_timeout_s": 0.5})
+    )
     yield api
     await stop_api(api)
 
@@ -156,18 +181,24 @@ async def clients(gateway: Api) -> AsyncIterator[tuple[openai.OpenAI, openai.Asy
 async def system_parts(api: Api, event_id: str, want: int = 1) -> list:
     """The proxy's feedback parts for an event, once the write queue has committed them."""
     for _ in range(100):
-        parts = [p for p in await api.service.eventlog.call(api.service.store.feedback, event_id)
-                 if p.source == "system"]
+        parts = [
+            p for p in await api.service.eventlog.call(api.service.store.feedback, event_id) if p.source == "system"
+        ]
         if len(parts) >= want:
             return parts
         await asyncio.sleep(0.02)
     raise AssertionError(f"no system feedback for {event_id}")
 
 
-async def test_sync_client_gets_the_answer_and_the_proxy_feeds_back(clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
+async def test_sync_client_gets_the_answer_and_the_proxy_feeds_back(
+    clients: Any, gateway: Api, upstream: FakeUpstream
+) -> None:
     sync, _ = clients
-    raw = await asyncio.to_thread(sync.chat.completions.with_raw_response.create, model="auto",
-                                  messages=[{"role": "user", "content": "what is six times seven"}])
+    raw = await asyncio.to_thread(
+        sync.chat.completions.with_raw_response.create,
+        model="auto",
+        messages=[{"role": "user", "content": "what is six times seven"}],
+    )
     completion = raw.parse()
     assert completion.choices[0].message.content == "The answer is 42."
     event_id, model = raw.headers["x-banditroute-event-id"], raw.headers["x-banditroute-model"]
@@ -175,8 +206,11 @@ async def test_sync_client_gets_the_answer_and_the_proxy_feeds_back(clients: Any
     assert decision is not None and decision.model == model
     assert upstream.requests[-1]["model"] == f"up-{model}"  # the upstream's own name for it
     [part] = await system_parts(gateway, event_id)
-    assert (part.input_tokens, part.output_tokens) == (completion.usage.prompt_tokens,
-                                                        completion.usage.completion_tokens) == (5, 4)
+    assert (
+        (part.input_tokens, part.output_tokens)
+        == (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        == (5, 4)
+    )
     assert part.cost_usd == pytest.approx((5 * PRICES[0] + 4 * PRICES[1]) / 1e6)
     assert part.latency_ms > 0 and part.error is None
     # quality later, by the event id the header gave: the join completes and the policy learns
@@ -184,14 +218,18 @@ async def test_sync_client_gets_the_answer_and_the_proxy_feeds_back(clients: Any
     assert (status, answer["status"]) == (202, "learned")
 
 
-async def test_streaming_passes_chunks_through_and_measures_ttft(clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
-    upstream.behaviours = {f"up-{n}": Behaviour(reply="one two three four five", chunk_delay_s=0.05)
-                           for n in "abc"}
+async def test_streaming_passes_chunks_through_and_measures_ttft(
+    clients: Any, gateway: Api, upstream: FakeUpstream
+) -> None:
+    upstream.behaviours = {f"up-{n}": Behaviour(reply="one two three four five", chunk_delay_s=0.05) for n in "abc"}
     _, client = clients
     started = time.monotonic()
-    stream = await client.chat.completions.create(model="auto", stream=True,
-                                                  stream_options={"include_usage": True},
-                                                  messages=[{"role": "user", "content": "count to five"}])
+    stream = await client.chat.completions.create(
+        model="auto",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "count to five"}],
+    )
     event_id = stream.response.headers["x-banditroute-event-id"]
     arrivals, pieces, usage = [], [], None
     async for chunk in stream:
@@ -211,8 +249,9 @@ async def test_sync_streaming_without_usage_counts_tokens(clients: Any, gateway:
     sync, _ = clients
 
     def run() -> tuple[str, str]:
-        stream = sync.chat.completions.create(model="auto", stream=True,
-                                              messages=[{"role": "user", "content": "what is six times seven"}])
+        stream = sync.chat.completions.create(
+            model="auto", stream=True, messages=[{"role": "user", "content": "what is six times seven"}]
+        )
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         return text, stream.response.headers["x-banditroute-event-id"]
 
@@ -224,8 +263,11 @@ async def test_sync_streaming_without_usage_counts_tokens(clients: Any, gateway:
 
 async def test_a_failing_upstream_falls_back_and_the_failure_is_fed_back(clients: Any, gateway: Api) -> None:
     sync, _ = clients
-    raw = await asyncio.to_thread(sync.chat.completions.with_raw_response.create, model="auto",
-                                  messages=[{"role": "user", "content": f"{FAIL_FIRST} hello"}])
+    raw = await asyncio.to_thread(
+        sync.chat.completions.with_raw_response.create,
+        model="auto",
+        messages=[{"role": "user", "content": f"{FAIL_FIRST} hello"}],
+    )
     assert raw.parse().choices[0].message.content == "The answer is 42."
     event_id = raw.headers["x-banditroute-event-id"]
     decision = await gateway.service.eventlog.call(gateway.service.store.decision, event_id)
@@ -241,23 +283,28 @@ async def test_a_failing_upstream_falls_back_and_the_failure_is_fed_back(clients
 
 
 async def test_a_silent_upstream_is_abandoned_for_the_next_within_the_deadline(
-        clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
+    clients: Any, gateway: Api, upstream: FakeUpstream
+) -> None:
     _, client = clients
     for slow in "abc":  # whichever model the bandit draws, one of them hangs for 3 s
         upstream.behaviours = {f"up-{slow}": Behaviour(delay_s=3.0)}
         started = time.monotonic()
         raw = await client.chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "hello there"}])
+            model="auto", messages=[{"role": "user", "content": "hello there"}]
+        )
         assert time.monotonic() - started < 2.0  # attempt_timeout_s = 0.5, not the 3 s hang
         assert raw.parse().choices[0].message.content == "The answer is 42."
         assert raw.headers["x-banditroute-model"] != slow
-        decision = await gateway.service.eventlog.call(gateway.service.store.decision,
-                                                       raw.headers["x-banditroute-event-id"])
+        decision = await gateway.service.eventlog.call(
+            gateway.service.store.decision, raw.headers["x-banditroute-event-id"]
+        )
         parts = await system_parts(gateway, decision.event_id)
         assert [p.error for p in parts] == (["timeout"] if decision.model == slow else [None])
 
 
-async def test_all_upstreams_failing_answers_502_within_the_deadline(clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
+async def test_all_upstreams_failing_answers_502_within_the_deadline(
+    clients: Any, gateway: Api, upstream: FakeUpstream
+) -> None:
     upstream.behaviours = {f"up-{n}": Behaviour(status=500) for n in "abc"}
     _, client = clients
     with pytest.raises(openai.APIStatusError) as err:
@@ -280,10 +327,12 @@ async def test_client_errors_are_returned_as_they_are(clients: Any, gateway: Api
 async def test_explicit_model_is_passed_through_and_logged(clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
     _, client = clients
     raw = await client.chat.completions.with_raw_response.create(
-        model="b", messages=[{"role": "user", "content": "hi"}])
+        model="b", messages=[{"role": "user", "content": "hi"}]
+    )
     assert raw.headers["x-banditroute-model"] == "b" and upstream.requests[-1]["model"] == "up-b"
-    decision = await gateway.service.eventlog.call(gateway.service.store.decision,
-                                                   raw.headers["x-banditroute-event-id"])
+    decision = await gateway.service.eventlog.call(
+        gateway.service.store.decision, raw.headers["x-banditroute-event-id"]
+    )
     assert decision.models == ("b",) and decision.pmf == (1.0,)
 
 
@@ -295,9 +344,12 @@ async def test_connection_refused_falls_back(tmp_path: Path, upstream: FakeUpstr
     try:
         async with sdk(api) as (_, client):
             raw = await client.chat.completions.with_raw_response.create(
-                model="auto", messages=[{"role": "user", "content": "hello"}])
+                model="auto", messages=[{"role": "user", "content": "hello"}]
+            )
             assert raw.headers["x-banditroute-model"] == "c"
-            decision = await api.service.eventlog.call(api.service.store.decision, raw.headers["x-banditroute-event-id"])
+            decision = await api.service.eventlog.call(
+                api.service.store.decision, raw.headers["x-banditroute-event-id"]
+            )
             parts = await system_parts(api, decision.event_id)
             assert [p.error for p in parts] == ([None] if decision.model == "c" else ["connection_error"])
     finally:
@@ -311,7 +363,8 @@ async def test_models_lists_auto_profiles_and_the_catalog(tmp_path: Path, upstre
             ids = [m.id async for m in client.models.list()]
             assert ids == ["auto", "cheap", "a", "b", "c"]
             raw = await client.chat.completions.with_raw_response.create(
-                model="cheap", messages=[{"role": "user", "content": "hi"}])
+                model="cheap", messages=[{"role": "user", "content": "hi"}]
+            )
             assert raw.headers["x-banditroute-model"] in {"a", "b", "c"}
     finally:
         await stop_api(api)
@@ -325,11 +378,13 @@ async def test_models_without_an_upstream_are_not_routed_to(api: Api) -> None:
 
 
 async def test_a_stream_that_breaks_midway_is_reported_to_client_and_policy(
-        clients: Any, gateway: Api, upstream: FakeUpstream) -> None:
+    clients: Any, gateway: Api, upstream: FakeUpstream
+) -> None:
     upstream.behaviours = {f"up-{n}": Behaviour(reply="a b c d e f", break_after_chunks=3) for n in "abc"}
     _, client = clients
-    stream = await client.chat.completions.create(model="auto", stream=True,
-                                                  messages=[{"role": "user", "content": "hello"}])
+    stream = await client.chat.completions.create(
+        model="auto", stream=True, messages=[{"role": "user", "content": "hello"}]
+    )
     event_id = stream.response.headers["x-banditroute-event-id"]
     pieces = []
     with pytest.raises(openai.APIError):

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import ServerProcess, post
 
+
 async def test_kill_9_loses_no_acknowledged_feedback_and_no_learning(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
     rng = random.Random(3)
@@ -21,14 +22,18 @@ async def test_kill_9_loses_no_acknowledged_feedback_and_no_learning(tmp_path: P
         async with aiohttp.ClientSession() as session:
             await server.start(session)
             for i in range(300):
-                status, d = await post(session, server.url + "/route",
-                                       {"query": f"question {i % 7} about {rng.choice(['code', 'math', 'poems'])}"})
+                status, d = await post(
+                    session,
+                    server.url + "/route",
+                    {"query": f"question {i % 7} about {rng.choice(['code', 'math', 'poems'])}"},
+                )
                 assert status == 200
                 if i % 5 == 4:
                     continue  # never answered: stays pending across the kill
                 quality = rng.random()
-                status, _ = await post(session, server.url + "/reward",
-                                       {"event_id": d["event_id"], "quality": quality, "cost_usd": 0.0001})
+                status, _ = await post(
+                    session, server.url + "/reward", {"event_id": d["event_id"], "quality": quality, "cost_usd": 0.0001}
+                )
                 assert status == 202
                 acked.append((d["event_id"], quality))
                 complete.add(d["event_id"])

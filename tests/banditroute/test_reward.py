@@ -65,8 +65,11 @@ def test_cold_start_floor_skips_priced_out_models() -> None:
     from banditroute.config import load_config
     from banditroute.router import Router
 
-    specs = (ModelSpec("cheap", 0.1, 0.4, 100_000), ModelSpec("fair", 0.2, 0.8, 100_000),
-             ModelSpec("dear", 60.0, 120.0, 100_000))
+    specs = (
+        ModelSpec("cheap", 0.1, 0.4, 100_000),
+        ModelSpec("fair", 0.2, 0.8, 100_000),
+        ModelSpec("dear", 60.0, 120.0, 100_000),
+    )
     base = dataclasses.replace(load_config(), models=specs)
     for weight, cold in ((0.01, "cheap,fair,dear"), (1.0, "cheap,fair")):
         router = Router(base.with_overrides(reward={"cost_weight": weight}, rules={"cold_start_share": 0.2}))

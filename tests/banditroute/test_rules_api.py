@@ -42,8 +42,10 @@ SENSITIVE_OK = {"llama-3.1-8b-onprem", "mistral-small-onprem"}
 def write_config(tmp_path: Path, extra: str = "", rules: str | None = None) -> Path:
     """The bundled config with data under tmp_path, its [rules] replaced by `rules`, plus extra [[models]]."""
     text = config_text(rules).replace(
-        'data_dir = "var"\n', f'data_dir = "{tmp_path / "var"}"\ncheckpoint_interval_s = 3600.0\n'
-                               "expire_interval_s = 0.05\n", 1)
+        'data_dir = "var"\n',
+        f'data_dir = "{tmp_path / "var"}"\ncheckpoint_interval_s = 3600.0\nexpire_interval_s = 0.05\n',
+        1,
+    )
     text = text.replace('key_sha256 = ""', f'key_sha256 = "{hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}"', 1)
     path = tmp_path / "config.toml"
     path.write_text(text + extra)
@@ -117,8 +119,10 @@ async def test_pii_detection_can_be_turned_off(tmp_path: Path) -> None:
 
 
 async def test_a_failing_model_cools_down_visibly_and_returns(tmp_path: Path) -> None:
-    rules = ('[rules]\ncooldown_failures = 3\ncooldown_window_s = 60\ncooldown_s = 1.0\n'
-             '[rules.tiers]\nt = ["gpt-4o-mini", "codestral"]\n')
+    rules = (
+        "[rules]\ncooldown_failures = 3\ncooldown_window_s = 60\ncooldown_s = 1.0\n"
+        '[rules.tiers]\nt = ["gpt-4o-mini", "codestral"]\n'
+    )
     api = await start_from(write_config(tmp_path, rules=rules))
     meta = {"user_tier": "t"}
     try:
@@ -126,8 +130,9 @@ async def test_a_failing_model_cools_down_visibly_and_returns(tmp_path: Path) ->
         for i in range(300):
             _, d = await api.post("/route", {"query": f"question {i}", "metadata": meta})
             if d["model"] == "codestral":
-                status, a = await api.post("/reward", {"event_id": d["event_id"], "error": "timeout",
-                                                       "source": "system"})
+                status, a = await api.post(
+                    "/reward", {"event_id": d["event_id"], "error": "timeout", "source": "system"}
+                )
                 # A failure is learned at once, as quality 0 (minus the estimated cost).
                 assert (status, a["status"]) == (202, "learned") and a["reward"] <= 0.0
                 failures += 1
@@ -137,11 +142,15 @@ async def test_a_failing_model_cools_down_visibly_and_returns(tmp_path: Path) ->
         assert set(stats["cooldowns"]) == {"codestral"} and 0 < stats["cooldowns"]["codestral"] <= 1.0
         for i in range(20):
             _, d = await api.post("/route", {"query": f"during {i}", "metadata": meta})
-            assert d["model"] == "gpt-4o-mini" and d["excluded"] == {"gpt-4.1-nano": "tier", "claude-3-5-haiku": "tier",
-                                                                     "gpt-4.1": "tier", "claude-sonnet-4": "tier",
-                                                                     "claude-opus-4": "tier",
-                                                                     "llama-3.1-8b-onprem": "tier",
-                                                                     "codestral": "cooldown"}
+            assert d["model"] == "gpt-4o-mini" and d["excluded"] == {
+                "gpt-4.1-nano": "tier",
+                "claude-3-5-haiku": "tier",
+                "gpt-4.1": "tier",
+                "claude-sonnet-4": "tier",
+                "claude-opus-4": "tier",
+                "llama-3.1-8b-onprem": "tier",
+                "codestral": "cooldown",
+            }
             assert d["fallbacks"] == []
         await asyncio.sleep(1.05)
         _, stats = await api.get("/stats")
@@ -172,9 +181,12 @@ async def test_reload_adds_changes_and_removes_models_without_losing_the_policy(
         assert (status, err["error"]["code"]) == (400, "invalid_config") and "no-such-model" in err["error"]["message"]
         assert len((await api.get("/models"))[1]["models"]) == 8
 
-        new_text = (good.replace('name = "claude-opus-4"', 'name = "claude-opus-4-retired"', 1)
-                    .replace("input_price = 0.15\noutput_price = 0.60", "input_price = 0.30\noutput_price = 1.20", 1)
-                    + NEW_MODEL)
+        new_text = (
+            good.replace('name = "claude-opus-4"', 'name = "claude-opus-4-retired"', 1).replace(
+                "input_price = 0.15\noutput_price = 0.60", "input_price = 0.30\noutput_price = 1.20", 1
+            )
+            + NEW_MODEL
+        )
         # The retired name would be a new model: drop that entry instead.
         start = new_text.index('[[models]]\nname = "claude-opus-4-retired"')
         end = new_text.index("[[models]]", start + 1)
@@ -182,7 +194,10 @@ async def test_reload_adds_changes_and_removes_models_without_losing_the_policy(
         status, summary = await reload(api)
         assert status == 200, summary
         assert (summary["added"], summary["removed"], summary["changed"]) == (
-            ["frontier-2"], ["claude-opus-4"], ["gpt-4o-mini"])
+            ["frontier-2"],
+            ["claude-opus-4"],
+            ["gpt-4o-mini"],
+        )
         models = {m["name"]: m for m in (await api.get("/models"))[1]["models"]}
         assert "frontier-2" in models and "claude-opus-4" not in models
         assert models["gpt-4o-mini"]["output_price"] == 1.20
@@ -192,7 +207,8 @@ async def test_reload_adds_changes_and_removes_models_without_losing_the_policy(
         _, stats = await api.get("/stats")
         assert stats["rewards_learned"] == 30
         assert {m: n for m, n in stats["rewards_per_model"].items() if m in counts} == {
-            m: n for m, n in counts.items() if m != "claude-opus-4"}
+            m: n for m, n in counts.items() if m != "claude-opus-4"
+        }
         _, after = await api.post("/route", probe)
         assert after["pmf"]["frontier-2"] >= 0.05  # cold start: explored on purpose
         assert "frontier-2" in stats["cold_start"] and stats["catalog_reloads"] == 1
@@ -253,8 +269,9 @@ async def test_spend_and_latencies_survive_a_restart(tmp_path: Path) -> None:
     try:
         for i in range(2):
             _, d = await api.post("/route", {"query": "hi", "metadata": {"tenant": "acme"}})
-            await api.post("/reward", {"event_id": d["event_id"], "quality": 1.0, "cost_usd": 0.006,
-                                       "latency_ms": 100.0 * (i + 1)})
+            await api.post(
+                "/reward", {"event_id": d["event_id"], "quality": 1.0, "cost_usd": 0.006, "latency_ms": 100.0 * (i + 1)}
+            )
         _, d = await api.post("/route", {"query": "hi", "metadata": {"tenant": "acme"}})
         assert "budget" in d["excluded"].values()
         _, before = await api.get("/stats")
@@ -274,16 +291,18 @@ async def test_spend_and_latencies_survive_a_restart(tmp_path: Path) -> None:
 async def test_no_model_left_is_a_422_naming_the_rule_or_the_default_model(tmp_path: Path) -> None:
     api = await start_from(write_config(tmp_path, rules='[rules.tiers]\nfree = ["gpt-4o-mini"]\n'))
     try:
-        status, err = await api.post("/route", {"query": "x", "metadata": {"user_tier": "free",
-                                                                            "capabilities": ["code"]}})
+        status, err = await api.post(
+            "/route", {"query": "x", "metadata": {"user_tier": "free", "capabilities": ["code"]}}
+        )
         assert (status, err["error"]["code"]) == (422, "no_model_allowed") and "'tier'" in err["error"]["message"]
     finally:
         await stop_api(api)
     rules = '[rules]\non_empty = "default"\ndefault_model = "gpt-4o-mini"\n[rules.tiers]\nfree = ["gpt-4o-mini"]\n'
     api = await start_from(write_config(tmp_path, rules=rules))
     try:
-        status, d = await api.post("/route", {"query": "x", "metadata": {"user_tier": "free",
-                                                                          "capabilities": ["code"]}})
+        status, d = await api.post(
+            "/route", {"query": "x", "metadata": {"user_tier": "free", "capabilities": ["code"]}}
+        )
         assert (status, d["model"], d["probability"]) == (200, "gpt-4o-mini", 1.0)
         assert "default model (rule tier left no model)" in d["reason"]
     finally:
@@ -295,8 +314,12 @@ async def test_the_proxy_skips_a_model_in_cooldown(tmp_path: Path) -> None:
     upstream = FakeUpstream(behaviours={"up-b": Behaviour(status=500)})
     await upstream.start()
     cfg = make_config(tmp_path, rules={"cooldown_failures": 3, "cooldown_s": 3600.0, "cold_start_share": 0.3})
-    cfg = dataclasses.replace(cfg, models=tuple(
-        ModelSpec(n, 1.0, 3.0, 100_000, base_url=upstream.base_url, upstream_model=f"up-{n}") for n in "abc"))
+    cfg = dataclasses.replace(
+        cfg,
+        models=tuple(
+            ModelSpec(n, 1.0, 3.0, 100_000, base_url=upstream.base_url, upstream_model=f"up-{n}") for n in "abc"
+        ),
+    )
     api = await start_api(cfg)
     body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
     try:
@@ -308,7 +331,7 @@ async def test_the_proxy_skips_a_model_in_cooldown(tmp_path: Path) -> None:
         assert (await api.get("/stats"))[1]["cooldowns_started"] == 1
         tried_b = sum(r.get("model") == "up-b" for r in upstream.requests)
         assert tried_b >= 3
-        for i in range(30):
+        for _i in range(30):
             status, _ = await api.post("/v1/chat/completions", body)
             assert status == 200
         assert sum(r.get("model") == "up-b" for r in upstream.requests) == tried_b

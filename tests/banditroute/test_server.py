@@ -80,11 +80,25 @@ async def test_bad_reward_is_refused_and_changes_nothing(api: Api, body: bytes, 
 
 
 async def test_route_answers_the_documented_shape(api: Api) -> None:
-    status, d = await api.post("/route", {"query": "Write a Python function that reverses a list",
-                                          "metadata": {"user_tier": "free", "channel": "web", "task": "code"}})
+    status, d = await api.post(
+        "/route",
+        {
+            "query": "Write a Python function that reverses a list",
+            "metadata": {"user_tier": "free", "channel": "web", "task": "code"},
+        },
+    )
     assert status == 200
-    assert set(d) == {"event_id", "model", "probability", "pmf", "explored", "fallbacks", "excluded",
-                      "reason", "reward_token"}
+    assert set(d) == {
+        "event_id",
+        "model",
+        "probability",
+        "pmf",
+        "explored",
+        "fallbacks",
+        "excluded",
+        "reason",
+        "reward_token",
+    }
     assert len(d["event_id"]) == 32 and int(d["event_id"], 16) >= 0  # 128 random bits, hex
     assert d["pmf"][d["model"]] == pytest.approx(d["probability"])
     assert sum(d["pmf"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -107,8 +121,9 @@ async def test_capabilities_and_context_window_limit_the_allowed_set(api: Api) -
 async def test_feedback_in_parts_learns_once_complete(api: Api) -> None:
     _, d = await api.post("/route", {"query": "Summarise this paragraph about bees."})
     eid = d["event_id"]
-    status, a = await api.post("/reward", {"event_id": eid, "latency_ms": 850, "input_tokens": 12,
-                                           "output_tokens": 60, "source": "system"})
+    status, a = await api.post(
+        "/reward", {"event_id": eid, "latency_ms": 850, "input_tokens": 12, "output_tokens": 60, "source": "system"}
+    )
     assert (status, a["status"]) == (202, "pending")
     _, stats = await api.get("/stats")
     assert stats["pending_joins"] == 1 and stats["rewards_learned"] == 0
@@ -185,17 +200,24 @@ async def test_health_models_and_stats(api: Api) -> None:
     status, catalog = await api.get("/models")
     assert status == 200 and len(catalog["models"]) >= 4
     for m in catalog["models"]:
-        assert {"name", "input_price", "output_price", "context_window", "capabilities",
-                "allow_sensitive_data"} <= set(m)
+        assert {"name", "input_price", "output_price", "context_window", "capabilities", "allow_sensitive_data"} <= set(
+            m
+        )
     status, _ = await api.get("/nowhere")
     assert status == 404
 
 
 KINDS = {
-    "code": ["Write a Python function to parse {} from a CSV file", "Fix this JavaScript bug in {} handler",
-             "Implement a binary search over {} in Rust"],
-    "chat": ["What is a good name for a cat who loves {}?", "Tell me something nice about {}",
-             "How do I say thank you for the {} in French?"],
+    "code": [
+        "Write a Python function to parse {} from a CSV file",
+        "Fix this JavaScript bug in {} handler",
+        "Implement a binary search over {} in Rust",
+    ],
+    "chat": [
+        "What is a good name for a cat who loves {}?",
+        "Tell me something nice about {}",
+        "How do I say thank you for the {} in French?",
+    ],
 }
 NOUNS = ["apples", "invoices", "dates", "users", "orders", "songs", "trees", "planets"]
 

@@ -34,11 +34,13 @@ def sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-KEYS = parse_keys([
-    {"key_sha256": sha(ROUTER_KEY), "scopes": ["route", "reward"]},
-    {"key_sha256": sha(ROUTE_ONLY_KEY), "scopes": ["route"]},
-    {"key_sha256": sha(ADMIN_KEY), "scopes": ["admin"]},
-])
+KEYS = parse_keys(
+    [
+        {"key_sha256": sha(ROUTER_KEY), "scopes": ["route", "reward"]},
+        {"key_sha256": sha(ROUTE_ONLY_KEY), "scopes": ["route"]},
+        {"key_sha256": sha(ADMIN_KEY), "scopes": ["admin"]},
+    ]
+)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -109,8 +111,11 @@ async def test_tokens_survive_a_restart(tmp_path: Path) -> None:
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     api = await start_api(config)
     try:
-        status, _ = await api.post("/reward", {"event_id": d["event_id"], "quality": 0.5,
-                                               "reward_token": d["reward_token"]}, headers=bearer(ROUTER_KEY))
+        status, _ = await api.post(
+            "/reward",
+            {"event_id": d["event_id"], "quality": 0.5, "reward_token": d["reward_token"]},
+            headers=bearer(ROUTER_KEY),
+        )
         assert status == 202
     finally:
         await stop_api(api)
@@ -130,8 +135,9 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     try:
         statuses = []
         for _ in range(3):
-            async with api.session.post(api.server.make_url("/route"), json={"query": "hi"},
-                                        headers=bearer(ROUTER_KEY)) as resp:
+            async with api.session.post(
+                api.server.make_url("/route"), json={"query": "hi"}, headers=bearer(ROUTER_KEY)
+            ) as resp:
                 statuses.append(resp.status)
                 retry_after = resp.headers.get("Retry-After")
                 body = await resp.json()
@@ -152,18 +158,38 @@ async def test_secrets_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         with structlog.testing.capture_logs() as logs:
             texts = []
             for key in ("wrong-" + ROUTER_KEY, ROUTER_KEY, ADMIN_KEY, "env-admin-key-93ab"):
-                for path in ("/route", "/reward", "/stats", "/models", "/metrics", "/dashboard/data",
-                             "/admin/settings", "/admin/policy", "/v1/models", "/openapi.json", "/nope"):
-                    async with api.session.post(api.server.make_url(path), json={"query": ROUTER_KEY},
-                                                headers=bearer(key)) as resp:
+                for path in (
+                    "/route",
+                    "/reward",
+                    "/stats",
+                    "/models",
+                    "/metrics",
+                    "/dashboard/data",
+                    "/admin/settings",
+                    "/admin/policy",
+                    "/v1/models",
+                    "/openapi.json",
+                    "/nope",
+                ):
+                    async with api.session.post(
+                        api.server.make_url(path), json={"query": ROUTER_KEY}, headers=bearer(key)
+                    ) as resp:
                         texts.append(await resp.text())
                     async with api.session.get(api.server.make_url(path), headers=bearer(key)) as resp:
                         texts.append(await resp.text())
         assert any(entry["event"] == "decision" for entry in logs)
         everything = "\n".join(texts) + repr(logs)
         assert any('"cost_weight"' in t for t in texts)  # the admin answers were read, not refused
-        for secret in (ROUTER_KEY, ADMIN_KEY, sha(ROUTER_KEY), secret_hex, "sk-upstream-very-secret",
-                       "env-admin-key-93ab", sha("env-admin-key-93ab"), sha(ADMIN_KEY)):
+        for secret in (
+            ROUTER_KEY,
+            ADMIN_KEY,
+            sha(ROUTER_KEY),
+            secret_hex,
+            "sk-upstream-very-secret",
+            "env-admin-key-93ab",
+            sha("env-admin-key-93ab"),
+            sha(ADMIN_KEY),
+        ):
             assert secret not in everything.replace(f'"query": "{ROUTER_KEY}"', "")
     finally:
         await stop_api(api)
@@ -179,9 +205,26 @@ def test_auth_is_on_off_loopback_and_refuses_to_run_without_keys(tmp_path: Path)
     with_keys = make_config(tmp_path, server={"host": "0.0.0.0"}, auth={"keys": KEYS})
     create_app(with_keys)
     env = {k: v for k, v in os.environ.items() if k != "BANDITROUTE_API_KEYS"}
-    proc = subprocess.run([sys.executable, "-m", "banditroute.cli", "serve", "--host", "0.0.0.0", "--port", "0",
-                           "--data-dir", str(tmp_path / "var")], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "banditroute.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "var"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2 and "no API key is set" in proc.stderr
 
 
@@ -200,8 +243,9 @@ async def test_the_proxy_needs_a_route_key_and_hands_out_reward_tokens(tmp_path:
         raw = await client.chat.completions.with_raw_response.create(model="auto", messages=messages)
         event_id, token = raw.headers["x-banditroute-event-id"], raw.headers["x-banditroute-reward-token"]
         await system_parts(api, event_id)  # the proxy's own measurement passed the token check
-        status, answer = await api.post("/reward", {"event_id": event_id, "quality": 1.0, "reward_token": token},
-                                        headers=bearer(ROUTER_KEY))
+        status, answer = await api.post(
+            "/reward", {"event_id": event_id, "quality": 1.0, "reward_token": token}, headers=bearer(ROUTER_KEY)
+        )
         assert (status, answer["status"]) == (202, "learned")
         await anonymous.close()
         await client.close()
@@ -219,7 +263,8 @@ async def test_the_judge_worker_signs_its_rewards(tmp_path: Path, monkeypatch: p
     try:
         client = openai.AsyncOpenAI(base_url=str(api.server.make_url("/v1")), api_key=ROUTER_KEY, max_retries=0)
         raw = await client.chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "grade me"}])
+            model="auto", messages=[{"role": "user", "content": "grade me"}]
+        )
         await client.close()
         event_id = raw.headers["x-banditroute-event-id"]
         for _ in range(200):  # the proxy keeps the sample just after its own feedback

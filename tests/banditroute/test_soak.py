@@ -40,8 +40,10 @@ def test_100k_routes_without_feedback_stay_bounded() -> None:
         router.route(f"soak question {i % 101} on topic {i % 17}", {"tenant": f"t{i % 7}"}, now=i * 0.001)
         if i % 1000 == 0:
             high_water = max(high_water, len(router.joiner), router.joiner.deadline_entries())
-    print(f"soak: {ROUTES} routes, max_pending {MAX_PENDING}, pending high-water {high_water},"
-          f" finished early with the default reward {sink.defaulted}")
+    print(
+        f"soak: {ROUTES} routes, max_pending {MAX_PENDING}, pending high-water {high_water},"
+        f" finished early with the default reward {sink.defaulted}"
+    )
     assert len(router.joiner) == MAX_PENDING and high_water <= MAX_PENDING + 1
     assert sink.decisions_seen == ROUTES
     assert sink.learned_seen == sink.defaulted == ROUTES - MAX_PENDING  # finished early, with the default reward

@@ -44,8 +44,9 @@ async def test_full_disk_gives_503_then_recovers(tmp_path: Path) -> None:
                     return status, d
                 acked_decisions.append(d["event_id"])
                 q = (i % 10) / 10
-                status, r = await post(session, server.url + "/reward",
-                                       {"event_id": d["event_id"], "quality": q, "cost_usd": 0.001})
+                status, r = await post(
+                    session, server.url + "/reward", {"event_id": d["event_id"], "quality": q, "cost_usd": 0.001}
+                )
                 statuses.append(status)
                 if status == 202:
                     acked_parts.append((d["event_id"], q))
@@ -75,8 +76,7 @@ async def test_full_disk_gives_503_then_recovers(tmp_path: Path) -> None:
             assert 503 in statuses[-10:] and server.proc.poll() is None  # still full: 503s, no crash
 
             assert server.proc is not None
-            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE,
-                             (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
             recovered = False
             for j in range(200):
                 status, _ = await one(i + 5 + j)

@@ -18,9 +18,11 @@ def learned(seq: int, eid: str, vw_cost: float | None = 0.2) -> LearnedRow:
 
 def test_roundtrip_and_recovery_queries(tmp_path) -> None:
     store = Store(tmp_path / "log.db")
-    store.write([decision("e1"), decision("e2"), decision("e3")],
-                [FeedbackPart("e1", 2.0, quality=0.8), FeedbackPart("e2", 2.0, latency_ms=5.0)],
-                [learned(1, "e1")])
+    store.write(
+        [decision("e1"), decision("e2"), decision("e3")],
+        [FeedbackPart("e1", 2.0, quality=0.8), FeedbackPart("e2", 2.0, latency_ms=5.0)],
+        [learned(1, "e1")],
+    )
     assert store.decision("e1") == decision("e1")
     assert store.decision("missing") is None
     assert [d.event_id for d in store.unlearned_decisions()] == ["e2", "e3"]

@@ -26,7 +26,12 @@ def test_buckets_aggregate_by_interval_and_the_ring_is_bounded() -> None:
     ts.learned(decision("e2", 105.0, 1), row("e2", 112.0, None, None, 0.0))  # skipped: not in the means
     out = ts.to_json()
     first = out["series"][0]
-    assert (first["t"], first["decisions"], first["share"], first["exploration_rate"]) == (100.0, 2, {"a": 0.5, "b": 0.5}, 0.5)
+    assert (first["t"], first["decisions"], first["share"], first["exploration_rate"]) == (
+        100.0,
+        2,
+        {"a": 0.5, "b": 0.5},
+        0.5,
+    )
     assert (first["learned"], first["mean_reward"], first["mean_quality"]) == (1, 0.5, 0.7)
     assert first["cost_per_1k"] == pytest.approx(2.0)
     assert [r["event_id"] for r in out["recent"]] == ["e2", "e1"] and out["recent"][0]["excluded"] == 1

@@ -61,8 +61,16 @@ JUDGE = "judge-model"
 
 
 def judge_config(tmp_path: Path, upstream: FakeUpstream, **judge: Any) -> Any:
-    settings = {"endpoint": upstream.base_url, "model": JUDGE, "sample_rate": 1.0, "backoff_s": 0.01,
-                "rate_limit_per_s": 1000.0, "input_price": 1.0, "output_price": 2.0, **judge}
+    settings = {
+        "endpoint": upstream.base_url,
+        "model": JUDGE,
+        "sample_rate": 1.0,
+        "backoff_s": 0.01,
+        "rate_limit_per_s": 1000.0,
+        "input_price": 1.0,
+        "output_price": 2.0,
+        **judge,
+    }
     return proxy_config(tmp_path, upstream.base_url, judge=settings)
 
 
@@ -72,7 +80,8 @@ async def ask(api: Api, n: int) -> list[str]:
     async with sdk(api) as (_, client):
         for i in range(n):
             raw = await client.chat.completions.with_raw_response.create(
-                model="auto", messages=[{"role": "user", "content": f"question number {i}"}])
+                model="auto", messages=[{"role": "user", "content": f"question number {i}"}]
+            )
             ids.append(raw.headers["x-banditroute-event-id"])
     for _ in range(200):  # the proxy keeps a sample just after it has answered
         kept = {s.event_id for s in await api.service.eventlog.call(api.service.store.samples)}
@@ -128,10 +137,18 @@ async def test_judge_scores_sampled_events_and_the_reward_is_learned(tmp_path: P
         await stop_api(api)
 
 
-async def test_malformed_and_failing_judge_answers_are_retried_or_skipped(tmp_path: Path,
-                                                                          upstream: FakeUpstream) -> None:
-    answers = iter(["no idea", '{"score": 3}',  # first sample: malformed, then good
-                    "hmm", "???", "nope"])  # second sample: malformed every time -> failed
+async def test_malformed_and_failing_judge_answers_are_retried_or_skipped(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    answers = iter(
+        [
+            "no idea",
+            '{"score": 3}',  # first sample: malformed, then good
+            "hmm",
+            "???",
+            "nope",
+        ]
+    )  # second sample: malformed every time -> failed
 
     upstream.behaviours[JUDGE] = Behaviour(reply=lambda body: next(answers))
     config = judge_config(tmp_path, upstream, max_retries=2, concurrency=1)
@@ -140,8 +157,7 @@ async def test_malformed_and_failing_judge_answers_are_retried_or_skipped(tmp_pa
         first, second = await ask(api, 2)
         await run_judge(api, config)
         by_id = {s.event_id: s for s in await stored(api, "samples")}
-        assert (by_id[first].status, by_id[first].attempts, by_id[first].quality) == ("judged", 2,
-                                                                                      pytest.approx(2 / 9))
+        assert (by_id[first].status, by_id[first].attempts, by_id[first].quality) == ("judged", 2, pytest.approx(2 / 9))
         assert (by_id[second].status, by_id[second].attempts) == ("failed", 3)
         assert "malformed" in by_id[second].note
         assert not [p for p in await stored(api, "feedback", second) if p.source == "judge"]
@@ -157,8 +173,7 @@ async def test_malformed_and_failing_judge_answers_are_retried_or_skipped(tmp_pa
 async def test_user_quality_wins_and_the_spend_is_capped(tmp_path: Path, upstream: FakeUpstream) -> None:
     upstream.behaviours[JUDGE] = Behaviour(reply='{"score": 2}')
     # each judge call costs (prompt words + 2) tokens at $1M/1M tokens: about $20; the cap allows one call
-    config = judge_config(tmp_path, upstream, input_price=1e6, output_price=1e6, max_spend_usd=1.0,
-                          concurrency=1)
+    config = judge_config(tmp_path, upstream, input_price=1e6, output_price=1e6, max_spend_usd=1.0, concurrency=1)
     api = await start_api(config)
     try:
         rated, *others = await ask(api, 3)

@@ -77,9 +77,20 @@ def test_assumed_output_tokens_drives_cost_only_where_unrecorded() -> None:
 
 
 def test_recorded_cost_and_tokens_are_kept(tmp_path: Path) -> None:
-    folder = write_set(tmp_path / "s", [row("a", "x" * 40, {
-        "cheap": {"quality": 1.0, "cost_usd": 0.5, "input_tokens": 7, "output_tokens": 9},
-        "dear": {"quality": 0.0, "cost_usd": None}})], PRICED)
+    folder = write_set(
+        tmp_path / "s",
+        [
+            row(
+                "a",
+                "x" * 40,
+                {
+                    "cheap": {"quality": 1.0, "cost_usd": 0.5, "input_tokens": 7, "output_tokens": 9},
+                    "dear": {"quality": 0.0, "cost_usd": None},
+                },
+            )
+        ],
+        PRICED,
+    )
     ds = load_dataset(folder, assumed_output_tokens=20)
     assert ds.cost_usd[0].tolist() == [0.5, (10 * 10.0 + 20 * 30.0) / 1e6]
     assert ds.input_tokens[0].tolist() == [7, 10], "unknown input tokens are estimated as characters / 4"
@@ -87,17 +98,30 @@ def test_recorded_cost_and_tokens_are_kept(tmp_path: Path) -> None:
 
 
 def test_model_with_neither_price_nor_cost_is_an_error(tmp_path: Path) -> None:
-    folder = write_set(tmp_path / "s", [row("p1", "hello", {"free": {"quality": 1.0, "cost_usd": None}})],
-                       {"free": {"input_price": None, "output_price": None}})
+    folder = write_set(
+        tmp_path / "s",
+        [row("p1", "hello", {"free": {"quality": 1.0, "cost_usd": None}})],
+        {"free": {"input_price": None, "output_price": None}},
+    )
     with pytest.raises(ValueError, match=r"'free'.*'p1'.*no .*price"):
         load_dataset(folder)
 
 
 def test_pool_is_the_models_with_results(tmp_path: Path) -> None:
-    folder = write_set(tmp_path / "s", [row("a", "p", {
-        "dear": {"quality": 1.0, "cost_usd": None},
-        "unlisted": {"quality": 0.5, "cost_usd": 0.002, "input_tokens": 1000, "output_tokens": 1000}})],
-        {**PRICED, "never_run": {"input_price": 1.0, "output_price": 1.0}})
+    folder = write_set(
+        tmp_path / "s",
+        [
+            row(
+                "a",
+                "p",
+                {
+                    "dear": {"quality": 1.0, "cost_usd": None},
+                    "unlisted": {"quality": 0.5, "cost_usd": 0.002, "input_tokens": 1000, "output_tokens": 1000},
+                },
+            )
+        ],
+        {**PRICED, "never_run": {"input_price": 1.0, "output_price": 1.0}},
+    )
     ds = load_dataset(folder)
     assert ds.models == ["dear", "unlisted"], "never_run has no result anywhere; unlisted is kept"
     assert ds.prices["unlisted"] == (None, None)
@@ -112,8 +136,11 @@ def test_dedupe_keeps_the_first_of_identical_prompts() -> None:
     for i, prompt in enumerate(every.prompts):
         first.setdefault(prompt, i)
     assert unique.ids == [every.ids[i] for i in sorted(first.values())]
-    repeated_from_train = [i for i, p in enumerate(every.prompts) if first[p] != i and every.splits[first[p]] == "train"
-                           and every.splits[i] == "test"]
+    repeated_from_train = [
+        i
+        for i, p in enumerate(every.prompts)
+        if first[p] != i and every.splits[first[p]] == "train" and every.splits[i] == "test"
+    ]
     assert repeated_from_train, "the llmrouter fixture keeps test prompts repeated from train"
     assert not {every.ids[i] for i in repeated_from_train} & set(unique.ids)
 

@@ -18,13 +18,31 @@ FIXTURE = Path(__file__).parent.parent / "fixtures" / "data" / "routerbench"
 async def test_demo_fills_the_service_and_takes_a_screenshot(tmp_path: Path) -> None:
     shot = tmp_path / "dashboard.png"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulators.demo", "--data", str(FIXTURE), "--port", str(free_port()),
-        "--requests", "30", "--rate", "200", "--interval", "0.05", "--work-dir", str(tmp_path / "demo"),
-        "--screenshot", str(shot), "--exit", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "simulators.demo",
+        "--data",
+        str(FIXTURE),
+        "--port",
+        str(free_port()),
+        "--requests",
+        "30",
+        "--rate",
+        "200",
+        "--interval",
+        "0.05",
+        "--work-dir",
+        str(tmp_path / "demo"),
+        "--screenshot",
+        str(shot),
+        "--exit",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == 0, err.decode()[-2000:]
     text = out.decode()
-    summary = orjson.loads(text[text.index("{"): text.rindex("}") + 1])
+    summary = orjson.loads(text[text.index("{") : text.rindex("}") + 1])
     assert summary["requests"] == 30 and summary["rewards_learned"] == 30
     assert abs(sum(summary["selection_share"].values()) - 1.0) < 0.01
     store = Store(tmp_path / "demo" / "var" / "banditroute.db")

@@ -47,8 +47,9 @@ def make_problem(rare_best: bool = False) -> Problem:
     return Problem(np.array([0.5, 0.3, 0.2]), mean_reward, logging, target)
 
 
-def simulate(problem: Problem, seed: int, *, n: int = ROUNDS, q_noise: float = 0.02,
-             q_bias: float = 0.0) -> dict[str, np.ndarray]:
+def simulate(
+    problem: Problem, seed: int, *, n: int = ROUNDS, q_noise: float = 0.02, q_bias: float = 0.0
+) -> dict[str, np.ndarray]:
     """n logged rounds, with a reward model qhat = mu + bias + noise(sd q_noise) per (x, a)."""
     rng = np.random.default_rng(seed)
     contexts = rng.choice(len(problem.context_prob), size=n, p=problem.context_prob)
@@ -139,6 +140,7 @@ def test_alpha_sets_the_interval_width() -> None:
 
 # statistical behaviour on the synthetic problem
 
+
 @pytest.mark.parametrize("method", [ips, snips, dr])
 @pytest.mark.parametrize("interval", ["normal", "bootstrap"])
 def test_unbiased_estimators_cover_the_true_value(method: Callable[..., Estimate], interval: str) -> None:
@@ -195,6 +197,7 @@ def test_bootstrap_is_reproducible_from_its_seed() -> None:
 
 # edge cases and validation
 
+
 def test_one_round_has_an_unbounded_normal_interval() -> None:
     est = ips([1.0], [0.5], [0.5])
     assert est.value == 1.0 and est.n == 1
@@ -208,8 +211,9 @@ def test_snips_is_undefined_when_the_target_never_takes_a_logged_action() -> Non
     assert math.isnan(snips([1.0, 0.0], [0.5, 0.5], [0.0, 0.0], ci="bootstrap").value)
 
 
-@pytest.mark.parametrize(("weights", "expected"), [([2.0] * 5, 5.0), ([0.0, 3.0, 0.0], 1.0), ([0.0, 0.0], 0.0),
-                                                   ([1.0, 3.0], 16 / 10)])
+@pytest.mark.parametrize(
+    ("weights", "expected"), [([2.0] * 5, 5.0), ([0.0, 3.0, 0.0], 1.0), ([0.0, 0.0], 0.0), ([1.0, 3.0], 16 / 10)]
+)
 def test_effective_sample_size(weights: list[float], expected: float) -> None:
     assert effective_sample_size(weights) == pytest.approx(expected)
 
@@ -219,7 +223,11 @@ def test_evaluate_all_runs_dm_and_dr_only_with_a_reward_model() -> None:
     logged = (data["rewards"], data["logged_prob"], data["target_prob"])
     assert [e.method for e in evaluate_all(*logged)] == ["ips", "clipped_ips", "snips"]
     assert [e.method for e in evaluate_all(*logged, q_hat_target=data["q_hat_target"])] == [
-        "ips", "clipped_ips", "snips", "dm"]
+        "ips",
+        "clipped_ips",
+        "snips",
+        "dm",
+    ]
     every = evaluate_all(*logged, q_hat_logged=data["q_hat_logged"], q_hat_target=data["q_hat_target"], alpha=0.1)
     assert [e.method for e in every] == ["ips", "clipped_ips", "snips", "dm", "dr"]
     assert every[4] == dr(**data, alpha=0.1)
@@ -253,8 +261,9 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("function", "kwargs", "message"), INVALID,
-                         ids=[f"{f.__name__}-{i}" for i, (f, _, _) in enumerate(INVALID)])
+@pytest.mark.parametrize(
+    ("function", "kwargs", "message"), INVALID, ids=[f"{f.__name__}-{i}" for i, (f, _, _) in enumerate(INVALID)]
+)
 def test_invalid_input_is_rejected(function: Callable[..., Any], kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         function(**kwargs)

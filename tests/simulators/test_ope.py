@@ -46,8 +46,9 @@ class BernoulliTasks(worlds.World):
 
 def logged_run(seed: int, n: int = 2500) -> tuple[BernoulliTasks, MemorySink]:
     world = BernoulliTasks(n, seed)
-    config = load_config().with_overrides(policy={"exploration": "epsilon", "epsilon": 0.3},
-                                          reward={"cost_weight": 0.0})
+    config = load_config().with_overrides(
+        policy={"exploration": "epsilon", "epsilon": 0.3}, reward={"cost_weight": 0.0}
+    )
     sink = MemorySink()
     list(replay(new_router(world, config, sink=sink), world, seed=seed))
     return world, sink
@@ -63,8 +64,7 @@ def test_estimators_cover_the_true_value_of_each_fixed_model() -> None:
         world, sink = logged_run(seed)
         rounds = ope.rounds_from(sink.decisions, sink.learned_rows)
         assert len(rounds) == len(world)
-        rows = ope.evaluate(rounds, config.reward.weights, config, world.specs,
-                            targets=[f"model:{m}" for m in MODELS])
+        rows = ope.evaluate(rounds, config.reward.weights, config, world.specs, targets=[f"model:{m}" for m in MODELS])
         for r in rows:
             if r["estimator"] in ("ips", "snips", "dr"):
                 truth = world.true_value(r["target"].removeprefix("model:"))
@@ -79,8 +79,24 @@ def test_ope_command_reads_the_service_log(tmp_path: Path, capsys) -> None:
     store = Store(tmp_path / "banditroute.db")
     store.write(sink.decisions, (), sink.learned_rows)
     store.close()
-    assert main(["ope", "--log", str(tmp_path / "banditroute.db"), "--cost-weight", "0", "--format", "json",
-                 "--target", "uniform", "--target", "retrained"]) == 0
+    assert (
+        main(
+            [
+                "ope",
+                "--log",
+                str(tmp_path / "banditroute.db"),
+                "--cost-weight",
+                "0",
+                "--format",
+                "json",
+                "--target",
+                "uniform",
+                "--target",
+                "retrained",
+            ]
+        )
+        == 0
+    )
     import json
 
     rows = json.loads(capsys.readouterr().out)
@@ -88,8 +104,7 @@ def test_ope_command_reads_the_service_log(tmp_path: Path, capsys) -> None:
     uniform = next(r for r in rows if r["target"] == "uniform" and r["estimator"] == "snips")
     truth = np.mean([world.true_value(m) for m in MODELS])
     assert uniform["ci_low"] - 0.05 <= truth <= uniform["ci_high"] + 0.05
-    assert main(["tune", "--log", str(tmp_path / "banditroute.db"), "--target-quality", "0.3",
-                 "--weights", "0,1"]) == 0
+    assert main(["tune", "--log", str(tmp_path / "banditroute.db"), "--target-quality", "0.3", "--weights", "0,1"]) == 0
 
 
 def test_rounds_without_an_observed_quality_are_left_out() -> None:

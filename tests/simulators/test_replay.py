@@ -32,8 +32,14 @@ def test_feedback_realism_knobs(world: DatasetWorld) -> None:
     list(replay(clean, world))
     assert clean.stats()["defaults_applied"] == 0 and clean.stats()["rewards_learned"] == len(world)
     sparse = new_router(world, config)
-    list(replay(sparse, world, Feedback(missing_quality=0.5, quality_delay_s=30.0, judge_noise=0.2,
-                                        thumbs_fraction=0.3), seed=1))
+    list(
+        replay(
+            sparse,
+            world,
+            Feedback(missing_quality=0.5, quality_delay_s=30.0, judge_noise=0.2, thumbs_fraction=0.3),
+            seed=1,
+        )
+    )
     stats = sparse.stats()
     assert stats["rewards_learned"] == len(world) and stats["pending_joins"] == 0
     assert 0.3 * len(world) < stats["defaults_applied"] < 0.7 * len(world)

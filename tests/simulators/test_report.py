@@ -15,10 +15,21 @@ def rows_at(weight: float, router: tuple[float, float, float]) -> list[dict]:
     q, c, r = router
     return [
         {"cost_weight": weight, "policy": "model:cheap", "mean_quality": 0.5, "mean_cost_usd": 0.0, "mean_reward": 0.5},
-        {"cost_weight": weight, "policy": "model:dear", "mean_quality": 0.9, "mean_cost_usd": 0.002,
-         "mean_reward": 0.9 - 2 * weight},
-        {"cost_weight": weight, "policy": "best_fixed", "model": "dear", "mean_quality": 0.9, "mean_cost_usd": 0.002,
-         "mean_reward": 0.9 - 2 * weight},
+        {
+            "cost_weight": weight,
+            "policy": "model:dear",
+            "mean_quality": 0.9,
+            "mean_cost_usd": 0.002,
+            "mean_reward": 0.9 - 2 * weight,
+        },
+        {
+            "cost_weight": weight,
+            "policy": "best_fixed",
+            "model": "dear",
+            "mean_quality": 0.9,
+            "mean_cost_usd": 0.002,
+            "mean_reward": 0.9 - 2 * weight,
+        },
         {"cost_weight": weight, "policy": "oracle", "mean_quality": 0.95, "mean_cost_usd": 0.001, "mean_reward": 0.93},
         {"cost_weight": weight, "policy": "router", "mean_quality": q, "mean_cost_usd": c, "mean_reward": r},
     ]
@@ -44,7 +55,11 @@ def test_quality_command_writes_the_table_for_every_set_and_weight(tmp_path: Pat
     cells = [line.strip("|").split("|") for line in table[2:]]
     assert all(len(c) == 12 for c in cells)
     assert [(c[0].strip(), c[1].strip()) for c in cells] == [
-        ("routerbench", "0.1"), ("routerbench", "1"), ("logpai", "0.1"), ("logpai", "1")]
+        ("routerbench", "0.1"),
+        ("routerbench", "1"),
+        ("logpai", "0.1"),
+        ("logpai", "1"),
+    ]
     for name in ("routerbench", "logpai"):
         assert (out / f"{name}.png").stat().st_size > 10_000 and (out / f"{name}.csv").exists()
     assert "pairs at or above best fixed and the hull" in capsys.readouterr().out

@@ -47,8 +47,22 @@ def test_simulate_prints_metrics_for_each_world(capsys) -> None:
     import json
 
     for world in ("none", "drift", "outage", "price", "new-model", "task-shift"):
-        assert main(["simulate", "--dataset", str(DATA / "llmrouter"), "--cost-weight", "0.3", "--world", world,
-                     "--format", "json"]) == 0
+        assert (
+            main(
+                [
+                    "simulate",
+                    "--dataset",
+                    str(DATA / "llmrouter"),
+                    "--cost-weight",
+                    "0.3",
+                    "--world",
+                    world,
+                    "--format",
+                    "json",
+                ]
+            )
+            == 0
+        )
         report = json.loads(capsys.readouterr().out)
         assert report["router"]["n"] > 100 and "oracle" in report["baselines"]
         assert report["regret"][-1]["regret_vs_oracle"] >= 0

@@ -56,7 +56,7 @@ def test_perturbations(world: worlds.DatasetWorld) -> None:
     tasks = [shifted.request(s).task for s in range(len(shifted))]
     first_half = set(tasks[: len(tasks) // 3])
     assert sorted(shifted.order.tolist()) == list(range(len(world)))
-    assert not first_half & set(tasks[-len(tasks) // 4:]), "the task mix shifts"
+    assert not first_half & set(tasks[-len(tasks) // 4 :]), "the task mix shifts"
 
 
 class TwoTasks(worlds.World):
