@@ -38,7 +38,7 @@ test: setup browser
 DEMO_PORT ?= 8090
 DEMO_ARGS ?=
 demo: setup browser
-	$(BIN)/python -m simulators.demo --data $(DATA)/routerbench --port $(DEMO_PORT) \
+	$(BIN)/python -m tools.demo --data $(DATA)/routerbench --port $(DEMO_PORT) \
 	  --screenshot docs/dashboard.png $(DEMO_ARGS)
 
 # Offline evaluation on the bundled data (../shared/data); outputs under out/.
@@ -62,7 +62,7 @@ quality: setup
 
 # Decision path in process: featurize + predict, p50/p99 in microseconds, on real prompts.
 decision-bench: setup
-	for set in $(SETS); do $(BIN)/python -m simulators.latency --dataset $(DATA)/$$set || exit 1; done
+	for set in $(SETS); do $(BIN)/python -m tools.bench.latency --dataset $(DATA)/$$set || exit 1; done
 
 ope: setup
 	$(BIN)/banditroute simulate --dataset $(DATA)/llmrouter --cost-weight 0.1 --quality-delay 120 \
@@ -70,14 +70,14 @@ ope: setup
 	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 0.1
 	$(BIN)/banditroute ope --log out/ope/banditroute.db --cost-weight 1 --target retrained --target greedy
 
-# The load generators: Debian's wrk (closed loop, saturation) and bench/openloop.c (open loop, fixed rates).
-$(BIN)/openloop: bench/openloop.c $(STAMP)
+# The load generators: Debian's wrk (closed loop, saturation) and tools/load/openloop.c (open loop, fixed rates).
+$(BIN)/openloop: tools/load/openloop.c $(STAMP)
 	command -v cc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc)
-	cc -O2 -Wall -o $@ bench/openloop.c
+	cc -O2 -Wall -o $@ tools/load/openloop.c
 
 bench: setup $(BIN)/openloop
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
-	$(BIN)/banditroute bench --data $(DATA) --openloop $(BIN)/openloop --out bench.json
+	$(BIN)/python -m tools.bench.harness --data $(DATA) --openloop $(BIN)/openloop --out bench.json
 
 clean:
 	rm -rf $(VENV) var out *.egg-info

@@ -8,7 +8,7 @@
 - Operator endpoints (`/admin/...`) always need an `admin` key, even when auth is otherwise off
   (a loopback development server); with no admin key configured they are disabled (403).
 
-server.py turns a `Verdict` into an HTTP answer; nothing here knows HTTP or the clock.
+server.py turns a `Admission` into an HTTP answer; nothing here knows HTTP or the clock.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def verify_reward_token(secret: bytes, event_id: str, tenant: str | None, token:
 # -- rate limits ------------------------------------------------------------------------------
 
 
-class RateLimiter:
+class TokenBuckets:
     """Token buckets per client: `rate_per_s` sustained, `rate_per_s * burst_s` at once.
 
     At most `max_clients` buckets are kept; the least recently used is dropped first (a dropped
@@ -226,7 +226,7 @@ class RateLimiter:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Admission:
     status: int  # 0: let through
     code: str = ""
     message: str = ""
@@ -234,7 +234,7 @@ class Verdict:
     key_id: str | None = None
 
 
-ALLOW = Verdict(0)
+ALLOW = Admission(0)
 
 
 class Gate:
@@ -254,11 +254,11 @@ class Gate:
         self.keys = KeyTable(keys)
         self.admin_enabled = any("admin" in k.scopes for k in keys)
         self.limits = {
-            "route": RateLimiter(route_rate_per_s, burst_s, max_clients),
-            "reward": RateLimiter(reward_rate_per_s, burst_s, max_clients),
+            "route": TokenBuckets(route_rate_per_s, burst_s, max_clients),
+            "reward": TokenBuckets(reward_rate_per_s, burst_s, max_clients),
         }
 
-    def check(self, path: str, authorization: str | None, now: float) -> Verdict:
+    def check(self, path: str, authorization: str | None, now: float) -> Admission:
         scope = required_scope(path)
         if scope is None:
             return ALLOW
@@ -266,20 +266,20 @@ class Gate:
         if not (self.enabled or operator):
             return ALLOW
         if operator and not self.admin_enabled:
-            return Verdict(403, "admin_disabled", ADMIN_DISABLED)
+            return Admission(403, "admin_disabled", ADMIN_DISABLED)
         key = self.keys.lookup(bearer_token(authorization))
         if key is None:
-            return Verdict(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
+            return Admission(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
         if scope not in key.scopes:
-            return Verdict(403, "forbidden", "this API key may not call this endpoint", key_id=key.key_id)
+            return Admission(403, "forbidden", "this API key may not call this endpoint", key_id=key.key_id)
         limiter = self.limits.get(scope)
         wait = limiter.acquire(key.key_id, now) if limiter is not None else 0.0
         if wait > 0:
-            return Verdict(
+            return Admission(
                 429,
                 "rate_limited",
                 f"too many {scope} requests for this API key; retry later",
                 retry_after_s=wait,
                 key_id=key.key_id,
             )
-        return Verdict(0, key_id=key.key_id)
+        return Admission(0, key_id=key.key_id)

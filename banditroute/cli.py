@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import orjson
 
 from banditroute.auth import AuthConfigError, parse_env_keys
 from banditroute.config import ConfigError, load_config
-from banditroute.store import Store, StoreError
+from banditroute.store.sqlite import Store, StoreError
 
 API_KEYS_ENV = "BANDITROUTE_API_KEYS"
+COMMANDS_GROUP = "banditroute.commands"
 
 
 class CliError(Exception):
@@ -54,7 +55,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export_log(args: argparse.Namespace) -> int:
-    from banditroute.offline import export_row
+    from banditroute.retrain import export_row
 
     store = _store(args.db)
     out = open(args.out, "wb") if args.out != "-" else sys.stdout.buffer  # noqa: SIM115 (closed below)
@@ -71,9 +72,9 @@ def _export_log(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_log(args: argparse.Namespace) -> int:
-    from banditroute.offline import retrain
-    from banditroute.policyfile import PolicyFile
+def _retrain(args: argparse.Namespace) -> int:
+    from banditroute.retrain import retrain
+    from banditroute.snapshot import PolicyFile
 
     config = load_config(args.config)
     cost_weight = args.cost_weight if args.cost_weight is not None else config.reward.cost_weight
@@ -108,10 +109,10 @@ def _replay_log(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from banditroute import logging as blog
-    from banditroute.server import run
+    from banditroute.http.app import run
+    from banditroute.telemetry import logs
 
-    blog.configure(args.log_level)
+    logs.configure(args.log_level)
     config = load_config(args.config)
     server: dict[str, object] = {}
     port = args.port if args.port is not None else os.environ.get("BANDITROUTE_PORT")
@@ -130,26 +131,21 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         config = config.with_overrides(cluster={"workers": args.workers})
     if config.cluster.workers > 1:
-        from banditroute.cluster import run_cluster
+        from banditroute.service.cluster import run_cluster
 
         return run_cluster(config, config.cluster.workers, args.log_level, args.config)
     run(config, args.config)
     return 0
 
 
-def _judge(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from banditroute import logging as blog
-    from feedback.judge import serve
-
-    blog.configure(args.log_level)
-    config = load_config(args.config)
-    if args.data_dir is not None:
-        config = config.with_overrides(server={"data_dir": args.data_dir})
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, args.service_url, once=args.once))
-    return 0
+def _bench(argv: list[str]) -> int:
+    """`banditroute bench` runs tools/bench from a source checkout (the benchmark is not installed)."""
+    sys.path.insert(0, os.getcwd())
+    try:
+        from tools.bench.harness import main as bench_main
+    except ImportError:
+        raise CliError("the benchmark is a development tool: run `make bench` in a source checkout") from None
+    return bench_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,41 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default="-", help="output file (default: stdout)")
     export.set_defaults(func=_export_log)
 
-    replay = sub.add_parser("replay-log", help="retrain a policy from the log under given weights")
+    replay = sub.add_parser("retrain", aliases=["replay-log"], help="retrain a policy from the log under given weights")
     replay.add_argument("--db", default="var/banditroute.db", help="the SQLite log (default %(default)s)")
     replay.add_argument("--config", help="TOML config (catalog, policy arguments; default: the bundled one)")
     replay.add_argument("--cost-weight", type=float, help="cost_weight to learn under (default: the config's)")
     replay.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
     replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
-    replay.set_defaults(func=_replay_log)
+    replay.set_defaults(func=_retrain)
 
-    judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
-    judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
-    judge.add_argument(
-        "--service-url",
-        help="the banditroute service to post /reward to (default: judge.service_url, else server.host:port)",
-    )
-    judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
-    judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
-    judge.add_argument("--log-level", default="info")
-    judge.set_defaults(func=_judge)
+    bench = sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
 
-    bench = sub.add_parser("bench", help="measure latency, throughput and memory; writes bench.json (make bench)")
-    from banditroute import bench as bench_module
-
-    bench_module.add_arguments(bench)
-    bench.set_defaults(func=bench_module.run)
-
-    from simulators import commands as offline
-
-    offline.register(sub)
+    # Commands that live outside the library (the offline simulators, the judge worker) register
+    # themselves through an entry point, so the library never imports them.
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["bench"]:  # its arguments are the harness's own
+            return _bench(argv[1:])
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (ConfigError, AuthConfigError, StoreError, CliError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)

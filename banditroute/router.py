@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from banditroute import features, guardrails, live, reward
+from banditroute import features, live, reward
+from banditroute import rules as guardrails
 from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
@@ -275,7 +276,7 @@ class Router:
 
     def _default_verdict(
         self, exc: guardrails.NoModelAllowed, request: guardrails.RuleRequest, restrict_to: Restriction | None
-    ) -> guardrails.Verdict:
+    ) -> guardrails.Allowed:
         """The configured default model for a request the rules left without one.
 
         Never breaks the data policy, nor the caller's own restriction (e.g. the proxy's "has an upstream").
@@ -291,7 +292,7 @@ class Router:
         if not usable:
             raise exc
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
-        return guardrails.Verdict((default,), excluded, exc.rules)
+        return guardrails.Allowed((default,), excluded, exc.rules)
 
     def _cold_start(
         self, pmf: list[float], models: tuple[str, ...], input_tokens: int
@@ -483,7 +484,7 @@ class Router:
 
     # -- restart ----------------------------------------------------------------------------
 
-    def replay(self, rows: Iterable[tuple[LearnedRow, Decision]]) -> int:
+    def relearn(self, rows: Iterable[tuple[LearnedRow, Decision]]) -> int:
         """Re-learn finished joins after a checkpoint, exactly as they were learned the first time."""
         n = 0
         for row, decision in rows:
@@ -641,7 +642,7 @@ def _degenerate(n: int, chosen: int) -> list[float]:
     return [1.0 if i == chosen else 0.0 for i in range(n)]
 
 
-def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Verdict) -> str:
+def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Allowed) -> str:
     """One line for the answer and the log: how the model was chosen, the rules applied, what they excluded."""
     text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
     if verdict.rules:

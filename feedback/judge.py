@@ -24,6 +24,7 @@ rubric a 10 is quality 1.0, a 1 is 0.0.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -37,13 +38,13 @@ from typing import Any
 import orjson
 import structlog
 
+from banditroute.api.chat import message_text, tokens_used
 from banditroute.auth import reward_token
-from banditroute.config import Config, ConfigError, JudgeConfig
-from banditroute.proxy import message_text, tokens_used
-from banditroute.service import DB_NAME, SECRET_NAME, load_or_create_secret
-from banditroute.store import Store
+from banditroute.config import Config, ConfigError, JudgeConfig, load_config
+from banditroute.http.upstream import Timeouts, Upstream, UpstreamError
+from banditroute.store.datadir import DB_NAME, SECRET_NAME, load_or_create_secret
+from banditroute.store.sqlite import Store
 from banditroute.types import JudgeSample
-from banditroute.upstream import Timeouts, Upstream, UpstreamError
 
 log = structlog.get_logger("banditroute.judge")
 
@@ -103,7 +104,7 @@ def judge_messages(sample: JudgeSample, rubric: str) -> list[dict[str, str]]:
     ]
 
 
-class RateLimiter:
+class Pacer:
     """Starts at most `rate` calls per second, evenly spaced."""
 
     def __init__(self, rate: float, clock: Any = time.monotonic):
@@ -121,7 +122,7 @@ class RateLimiter:
 
 
 @dataclass(slots=True)
-class Verdict:
+class Grade:
     quality: float | None
     spent_usd: float
     attempts: int
@@ -141,7 +142,7 @@ class JudgeWorker:
             Timeouts(config.proxy.connect_timeout_s, self.judge.timeout_s, self.judge.concurrency * 2)
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-judge-store")
-        self._limiter = RateLimiter(self.judge.rate_limit_per_s)
+        self._limiter = Pacer(self.judge.rate_limit_per_s)
         self._semaphore = asyncio.Semaphore(self.judge.concurrency)
         self.spent_usd = 0.0
         self.secret = b""
@@ -207,7 +208,7 @@ class JudgeWorker:
             status, note = await self._post(sample.event_id, verdict.quality)
             return await self._finish(sample, status, verdict.quality, verdict.spent_usd, verdict.attempts, note)
 
-    async def _ask(self, sample: JudgeSample) -> Verdict:
+    async def _ask(self, sample: JudgeSample) -> Grade:
         j = self.judge
         headers = {"authorization": f"Bearer {os.environ.get(j.api_key_env, '')}"} if j.api_key_env else {}
         messages = judge_messages(sample, j.rubric)
@@ -218,7 +219,7 @@ class JudgeWorker:
             if attempt:
                 await asyncio.sleep(j.backoff_s * 2 ** (attempt - 1))
             if self.over_budget:
-                return Verdict(None, spent, attempt, "spend cap reached")
+                return Grade(None, spent, attempt, "spend cap reached")
             await self._limiter.wait()
             try:
                 status, answer = await self.client.post_json(
@@ -231,7 +232,7 @@ class JudgeWorker:
                 note = f"judge answered HTTP {status}"
                 continue
             if status >= 300:
-                return Verdict(None, spent, attempt + 1, f"judge refused the request: HTTP {status}")
+                return Grade(None, spent, attempt + 1, f"judge refused the request: HTTP {status}")
             text = _answer_text(answer)
             used = tokens_used(
                 answer.get("usage") if isinstance(answer, dict) else None, (prompt_chars + 3) // 4, len(text or "")
@@ -241,9 +242,9 @@ class JudgeWorker:
             self.spent_usd += cost
             quality = parse_score(text, j.score_min, j.score_max)
             if quality is not None:
-                return Verdict(quality, spent, attempt + 1, "")
+                return Grade(quality, spent, attempt + 1, "")
             note = "malformed judge answer: " + repr((text or "")[:80])
-        return Verdict(None, spent, j.max_retries + 1, note)
+        return Grade(None, spent, j.max_retries + 1, note)
 
     async def _post(self, event_id: str, quality: float) -> tuple[str, str]:
         """Post the quality to /reward; returns the sample's status and a note."""
@@ -315,3 +316,31 @@ async def serve(config: Config, service_url: str | None = None, *, once: bool = 
             await worker.run(asyncio.Event())
     finally:
         await worker.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from banditroute.telemetry import logs
+
+    logs.configure(args.log_level)
+    config = load_config(args.config)
+    if args.data_dir is not None:
+        config = config.with_overrides(server={"data_dir": args.data_dir})
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, args.service_url, once=args.once))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """The `banditroute judge` command (an entry point of the `banditroute.commands` group)."""
+    judge = sub.add_parser("judge", help="run the LLM-as-judge worker over the proxy's sampled events")
+    judge.add_argument("--config", help="TOML config file with a [judge] section (default: the bundled one)")
+    judge.add_argument(
+        "--service-url",
+        help="the banditroute service to post /reward to (default: judge.service_url, else server.host:port)",
+    )
+    judge.add_argument("--data-dir", help="where the service's SQLite log lives (default: server.data_dir)")
+    judge.add_argument("--once", action="store_true", help="judge what is due now, then exit")
+    judge.add_argument("--log-level", default="info")
+    judge.set_defaults(func=_run)

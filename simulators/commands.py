@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from banditroute.config import load_config
 
 if TYPE_CHECKING:  # the simulators load numpy, VW and matplotlib: only when a command runs
-    from simulators.replay import Feedback
+    from simulators.simulate import FeedbackModel
     from simulators.worlds import World
 
 DEFAULT_WEIGHTS = "0,0.03,0.1,0.3,1,3"
@@ -28,10 +28,10 @@ def add_world_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thumbs", type=float, default=0.0, help="share of events rated by a user's thumbs")
 
 
-def _feedback(args: argparse.Namespace) -> Feedback:
-    from simulators.replay import Feedback
+def _feedback(args: argparse.Namespace) -> FeedbackModel:
+    from simulators.simulate import FeedbackModel
 
-    return Feedback(
+    return FeedbackModel(
         quality_delay_s=args.quality_delay,
         missing_quality=args.missing_quality,
         judge_noise=args.judge_noise,
@@ -66,7 +66,7 @@ def perturb(world: World, spec: str | None, outcomes_best: str, outcomes_top_qua
 
 def simulate(args: argparse.Namespace) -> int:
     from simulators.baselines import fixed_baselines, full_outcomes, regret_curve
-    from simulators.replay import rewards_of
+    from simulators.simulate import rewards_of
     from simulators.sweep import dataset_world, run_router
 
     config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
@@ -104,7 +104,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 def _save_log(sink: Any, path: Path) -> None:
     """Write a simulator's log in the service's format, so `banditroute ope --log` reads both."""
-    from banditroute.store import Store
+    from banditroute.store.sqlite import Store
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)

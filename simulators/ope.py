@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from banditroute import estimators
 from banditroute import reward as reward_formula
 from banditroute.config import Config
 from banditroute.policy import Policy
 from banditroute.types import Decision, LearnedRow, ModelSpec, RewardWeights
-from simulators import estimators
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def rounds_from(decisions: Iterable[Decision], learned: Iterable[LearnedRow]) ->
 
 
 def rounds_from_store(path: str | Path) -> list[Round]:
-    from banditroute.store import Store
+    from banditroute.store.sqlite import Store
 
     store = Store(path)
     try:

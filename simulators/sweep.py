@@ -20,7 +20,7 @@ import numpy as np
 from banditroute.config import Config, load_config
 from simulators.baselines import Outcomes, Skyline, fixed_baselines, full_outcomes
 from simulators.datasets import load_dataset
-from simulators.replay import Feedback, new_router, replay, summarize
+from simulators.simulate import FeedbackModel, new_router, simulate, summarize
 from simulators.worlds import DatasetWorld, World
 
 CSV_COLUMNS = (
@@ -44,14 +44,14 @@ class SweepResult:
 def run_router(
     world: World,
     config: Config,
-    feedback: Feedback = Feedback(),
+    feedback: FeedbackModel = FeedbackModel(),
     seed: int = 0,
     progress: bool = False,
     sink: Any = None,
 ) -> dict[str, Any]:
     """One seeded pass of a cold-start router through `world`; returns its summary metrics."""
     router = new_router(world, config, sink=sink)
-    steps = replay(router, world, feedback, seed=seed)
+    steps = simulate(router, world, feedback, seed=seed)
     if progress:
         steps = _progress(steps, len(world), f"{world.name} cost_weight={config.reward.cost_weight:g}")
     records = list(steps)
@@ -66,7 +66,7 @@ def sweep(
     *,
     config: Config | None = None,
     seed: int = 0,
-    feedback: Feedback = Feedback(),
+    feedback: FeedbackModel = FeedbackModel(),
     progress: bool = False,
     skyline: bool = True,
 ) -> SweepResult:

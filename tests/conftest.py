@@ -19,9 +19,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from banditroute.config import Config, default_config_text, load_config
-from banditroute.server import SERVICE, create_app
-from banditroute.service import Service
-from tests.fake_upstream import FakeUpstream
+from banditroute.http.app import SERVICE, create_app
+from banditroute.service.base import Service
+from tests.support.fake_upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
