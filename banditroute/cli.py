@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
     replay.set_defaults(func=_retrain)
 
-    bench = sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
+    sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
 
     # Commands that live outside the library (the offline simulators, the judge worker) register
     # themselves through an entry point, so the library never imports them.
