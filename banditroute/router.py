@@ -22,7 +22,7 @@ from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
 from banditroute.policy import Policy
-from banditroute.types import Decision, FeedbackPart, LearnedRow, ModelSpec, Outcome
+from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
 
 Restriction = tuple[str, "frozenset[str]"]
 
@@ -129,6 +129,8 @@ class Router:
         # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
         self.exploration_paused = False
         self.shadow_baseline: str | None = None
+        # The team's default model: the best on the evals after a warm start (see `warmstart`).
+        self.baseline_model: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -423,6 +425,36 @@ class Router:
         if self.observer is not None:
             self.observer.learned(decision, row)
         return row
+
+    def warmstart(self, examples: Iterable[EvalExample]) -> WarmStart:
+        """Learn from an eval sample with every model's outcome (full information) before routing.
+
+        Each (prompt, model) outcome is one update at probability 1. The baseline (`self.baseline_model`)
+        becomes the model with the highest mean reward on the evals at the weights in force, among the
+        models that have an outcome on every example.
+        """
+        total: Counter[str] = Counter()
+        seen: Counter[str] = Counter()
+        n_examples = n_updates = 0
+        for ex in examples:
+            n_examples += 1
+            input_tokens = features.estimate_tokens(ex.query)
+            feats = features.featurize(ex.query, ex.metadata, self.config.features)
+            models = tuple(m for m in self.catalog.names if m in ex.outcomes)
+            for i, model in enumerate(models):
+                r = reward.resolve(ex.outcomes[model], self._known[model], input_tokens, self.config.reward)
+                if r is None:
+                    continue
+                self.policy.learn(feats, models, i, 1.0, reward.to_vw_cost(r.value, self._span))
+                self._count_reward(model)
+                total[model] += r.value
+                seen[model] += 1
+                n_updates += 1
+        means = {m: total[m] / seen[m] for m in seen}
+        complete = [m for m in means if seen[m] == n_examples]
+        self.baseline_model = max(complete, key=means.__getitem__) if complete else None
+        self.counts["warmstart_updates"] += n_updates
+        return WarmStart(n_examples, n_updates, self.baseline_model, means)
 
     # -- run-time tuning --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Plain data only. The service, the simulators and the estimators share these defi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -121,6 +122,29 @@ class LearnedRow:
     defaulted: str
     cost_weight: float
     latency_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class EvalExample:
+    """One prompt of an eval sample with every model's outcome on it ("evals before routing").
+
+    `outcomes` maps a model name to what that model's answer got (quality, cost, latency, tokens):
+    full information, so learning from it needs no propensity.
+    """
+
+    query: str
+    metadata: Mapping[str, object]
+    outcomes: Mapping[str, Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """What a warm start learned: how many examples and updates, and the best model on the evals."""
+
+    examples: int
+    updates: int
+    baseline: str | None  # the model with the highest mean reward on the evals at the weights in force
+    mean_reward: dict[str, float]  # per model, over the examples it has an outcome for
 
 
 @dataclass(frozen=True, slots=True)
