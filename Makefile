@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DATA   ?= ../shared/data
+DATA   ?= data
 
 .PHONY: setup browser run judge test demo simulate sweep quality decision-bench ope bench clean
 SETS   ?= routerbench llmrouter logpai
@@ -41,7 +41,7 @@ demo: setup browser
 	$(BIN)/python -m tools.demo --data $(DATA)/routerbench --port $(DEMO_PORT) \
 	  --screenshot docs/dashboard.png $(DEMO_ARGS)
 
-# Offline evaluation on the bundled data (../shared/data); outputs under out/.
+# Offline evaluation on the bundled data (data/; DATA=dir to use another); outputs under out/.
 simulate: setup
 	$(BIN)/banditroute simulate --dataset $(DATA)/routerbench --cost-weight 0.1
 	$(BIN)/banditroute simulate --dataset $(DATA)/logpai --cost-weight 0.1 --world outage

@@ -1,4 +1,4 @@
-"""Load a logged prompt × model matrix (the ../shared/data format) into dense numpy arrays.
+"""Load a logged prompt × model matrix (the format of data/README.md) into dense numpy arrays.
 
 A data set is a folder with `prompts.jsonl.gz` (one prompt a line, with each model's recorded
 outcome under `results`) and `models.json` (the pool and its prices in USD per 1M tokens, null

@@ -188,7 +188,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="../shared/data/routerbench", help="a dataset folder (../shared/data)")
+    parser.add_argument("--data", default="data/routerbench", help="a dataset folder (see data/README.md)")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--requests", type=int, default=2400)
     parser.add_argument("--rate", type=float, default=40.0, help="requests per second")

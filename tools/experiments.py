@@ -133,7 +133,7 @@ def main() -> None:
     r.add_argument("overrides", nargs="?", default="{}")
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--sets", default="routerbench,llmrouter,logpai")
-    r.add_argument("--data", default="../shared/data")
+    r.add_argument("--data", default="data")
     r.add_argument("--with-task", action="store_true")
     r.add_argument("--gamma-per-span", action="store_true")
     r.add_argument("--log", type=Path, default=DEFAULT_LOG)

@@ -1,6 +1,6 @@
 """Cut small test fixtures out of the shared routing data sets, in the same format.
 
-    python -m tools.make_fixtures ../shared/data tests/fixtures/data
+    python -m tools.make_fixtures data tests/fixtures/data
 
 Each fixture keeps `size` prompts of its set, in file order: the rows that exercise edge cases
 (prompts missing some model's result, a few prompts whose text repeats an earlier one, together

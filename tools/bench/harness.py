@@ -47,7 +47,7 @@ from banditroute.store.sqlite import Store
 from banditroute.store.writer import EventLog
 from banditroute.types import ModelSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 LARGEST_SET = "logpai"
 MODEL_COUNTS = (4, 8, 16)
 METADATA = ({"user_tier": "free", "channel": "web", "task": "logs"}, {"user_tier": "pro", "channel": "api"})
@@ -333,7 +333,7 @@ def wrk(url: str, path: str, bodies: Path, duration: float, cpu: str | None, con
             f"-c{connections}",
             f"-d{max(1, round(duration))}s",
             "-s",
-            str(ROOT / "bench" / "post.lua"),
+            str(ROOT / "tools" / "load" / "post.lua"),
             url + path,
             "--",
             str(bodies),
@@ -616,7 +616,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the bundled data sets")
+    p.add_argument("--data", default=str(ROOT / "data"), help="the bundled data sets")
     p.add_argument("--out", default="bench.json", help="where the JSON report goes")
     p.add_argument("--openloop", default=None, help="the compiled tools/load/openloop.c (default: on PATH)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds measured per offered load")
