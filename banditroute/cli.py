@@ -16,6 +16,7 @@ import orjson
 
 from banditroute.auth import AuthConfigError, parse_env_keys
 from banditroute.config import ConfigError, load_config
+from banditroute.evals import EvalsError
 from banditroute.store.sqlite import Store, StoreError
 
 API_KEYS_ENV = "BANDITROUTE_API_KEYS"
@@ -138,6 +139,50 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warmstart(args: argparse.Namespace) -> int:
+    """Train a policy on an eval sample (every model's outcome per prompt) and write it as a policy file."""
+    from banditroute.evals import read_evals
+    from banditroute.router import Router
+    from banditroute.snapshot import PolicyFile
+
+    config = load_config(args.config)
+    if args.cost_weight is not None or args.latency_weight is not None:
+        config = config.with_overrides(
+            reward={
+                "cost_weight": config.reward.cost_weight if args.cost_weight is None else args.cost_weight,
+                "latency_weight": config.reward.latency_weight if args.latency_weight is None else args.latency_weight,
+            }
+        )
+    examples = read_evals(args.evals, limit=args.limit, with_task=args.with_task)
+    router = Router(config)
+    named = {m for ex in examples for m in ex.outcomes}
+    unknown = sorted(named - set(router.catalog.names))
+    if len(unknown) == len(named):
+        raise CliError(f"none of the eval sample's models is in the catalog ({', '.join(unknown[:5])}, ...)")
+    report = router.warmstart(examples)
+    weights = config.reward.weights
+    pf = PolicyFile(
+        router.policy.args,
+        router.policy.serialize(),
+        0,
+        weights.cost_weight,
+        weights.latency_weight,
+        time.time(),
+        "warmstart",
+    )
+    Path(args.out).write_bytes(pf.dumps())
+    summary = {
+        "out": args.out,
+        "examples": report.examples,
+        "updates": report.updates,
+        "baseline": report.baseline,
+        "mean_reward": {m: round(v, 6) for m, v in sorted(report.mean_reward.items())},
+        "not_in_catalog": unknown,
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     """`banditroute bench` runs tools/bench from a source checkout (the benchmark is not installed)."""
     sys.path.insert(0, os.getcwd())
@@ -185,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
     replay.set_defaults(func=_retrain)
 
+    warm = sub.add_parser(
+        "warmstart", help="train a policy on an eval sample (every model's outcome per prompt); writes a policy file"
+    )
+    warm.add_argument("--evals", required=True, help="a folder (or .jsonl[.gz] file) in the data/README.md format")
+    warm.add_argument("--config", help="TOML config (catalog, policy, reward; default: the bundled one)")
+    warm.add_argument("--cost-weight", type=float, help="cost_weight to learn under (default: the config's)")
+    warm.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
+    warm.add_argument("--limit", type=int, help="use the first N prompts only")
+    warm.add_argument("--with-task", action="store_true", help="pass each prompt's task label as metadata.task")
+    warm.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
+    warm.set_defaults(func=_warmstart)
+
     sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
 
     # Commands that live outside the library (the offline simulators, the judge worker) register
@@ -201,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(argv[1:])
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except (ConfigError, AuthConfigError, StoreError, CliError) as exc:
+    except (ConfigError, AuthConfigError, StoreError, CliError, EvalsError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 
