@@ -224,9 +224,8 @@ def test_rules_config_example_loads() -> None:
     assert cfg.rules.budgets == {"acme": 25.0} and cfg.rules.default_model == "gpt-4o-mini"
 
 
-def test_the_readme_rules_example_is_a_valid_config() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Rules") :]
-    example = section[section.index("```toml") + len("```toml") : section.index("```\n", section.index("```toml") + 7)]
+def test_the_documented_rules_example_is_a_valid_config() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    example = page[page.index("```toml") + len("```toml") : page.index("```\n", page.index("```toml") + 7)]
     cfg = parse_config(with_rules(example))
     assert cfg.rules.tiers["free"] and cfg.rules.budgets == {"acme": 50.0}
