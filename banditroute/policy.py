@@ -14,7 +14,7 @@ The bindings hold the GIL and are not thread-safe: one Policy per process, used 
 
 Hot path: `predict` and `learn` call the bindings' core (`_core`) directly. The public wrappers
 re-check every example's label type through two native calls per example and re-wrap each one,
-which was a third of a decision's time in the profile (see README, "Performance"); the label
+which was a third of a decision's time in the profile (see docs/performance.md); the label
 type is checked once here instead, and the action examples are parsed once per catalog.
 """
 
