@@ -117,6 +117,11 @@ def snips(
     """
     r, p, pi = _rounds(rewards, logged_prob, target_prob)
     w = pi / p
+    # The ratio does not change when every weight is scaled; scaled so the largest is 1, products
+    # with subnormal weights (a target probability of 5e-324) cannot underflow to 0 and leave the range.
+    top = w.max()
+    if top > 0.0:
+        w = w / top
     return _estimate("snips", w * r, w, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
