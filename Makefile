@@ -1,17 +1,18 @@
 # Two commands matter: `make run` and `make test`. Everything else sets itself up the same way.
+# Before a commit: `make lint test-fast` (`make test` adds the system tests: real processes, a browser).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
 
-.PHONY: setup browser run judge test demo simulate sweep quality decision-bench ope bench clean
+.PHONY: setup browser run judge lint test test-fast demo simulate sweep quality decision-bench ope bench clean
 SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,6 +33,17 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The unit and api tests only: no server processes, no browser, so no chromium to install.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not system"
+
+# The checks that keep the layout: lint and format, the import contracts, the types ([tool.*] in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Start the service on 127.0.0.1:$(DEMO_PORT), drive simulated traffic from the bundled data through
 # HTTP so the dashboard fills, save a screenshot to docs/dashboard.png, keep serving until Ctrl-C.

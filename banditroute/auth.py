@@ -55,7 +55,7 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def api_key(key_sha256: str, scopes: Iterable[str], where: str = "key") -> ApiKey:
+def api_key(key_sha256: object, scopes: Iterable[str], where: str = "key") -> ApiKey:
     if not isinstance(key_sha256, str) or not _SHA256_HEX.fullmatch(key_sha256):
         raise AuthConfigError(f"{where}: key_sha256 must be 64 lower-case hex digits (sha256 of the key)")
     scope_set = frozenset(scopes)

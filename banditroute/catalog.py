@@ -80,20 +80,23 @@ def parse_models(raw: Any, source: str = "config") -> list[ModelSpec]:
         sensitive = entry.get("allow_sensitive_data", False)
         if not isinstance(sensitive, bool):
             raise CatalogError(f"{where} ({name}): allow_sensitive_data must be true or false")
-        strings = {}
+        strings: dict[str, str] = {}
         for key in ("base_url", "api_key_env", "upstream_model"):
             if key in entry:
                 if not isinstance(entry[key], str):
                     raise CatalogError(f"{where} ({name}): {key} must be a string")
                 strings[key] = entry[key]
+        # The text fields by name (None, their default, when absent), so `numbers` fills the float fields only.
         specs.append(
             ModelSpec(
                 name=name,
                 context_window=ctx,
                 capabilities=frozenset(caps),
                 allow_sensitive_data=sensitive,
+                base_url=strings.get("base_url"),
+                api_key_env=strings.get("api_key_env"),
+                upstream_model=strings.get("upstream_model"),
                 **numbers,
-                **strings,
             )
         )
     return specs

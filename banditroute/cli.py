@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -184,13 +185,11 @@ def _warmstart(args: argparse.Namespace) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    """`banditroute bench` runs tools/bench from a source checkout (the benchmark is not installed)."""
-    sys.path.insert(0, os.getcwd())
-    try:
-        from tools.bench.harness import main as bench_main
-    except ImportError:
-        raise CliError("the benchmark is a development tool: run `make bench` in a source checkout") from None
-    return bench_main(argv)
+    """`banditroute bench` runs a source checkout's tools/bench as a program: the benchmark is not
+    installed, and the library never imports the development tools."""
+    if not Path("tools/bench/harness.py").is_file():
+        raise CliError("the benchmark is a development tool: run `make bench` in a source checkout")
+    return subprocess.call([sys.executable, "-m", "tools.bench.harness", *argv])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -37,6 +37,15 @@ BOOTSTRAP_CELLS_PER_BATCH = 2_000_000  # bounds memory: n_boot × n resampled in
 # Below this a logged probability is a logging bug, not exploration (the router's policies never go
 # near it), and its importance weight would overflow the sums.
 MIN_LOGGED_PROB = 1e-12
+
+
+class _Options(TypedDict):
+    """The confidence-interval options every estimator takes, passed on by `evaluate_all`."""
+
+    alpha: float
+    ci: Interval
+    n_boot: int
+    rng: np.random.Generator
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,11 @@ def snips(
     """
     r, p, pi = _rounds(rewards, logged_prob, target_prob)
     w = pi / p
+    # The ratio does not change when every weight is scaled; scaled so the largest is 1, products
+    # with subnormal weights (a target probability of 5e-324) cannot underflow to 0 and leave the range.
+    top = w.max()
+    if top > 0.0:
+        w = w / top
     return _estimate("snips", w * r, w, alpha=alpha, ci=ci, n_boot=n_boot, rng=rng)
 
 
@@ -176,7 +190,7 @@ def evaluate_all(
     rng: np.random.Generator | int | None = None,
 ) -> list[Estimate]:
     """IPS, clipped IPS and SNIPS; DM when `q_hat_target` is given; DR when both q_hats are."""
-    common = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": _generator(rng)}
+    common: _Options = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": _generator(rng)}
     out = [
         ips(rewards, logged_prob, target_prob, **common),
         clipped_ips(rewards, logged_prob, target_prob, clip=clip, **common),

@@ -126,7 +126,7 @@ def quality_from_thumbs(up: bool) -> float:
     return THUMBS_UP_QUALITY if up else THUMBS_DOWN_QUALITY
 
 
-def quality_from_rating(value: float, scale: int = 5, lowest: int = 1) -> float:
+def quality_from_rating(value: object, scale: int = 5, lowest: int = 1) -> float:
     """A rating on the scale [lowest, scale] mapped linearly to [0, 1]; half stars are fine.
 
     >>> quality_from_rating(7, scale=10, lowest=0)
@@ -144,7 +144,7 @@ def quality_from_rating(value: float, scale: int = 5, lowest: int = 1) -> float:
     return (value - lowest) / (scale - lowest)
 
 
-def quality_from_edit(original: str, corrected: str) -> float:
+def quality_from_edit(original: object, corrected: object) -> float:
     """1 minus the normalised Levenshtein distance between the answer and the user's correction.
 
     Normalised by the longer text so the result stays in [0, 1] whether the user cut or added.

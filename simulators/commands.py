@@ -252,7 +252,8 @@ def _retrained_quality_and_cost(rounds: list, weights: Any, config: Any) -> tupl
 
     from simulators import ope
 
-    pmfs, _ = ope.target_pmfs("retrained", rounds, weights, config, [])
+    # The config's catalog, as the Router's: its reward span (27.7 at cost_weight 1) sets the VW costs.
+    pmfs, _ = ope.target_pmfs("retrained", rounds, weights, config, config.models)
     target = np.array([pmfs[i][r.decision.chosen] for i, r in enumerate(rounds)])
     logged = np.array([r.decision.probability for r in rounds])
     w = target / logged

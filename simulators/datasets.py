@@ -18,13 +18,14 @@ arrays; `Dataset.available(i)` says which cells are real.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+_parse: Callable[[bytes | str], Any]
 try:
     import orjson
 

@@ -42,13 +42,11 @@ def rounds_from(decisions: Iterable[Decision], learned: Iterable[LearnedRow]) ->
     quality was observed, so their reward says nothing about the model). This assumes feedback goes
     missing independently of the model chosen; `left_out` in the results counts other exclusions.
     """
-    by_event = {
-        row.event_id: row for row in learned if row.quality is not None and "quality" not in row.defaulted.split(",")
-    }
+    by_event = {row.event_id: row for row in learned if "quality" not in row.defaulted.split(",")}
     out = []
     for d in decisions:
         row = by_event.get(d.event_id)
-        if row is not None and row.cost_usd is not None and row.latency_ms is not None:
+        if row is not None and row.quality is not None and row.cost_usd is not None and row.latency_ms is not None:
             out.append(Round(d, row.quality, row.cost_usd, row.latency_ms))
     return out
 

@@ -51,7 +51,7 @@ def run_router(
 ) -> dict[str, Any]:
     """One seeded pass of a cold-start router through `world`; returns its summary metrics."""
     router = new_router(world, config, sink=sink)
-    steps = simulate(router, world, feedback, seed=seed)
+    steps: Iterable[dict[str, Any]] = simulate(router, world, feedback, seed=seed)
     if progress:
         steps = _progress(steps, len(world), f"{world.name} cost_weight={config.reward.cost_weight:g}")
     records = list(steps)

@@ -25,6 +25,14 @@ from tests.support.fake_upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_TESTS = Path(__file__).parent / "system"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The folder is the marker: a test under tests/system/ is a system test (`-m "not system"` skips it)."""
+    for item in items:
+        if item.path.is_relative_to(SYSTEM_TESTS):
+            item.add_marker(pytest.mark.system)
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -122,7 +122,8 @@ def conversation_metadata(
     turns = sum(1 for m in messages if m.get("role") == "user")
     system_chars = sum(len(t) for m, t in zip(messages, texts) if m.get("role") in ("system", "developer"))
     fmt = body.get("response_format")
-    fmt_type = fmt.get("type") if isinstance(fmt, dict) and isinstance(fmt.get("type"), str) else "none"
+    raw_type = fmt.get("type") if isinstance(fmt, dict) else None
+    fmt_type = raw_type if isinstance(raw_type, str) else "none"
     capabilities = []
     if tools:
         capabilities.append("tools")
@@ -190,7 +191,7 @@ def tokens_used(usage: Any, input_estimate: int, output_chars: int) -> Usage:
     return Usage(input_estimate, (output_chars + 3) // 4, True)
 
 
-def _count(v: Any) -> bool:
+def _count(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
@@ -198,7 +199,8 @@ def answer_text(message: Any) -> str:
     """A message's (or a streamed delta's) content plus its tool calls' arguments."""
     if not isinstance(message, dict):
         return ""
-    out = message.get("content") if isinstance(message.get("content"), str) else ""
+    content = message.get("content")
+    out = content if isinstance(content, str) else ""
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         for call in calls:

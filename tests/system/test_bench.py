@@ -38,7 +38,7 @@ def tiny_set(root: Path) -> Path:
     return root
 
 
-def test_bench_writes_the_report_with_the_issues_keys(tmp_path: Path, capsys) -> None:
+def test_bench_writes_the_report_with_the_issues_keys(tmp_path: Path, capfd) -> None:
     data = tiny_set(tmp_path / "data")
     out = tmp_path / "bench.json"
     assert (
@@ -64,4 +64,4 @@ def test_bench_writes_the_report_with_the_issues_keys(tmp_path: Path, capsys) ->
     assert report["memory"]["pending"] == 3000 and report["memory"]["rss_mib"] > 0
     for n in (4, 8, 16):
         assert 0 < report["in_process"][f"predict_{n}"]["p50_us"] <= report["in_process"][f"predict_{n}"]["p99_us"]
-    assert "decision, 8 models" in capsys.readouterr().out
+    assert "decision, 8 models" in capfd.readouterr().out

@@ -46,6 +46,7 @@ from banditroute.router import Router
 from banditroute.store.sqlite import Store
 from banditroute.store.writer import EventLog
 from banditroute.types import ModelSpec
+from tools.bench.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 LARGEST_SET = "logpai"
@@ -56,13 +57,6 @@ HEADLINE_RATE = 1000
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The p-th percentile of sorted `values` (nearest rank)."""
-    if not values:
-        return 0.0
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def speed_probe_ms(n: int = 2_000_000) -> float:
@@ -105,7 +99,6 @@ def _timings_us(fn: Callable[[int], Any], n: int) -> dict[str, float]:
         t0 = clock()
         fn(i)
         samples.append((clock() - t0) / 1000)
-    samples.sort()
     return {"p50_us": round(percentile(samples, 50), 1), "p99_us": round(percentile(samples, 99), 1)}
 
 
@@ -153,8 +146,6 @@ async def _decisions(prompts: list[str], iterations: int) -> dict[str, float]:
                 await asyncio.sleep(0)  # let the event loop hand batches to the writer, as between requests
         await eventlog.close()
         store.close()
-    samples.sort()
-    cpu.sort()
     # Wall time is the latency; the thread's CPU time leaves out waiting for the CPU or the GIL, so
     # the two apart show how much of the tail is the code and how much the machine.
     return {

@@ -4,9 +4,10 @@
 
 The policy first learns from a warm-up share of the stream (so the weights are not all zero), then
 every request of the timed share is featurized and scored with the data set's models (logpai has 8)
-and its time measured alone. Prints p50, p99 and the mean in microseconds, of the wall clock and of
-this thread's CPU time (on a busy machine the wall clock also counts the time the process waited
-for a core). A benchmark, not a test.
+and its time measured alone. Prints p50, p99 (`tools.bench.stats.percentile`, the nearest rank, as
+`make bench` does) and the mean in microseconds, of the wall clock and of this thread's CPU time (on
+a busy machine the wall clock also counts the time the process waited for a core). A benchmark,
+not a test.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from banditroute.features import featurize
 from banditroute.policy import Policy
 from simulators.datasets import load_dataset
 from simulators.worlds import DatasetWorld
+from tools.bench.stats import percentile
 
 WARMUP_SHARE = 0.5
 
@@ -36,9 +38,9 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
     for step in range(warm):
         req = world.request(step)
         chosen = int(rng.integers(len(names)))
-        out = world.outcome(step, names[chosen])
+        result = world.outcome(step, names[chosen])
         policy.learn(
-            featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names), 1.0 - out.quality
+            featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names), 1.0 - result.quality
         )
     wall, cpu = [], []
     for step in range(warm, n):
@@ -49,11 +51,11 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
         wall.append(time.perf_counter_ns() - t)
     out: dict[str, float] = {"models": len(names), "timed": len(wall)}
     for clock, values in (("wall", wall), ("cpu", cpu)):
-        us = np.array(values) / 1000.0
+        us = [v / 1000.0 for v in values]
         out |= {
-            f"{clock}_p50_us": float(np.percentile(us, 50)),
-            f"{clock}_p99_us": float(np.percentile(us, 99)),
-            f"{clock}_mean_us": float(us.mean()),
+            f"{clock}_p50_us": percentile(us, 50),
+            f"{clock}_p99_us": percentile(us, 99),
+            f"{clock}_mean_us": sum(us) / len(us),
         }
     return out
 

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import doctest
 import math
 import random
 
 import pytest
 
-from feedback import signals
 from feedback.signals import (
     MAX_EDIT_CHARS,
     Signal,
@@ -28,10 +26,6 @@ def reference_levenshtein(a: str, b: str) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
         previous = current
     return previous[-1]
-
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(signals).failed == 0
 
 
 @pytest.mark.parametrize(("up", "quality"), [(True, 1.0), (False, 0.0)])
