@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestServer
 
 from banditroute.config import Config, default_config_text
 from banditroute.http.app import create_app
-from banditroute.service.base import SERVING
-from banditroute.service.cluster import Learner
+from banditroute.service.learner import Learner
+from banditroute.service.serving import ServingService
 from tests.conftest import ROOT, Api, free_port, make_config, stop_api
 
 CODE = {"query": "Write a Python function that merges two sorted lists", "metadata": {"capabilities": ["code"]}}
@@ -121,7 +121,7 @@ async def test_an_operator_change_made_on_one_process_reaches_the_others_and_the
 
 async def start_serving(config: Config) -> Api:
     """A serving-role process's app on loopback (the multi-process mode's server, in this process)."""
-    server = TestServer(create_app(config, role=SERVING), host="127.0.0.1")
+    server = TestServer(create_app(config, kind=ServingService), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 
