@@ -31,7 +31,8 @@ CODE = {"query": "Write a Python function that merges two sorted lists", "metada
 async def test_a_reward_sent_to_another_serving_process_is_learned_and_snapshots_reach_every_server(
     tmp_path: Path,
 ) -> None:
-    config = make_config(tmp_path, cluster={"publish_interval_s": 0.01})
+    # The serving processes take snapshots when told to (reload_snapshot below), not in the background.
+    config = make_config(tmp_path, cluster={"publish_interval_s": 0.01, "reload_interval_s": 3600.0})
     a = await start_serving(config)
     b = await start_serving(config)
     learner = Learner(config)
