@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -133,9 +134,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         config = config.with_overrides(cluster={"workers": args.workers})
     if config.cluster.workers > 1:
-        from banditroute.service.cluster import run_cluster
+        from banditroute.service.serving import ServingService
+        from banditroute.service.supervisor import run_cluster
 
-        return run_cluster(config, config.cluster.workers, args.log_level, args.config)
+        serve = functools.partial(run, kind=ServingService, reuse_port=True)
+        return run_cluster(config, config.cluster.workers, args.log_level, args.config, serve=serve)
     run(config, args.config)
     return 0
 

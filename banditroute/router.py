@@ -22,6 +22,7 @@ from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
 from banditroute.policy import Policy
+from banditroute.snapshot import PolicyFile
 from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
 
 Restriction = tuple[str, "frozenset[str]"]
@@ -617,6 +618,20 @@ class Router:
             "sticky_conversations": len(self.conversations),
             "catalog_reloads": self.counts["catalog_reloads"],
         }
+
+    def pending(self, event_id: str) -> tuple[str | None, int] | None:
+        """(tenant, feedback parts so far) of a decision still waiting for feedback; None when it is not."""
+        decision = self.joiner.decision(event_id)
+        if decision is None:
+            return None
+        return decision.tenant, self.joiner.parts(event_id) or 0
+
+    def snapshot(self, now: float, source: str = "service") -> PolicyFile:
+        """The live policy as a policy file: its bytes, VW arguments, learned seq and the weights in force."""
+        w = self.config.reward
+        return PolicyFile(
+            self.policy.args, self.policy.serialize(), self.learned_seq, w.cost_weight, w.latency_weight, now, source
+        )
 
 
 PendingDecision = tuple  # Decision's fields in order, the pmfs as packed doubles, no exclusions or fallbacks

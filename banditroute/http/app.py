@@ -35,7 +35,9 @@ from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
 from banditroute.config import Config, ConfigError
 from banditroute.http.upstream import Reply, Timeouts, Upstream, UpstreamError
 from banditroute.rules import NoModelAllowed, UnknownModel
-from banditroute.service.base import SINGLE, IncompatiblePolicy, ReloadError, RewardRefused, Service, UnknownEvent
+from banditroute.service.base import RewardRefused, Service, UnknownEvent
+from banditroute.service.controls import IncompatiblePolicy, ReloadError
+from banditroute.service.single import LearningService
 from banditroute.store.sqlite import StoreError
 from banditroute.store.writer import Overloaded
 from banditroute.telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -550,18 +552,18 @@ async def v1_models(request: web.Request) -> web.Response:
     return json_response(chat_api.models_list(service.router.catalog, service.config.proxy.profiles))
 
 
-def create_app(config: Config, config_path: str | Path | None = None, role: str = SINGLE) -> web.Application:
+def create_app(
+    config: Config, config_path: str | Path | None = None, kind: type[Service[Any]] = LearningService
+) -> web.Application:
     """The service; `config_path` is the file POST /admin/reload and SIGHUP re-read (None: the bundled one).
 
-    `role`: SINGLE serves and learns; SERVING is a serving process of the multi-process mode (cluster.py).
+    `kind`: LearningService serves and learns; ServingService is a serving process of `serve --workers N`.
     """
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
         middlewares=[errors_as_json, guard],
         handler_args={"max_headers": config.server.max_headers},
     )
-    service = Service(config, config_path=config_path, role=role)
-    app[SERVICE] = service
     app[GATE] = create_gate(config)
     upstream = Upstream(
         Timeouts(config.proxy.connect_timeout_s, config.proxy.read_timeout_s, config.proxy.max_connections)
@@ -569,12 +571,13 @@ def create_app(config: Config, config_path: str | Path | None = None, role: str 
     app[UPSTREAM] = upstream
     app[BOOKKEEPING] = set()
 
-    def reload_on_signal() -> None:
-        with contextlib.suppress(ReloadError):  # already logged; the running catalog stays
-            service.reload()
-
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await service.start()
+        service = app[SERVICE] = await kind.open(config, config_path=config_path)
+
+        def reload_on_signal() -> None:
+            with contextlib.suppress(ReloadError):  # already logged; the running catalog stays
+                service.reload()
+
         await upstream.start()
         loop = asyncio.get_running_loop()
         hup = _add_signal_handler(loop, reload_on_signal)
@@ -620,10 +623,15 @@ def _add_signal_handler(loop: asyncio.AbstractEventLoop, callback: Callable[[], 
     return True
 
 
-def run(config: Config, config_path: str | Path | None = None, role: str = SINGLE, reuse_port: bool = False) -> None:
+def run(
+    config: Config,
+    config_path: str | Path | None = None,
+    kind: type[Service[Any]] = LearningService,
+    reuse_port: bool = False,
+) -> None:
     """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
     web.run_app(
-        create_app(config, config_path, role),
+        create_app(config, config_path, kind),
         host=config.server.host,
         port=config.server.port,
         access_log=None,

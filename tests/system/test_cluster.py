@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestServer
 
 from banditroute.config import Config, default_config_text
 from banditroute.http.app import create_app
-from banditroute.service.base import SERVING
-from banditroute.service.cluster import Learner
+from banditroute.service.learner import Learner
+from banditroute.service.serving import ServingService
 from tests.conftest import ROOT, Api, free_port, make_config, stop_api
 
 CODE = {"query": "Write a Python function that merges two sorted lists", "metadata": {"capabilities": ["code"]}}
@@ -31,7 +31,8 @@ CODE = {"query": "Write a Python function that merges two sorted lists", "metada
 async def test_a_reward_sent_to_another_serving_process_is_learned_and_snapshots_reach_every_server(
     tmp_path: Path,
 ) -> None:
-    config = make_config(tmp_path, cluster={"publish_interval_s": 0.01})
+    # The serving processes take snapshots when told to (reload_snapshot below), not in the background.
+    config = make_config(tmp_path, cluster={"publish_interval_s": 0.01, "reload_interval_s": 3600.0})
     a = await start_serving(config)
     b = await start_serving(config)
     learner = Learner(config)
@@ -121,7 +122,7 @@ async def test_an_operator_change_made_on_one_process_reaches_the_others_and_the
 
 async def start_serving(config: Config) -> Api:
     """A serving-role process's app on loopback (the multi-process mode's server, in this process)."""
-    server = TestServer(create_app(config, role=SERVING), host="127.0.0.1")
+    server = TestServer(create_app(config, kind=ServingService), host="127.0.0.1")
     await server.start_server()
     return Api(server, aiohttp.ClientSession())
 

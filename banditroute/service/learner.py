@@ -1,0 +1,93 @@
+"""The cluster's learner (`serve --workers N`): tails the log, joins, learns, publishes snapshots.
+
+The serving processes append decisions and feedback parts to the shared SQLite log; the learner
+reads them by `seq`, joins them, expires, learns, appends the learned rows and publishes a snapshot
+(a checkpoint row) at most every `cluster.publish_interval_s`. The log is the only interface
+between deciding and learning, so the learner restarts like the single-process service
+(recovery.recover): nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+
+from banditroute.config import Config
+from banditroute.router import MemorySink
+from banditroute.service import recovery
+from banditroute.service.base import Clock
+from banditroute.store.datadir import db_path
+from banditroute.store.sqlite import Store, StoreError
+
+log = structlog.get_logger("banditroute.service.learner")
+
+
+class Learner:
+    """Synchronous; the clock is injected."""
+
+    def __init__(self, config: Config, *, clock: Clock = time.time):
+        self.clock = clock
+        self.publish_interval_s = config.cluster.publish_interval_s
+        self.poll_s = config.cluster.learner_poll_s
+        self.store = Store(db_path(config.server.data_dir))
+        # The learned rows of a step, appended to the log at its end. The learner never decides.
+        self._rows = MemorySink()
+        recovered = recovery.recover(self.store, config, sink=self._rows)
+        self.router = recovered.router
+        self.changes_seq = recovered.changes_seq
+        self.decision_seq, self.feedback_seq = recovered.decision_seq, recovered.feedback_seq
+        self.published_seq = recovered.checkpoint_seq
+        self._published_at = float("-inf")
+        log.info(
+            "learner_started",
+            checkpoint_seq=recovered.checkpoint_seq,
+            replayed=recovered.relearned,
+            pending_restored=recovered.pending,
+        )
+
+    def step(self) -> int:
+        """Fold in what was appended since the last step; returns the number of joins finished."""
+        now = self.clock()
+        decisions, parts = self.store.tail(self.decision_seq, self.feedback_seq)
+        if decisions:
+            self.decision_seq = decisions[-1][0]
+        if parts:
+            self.feedback_seq = parts[-1][0]
+        # The operator's changes (reward weights above all) logged by any serving process.
+        self.changes_seq = recovery.follow_changes(
+            self.router, self.store.config_changes_after(self.changes_seq), self.changes_seq
+        )
+        before = self.router.learned_seq
+        self.router.restore_pending((d for _, d in decisions), (p for _, p in parts))
+        self.router.expire(now)
+        checkpoint = None
+        due = now - self._published_at >= self.publish_interval_s
+        if due and self.router.learned_seq != self.published_seq:
+            checkpoint = recovery.checkpoint_of(self.router, now)
+        learned = self._rows.learned_rows
+        if learned or checkpoint is not None:
+            self.store.write(learned=learned, checkpoint=checkpoint)  # StoreError: kept for the next step
+            self._rows.learned_rows = []
+        if checkpoint is not None:
+            self.published_seq, self._published_at = checkpoint.learned_seq, now
+            log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
+        return self.router.learned_seq - before
+
+    def publish(self) -> None:
+        """Publish now, whatever the interval (at shutdown)."""
+        self._published_at = float("-inf")
+        self.step()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except StoreError as exc:  # the next step retries; nothing read was lost
+                log.error("learner_step_failed", error=str(exc))
+            stop.wait(self.poll_s)
+        try:
+            self.publish()
+        finally:
+            self.store.close()

@@ -1,0 +1,153 @@
+"""LearningService: one process decides, joins feedback, learns, expires and checkpoints.
+
+At start it recovers from its log (recovery.recover): nothing acknowledged before a kill -9 is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import structlog
+
+from banditroute.config import Config
+from banditroute.joiner import COMPLETE, NOT_PENDING
+from banditroute.router import Router
+from banditroute.service import recovery
+from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
+from banditroute.store.sqlite import Store
+from banditroute.telemetry.observers import Observers
+from banditroute.telemetry.shadow import ShadowTracker
+from banditroute.types import FeedbackPart
+
+log = structlog.get_logger("banditroute")
+
+_RECENT_MAX = 100_000
+_TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read the decision if needed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    tenant: str | None
+    parts: int
+
+
+class LearningService(Service[_Known]):
+    kind = "single"
+
+    def __init__(
+        self,
+        opened: OpenLog,
+        recovered: recovery.Recovered,
+        observers: Observers,
+        *,
+        config_path: str | Path | None,
+        clock: Clock,
+    ):
+        super().__init__(
+            opened,
+            recovered.router,
+            observers,
+            config_path=config_path,
+            clock=clock,
+            checkpointed_seq=recovered.checkpoint_seq,
+        )
+        self.changes.extend(recovered.changes)
+        # Events finished recently, with their tenant: known without a database read. Bounded.
+        self._recent: OrderedDict[str, Any] = OrderedDict()
+
+    @classmethod
+    def _assemble(cls, config: Config, opened: OpenLog, *, config_path: str | Path | None, clock: Clock) -> Self:
+        store = opened.store
+        observers = Observers(config)
+        _restore_shadow(observers.shadow, store)
+        now = clock()
+
+        def restore(router: Router) -> None:
+            recovery.restore_counts(router, store)
+            recovery.restore_live_state(router, store, now)
+
+        recovered = recovery.recover(store, config, sink=opened.eventlog, observer=observers, before_pending=restore)
+        service = cls(opened, recovered, observers, config_path=config_path, clock=clock)
+        router = recovered.router
+        expired = router.expire(clock())
+        for row in expired:
+            service._remember(row.event_id, _TENANT_UNKNOWN)
+        log.info(
+            "started",
+            db=str(service.db_path),
+            auth=service.auth_summary(),
+            checkpoint_seq=recovered.checkpoint_seq,
+            replayed=recovered.relearned,
+            pending_restored=recovered.pending,
+            expired_at_start=len(expired),
+            models=list(router.catalog.names),
+            exploration=router.config.policy.exploration,
+        )
+        service.metrics.watch(
+            pending=lambda: len(router.joiner),
+            write_queue=opened.eventlog.pending,
+            in_cooldown=lambda: len(router.cooldowns.active(clock())),
+        )
+        service._publish_settings()
+        return service
+
+    def _loops(self) -> list[tuple[float, Callable[[], Any]]]:
+        server = self.config.server
+        return [(server.expire_interval_s, self.expire), (server.checkpoint_interval_s, self.checkpoint)]
+
+    async def stop(self) -> None:
+        await self._stop_tasks()
+        with contextlib.suppress(Exception):  # the log keeps everything a checkpoint would: it is relearned
+            await self.checkpoint()
+        await super().stop()
+
+    @property
+    def recent_events(self) -> int:
+        return len(self._recent)
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    async def _known(self, event_id: str) -> _Known:
+        pending = self.router.pending(event_id)
+        if pending is not None:
+            return _Known(*pending)
+        tenant = self._recent.get(event_id, _TENANT_UNKNOWN)
+        if tenant is _TENANT_UNKNOWN:
+            decision = await self.eventlog.call(self.store.decision, event_id)
+            if decision is None:
+                raise UnknownEvent(event_id)
+            tenant = decision.tenant
+        return _Known(tenant, await self.eventlog.call(self.store.feedback_count, event_id))
+
+    def _accept(self, part: FeedbackPart, known: _Known) -> Receipt:
+        result = self.router.feedback(part, self.clock())
+        if result.status == COMPLETE:
+            self._remember(part.event_id, known.tenant)
+        status = {COMPLETE: "learned", NOT_PENDING: "late"}.get(result.status, "pending")
+        applied = None if part.quality is None else bool(result.quality_applied) and status != "late"
+        return Receipt(status, applied, result.learned)
+
+    # -- background -------------------------------------------------------------------------
+
+    def expire(self) -> None:
+        for row in self.router.expire(self.clock()):
+            self._remember(row.event_id, _TENANT_UNKNOWN)
+            self.metrics.expired.inc()
+            log.info("reward", event_id=row.event_id, status="expired", reward=row.reward, defaulted=row.defaulted)
+
+    def _remember(self, event_id: str, tenant: Any) -> None:
+        self._recent[event_id] = tenant
+        if len(self._recent) > _RECENT_MAX:
+            self._recent.popitem(last=False)
+
+
+def _restore_shadow(shadow: ShadowTracker, store: Store) -> None:
+    """The shadow estimate from the log (before pending joins finish at start: they add to it)."""
+    shadow.decisions, shadow.matched = store.shadow_counts()
+    for reward, probability in store.shadow_outcomes():
+        shadow.learned(reward, probability)
