@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from banditroute.auth import AuthConfigError, parse_env_keys
+from banditroute.auth import parse_env_keys
 from banditroute.config import ConfigError, load_config
 from banditroute.evals import EvalsError
 from banditroute.store.sqlite import Store, StoreError
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(argv[1:])
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except (ConfigError, AuthConfigError, StoreError, CliError, EvalsError) as exc:
+    except (ConfigError, StoreError, CliError, EvalsError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 

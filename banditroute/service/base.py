@@ -148,7 +148,7 @@ class Service:
         # writer thread waits for a commit's fsync (WAL readers do not wait for the writer).
         self._reader: Store | None = None
         self._reader_thread: ThreadPoolExecutor | None = None
-        self.auth_enabled = config.auth.enabled(config.server.host)
+        self.auth_enabled = auth.auth_enabled(config.auth, config.server.host)
         self.secret = b""
         self.store: Store | None = None
         self.eventlog: EventLog | None = None
