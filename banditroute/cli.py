@@ -183,6 +183,13 @@ def _warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from banditroute.config.reference import render_reference
+
+    sys.stdout.write(render_reference())
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     """`banditroute bench` runs tools/bench from a source checkout (the benchmark is not installed)."""
     sys.path.insert(0, os.getcwd())
@@ -241,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--with-task", action="store_true", help="pass each prompt's task label as metadata.task")
     warm.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
     warm.set_defaults(func=_warmstart)
+
+    config = sub.add_parser("config", help="the configuration reference, generated from the keys' definitions")
+    config.add_argument(
+        "--reference", action="store_true", required=True, help="print it as Markdown (docs/configuration.md)"
+    )
+    config.set_defaults(func=_config)
 
     sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
 
