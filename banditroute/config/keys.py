@@ -88,7 +88,8 @@ def choices_of(tp: Any) -> tuple[str, ...] | None:
 
 def check_section(section: Any, name: str, source: str) -> None:
     """A section's choices and checks, key by key in field order, then its cross-key rules."""
-    types = types_of(type(section))
+    cls: type = type(section)
+    types = types_of(cls)
     for f in fields(section):
         value = getattr(section, f.name)
         tp = types[f.name]

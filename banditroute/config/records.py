@@ -42,7 +42,7 @@ def parse_models(raw: Any, source: str = "config") -> tuple[ModelSpec, ...]:
         caps = entry.get("capabilities", [])
         if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
             raise ConfigError(f"{where}: capabilities must be a list of strings")
-        numbers = {}
+        numbers: dict[str, float] = {}
         for k in ("input_price", "output_price", "latency_ttft_ms", "tokens_per_s"):
             if k in entry:
                 v = entry[k]
@@ -55,26 +55,29 @@ def parse_models(raw: Any, source: str = "config") -> tuple[ModelSpec, ...]:
         sensitive = entry.get("allow_sensitive_data", False)
         if not isinstance(sensitive, bool):
             raise ConfigError(f"{where}: allow_sensitive_data must be true or false")
-        strings = {}
+        strings: dict[str, str] = {}
         for k in ("base_url", "api_key_env", "upstream_model"):
             if k in entry:
                 if not isinstance(entry[k], str):
                     raise ConfigError(f"{where}: {k} must be a string")
                 strings[k] = entry[k]
+        # The text fields by name (None, their default, when absent), so `numbers` fills the float fields only.
         specs.append(
             ModelSpec(
                 name=name,
                 context_window=ctx,
                 capabilities=frozenset(caps),
                 allow_sensitive_data=sensitive,
+                base_url=strings.get("base_url"),
+                api_key_env=strings.get("api_key_env"),
+                upstream_model=strings.get("upstream_model"),
                 **numbers,
-                **strings,
             )
         )
     return tuple(specs)
 
 
-def api_key(key_sha256: str, scopes: Iterable[str], where: str = "key") -> ApiKey:
+def api_key(key_sha256: object, scopes: Iterable[str], where: str = "key") -> ApiKey:
     """One key from its hex digest; the message names `where`, never the key."""
     if not isinstance(key_sha256, str) or not _SHA256_HEX.fullmatch(key_sha256):
         raise ConfigError(f"{where}: key_sha256 must be 64 lower-case hex digits (sha256 of the key)")
