@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
 
-.PHONY: setup browser run judge lint test test-fast demo simulate sweep quality decision-bench ope bench clean
+.PHONY: setup browser run judge lint test test-fast docs demo simulate sweep quality decision-bench ope bench clean
 SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# docs/configuration.md is generated from the config's fields (banditroute/config/sections.py).
+docs: setup
+	$(BIN)/banditroute config --reference > docs/configuration.md
 
 # Start the service on 127.0.0.1:$(DEMO_PORT), drive simulated traffic from the bundled data through
 # HTTP so the dashboard fills, save a screenshot to docs/dashboard.png, keep serving until Ctrl-C.

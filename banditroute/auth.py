@@ -1,6 +1,7 @@
 """Who may call what: API keys with scopes, reward tokens, rate limits. Pure: time is passed in.
 
-- Keys are kept only as SHA-256 digests. A presented key is hashed once and compared with every
+- Keys are kept only as SHA-256 digests, checked like the config file's `[auth].keys`
+  (config/records.py) wherever they come from. A presented key is hashed once and compared with every
   stored digest through `hmac.compare_digest` (no early exit), so timing says nothing about keys.
 - A reward token is an HMAC-SHA256, under the server's secret, over an event id and its tenant:
   only whoever received a decision can send feedback for it.
@@ -17,13 +18,14 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-SCOPES = ("route", "reward", "admin")
+from banditroute.config import AuthConfig, ConfigError
+from banditroute.config.records import api_key, parse_keys
+from banditroute.types import ApiKey
+
 # Public: health and the static pages (the dashboard page holds no data; /dashboard/data does).
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/dashboard"})
 ADMIN_PREFIX = "/admin/"
@@ -32,37 +34,11 @@ ADMIN_DISABLED = (
     f"admin endpoints are disabled: set admin.key_sha256 or {ADMIN_KEY_ENV}, or an [auth] key "
     "with scope admin, to enable them"
 )
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TOKEN_DOMAIN = b"banditroute-reward-token-v1"
-
-
-class AuthConfigError(ValueError):
-    """Keys that cannot be used; the message names the entry at fault, never a key."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    key_sha256: bytes  # the 32-byte digest; the key itself is never kept
-    scopes: frozenset[str]
-
-    @property
-    def key_id(self) -> str:
-        """A short, non-secret name for logs and rate limits: the digest's first 8 hex digits."""
-        return self.key_sha256.hex()[:8]
 
 
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
-
-
-def api_key(key_sha256: object, scopes: Iterable[str], where: str = "key") -> ApiKey:
-    if not isinstance(key_sha256, str) or not _SHA256_HEX.fullmatch(key_sha256):
-        raise AuthConfigError(f"{where}: key_sha256 must be 64 lower-case hex digits (sha256 of the key)")
-    scope_set = frozenset(scopes)
-    unknown = sorted(scope_set - set(SCOPES))
-    if unknown or not scope_set:
-        raise AuthConfigError(f"{where}: scopes must be a non-empty subset of {list(SCOPES)}; got {unknown}")
-    return ApiKey(bytes.fromhex(key_sha256), scope_set)
 
 
 def admin_keys(key_sha256: str, env_key: str | None) -> tuple[ApiKey, ...]:
@@ -72,22 +48,6 @@ def admin_keys(key_sha256: str, env_key: str | None) -> tuple[ApiKey, ...]:
     if env_key:
         return (ApiKey(hash_key(env_key), frozenset({"admin"})),)
     return ()
-
-
-def parse_keys(raw: Any, source: str = "config") -> tuple[ApiKey, ...]:
-    """`[auth].keys`: a list of `{key_sha256 = "...", scopes = [...]}` tables."""
-    if not isinstance(raw, list):
-        raise AuthConfigError(f"{source}: auth.keys must be a list of tables")
-    out = []
-    for i, entry in enumerate(raw):
-        where = f"{source}: auth.keys[{i}]"
-        if not isinstance(entry, dict) or set(entry) != {"key_sha256", "scopes"}:
-            raise AuthConfigError(f"{where} must be a table with exactly key_sha256 and scopes")
-        scopes = entry["scopes"]
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise AuthConfigError(f"{where}: scopes must be a list of strings")
-        out.append(api_key(entry["key_sha256"], scopes, where))
-    return tuple(out)
 
 
 def parse_env_keys(text: str, source: str = "BANDITROUTE_API_KEYS") -> tuple[ApiKey, ...]:
@@ -103,9 +63,9 @@ def parse_env_keys(text: str, source: str = "BANDITROUTE_API_KEYS") -> tuple[Api
         try:
             entries = json.loads(text)
         except ValueError:
-            raise AuthConfigError(f"{source}: not valid JSON") from None
+            raise ConfigError(f"{source}: not valid JSON") from None
         if not isinstance(entries, list):
-            raise AuthConfigError(f"{source}: the JSON form must be a list")
+            raise ConfigError(f"{source}: the JSON form must be a list")
         raw = []
         for entry in entries:
             if isinstance(entry, dict) and isinstance(entry.get("key"), str) and entry["key"]:
@@ -116,7 +76,7 @@ def parse_env_keys(text: str, source: str = "BANDITROUTE_API_KEYS") -> tuple[Api
     for i, pair in enumerate(text.split()):
         scopes, sep, key = pair.partition(":")
         if not sep or not key:
-            raise AuthConfigError(f"{source}: entry {i} must look like scope[,scope]:key")
+            raise ConfigError(f"{source}: entry {i} must look like scope[,scope]:key")
         out.append(api_key(hash_key(key).hex(), scopes.split(","), f"{source}: entry {i}"))
     return tuple(out)
 
@@ -159,6 +119,14 @@ def required_scope(path: str) -> str | None:
     if path == "/reward":
         return "reward"
     return "admin"
+
+
+def auth_enabled(settings: AuthConfig, host: str) -> bool:
+    """Whether API keys are required: `auth.mode`, where "auto" means on unless the server binds a
+    loopback address with no key set (a development server)."""
+    if settings.mode == "auto":
+        return bool(settings.keys) or not is_loopback(host)
+    return settings.mode == "on"
 
 
 def is_loopback(host: str) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from banditroute.auth import AuthConfigError, parse_env_keys
+from banditroute.auth import parse_env_keys
 from banditroute.config import ConfigError, load_config
 from banditroute.evals import EvalsError
 from banditroute.store.sqlite import Store, StoreError
@@ -187,6 +187,13 @@ def _warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from banditroute.config.reference import render_reference
+
+    sys.stdout.write(render_reference())
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     """`banditroute bench` runs a source checkout's tools/bench as a program: the benchmark is not
     installed, and the library never imports the development tools."""
@@ -244,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
     warm.set_defaults(func=_warmstart)
 
+    config = sub.add_parser("config", help="the configuration reference, generated from the keys' definitions")
+    config.add_argument(
+        "--reference", action="store_true", required=True, help="print it as Markdown (docs/configuration.md)"
+    )
+    config.set_defaults(func=_config)
+
     sub.add_parser("bench", help="the development benchmark (make bench): needs a source checkout")
 
     # Commands that live outside the library (the offline simulators, the judge worker) register
@@ -260,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(argv[1:])
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except (ConfigError, AuthConfigError, StoreError, CliError, EvalsError) as exc:
+    except (ConfigError, StoreError, CliError, EvalsError) as exc:
         print(f"banditroute: {exc}", file=sys.stderr)
         return 2
 

@@ -11,19 +11,25 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """One routable model as the catalog describes it."""
+    """One routable model as the catalog describes it (a `[[models]]` table; `doc`: the reference)."""
 
-    name: str
-    input_price: float  # USD per 1M input tokens
-    output_price: float  # USD per 1M output tokens
-    context_window: int  # tokens, input + output
-    capabilities: frozenset[str] = frozenset()
-    allow_sensitive_data: bool = False
-    latency_ttft_ms: float = 500.0  # prior: time to first token
-    tokens_per_s: float = 80.0  # prior: output speed
-    base_url: str | None = None
-    api_key_env: str | None = None
-    upstream_model: str | None = None
+    name: str = field(
+        metadata={
+            "doc": "the model's name in decisions, rules and the proxy's `model` (unique, at most 200 characters)"
+        }
+    )
+    input_price: float = field(metadata={"doc": "USD per 1M input tokens (>= 0)"})
+    output_price: float = field(metadata={"doc": "USD per 1M output tokens (>= 0)"})
+    context_window: int = field(metadata={"doc": "tokens, input + output (> 0)"})
+    capabilities: frozenset[str] = field(
+        default=frozenset(), metadata={"doc": 'what requests may need, e.g. `"tools"`, `"json_mode"`, `"code"`'}
+    )
+    allow_sensitive_data: bool = field(default=False, metadata={"doc": "may see queries with obvious personal data"})
+    latency_ttft_ms: float = field(default=500.0, metadata={"doc": "prior: time to first token"})
+    tokens_per_s: float = field(default=80.0, metadata={"doc": "prior: output speed"})
+    base_url: str | None = field(default=None, metadata={"doc": "OpenAI-compatible API root, for the proxy"})
+    api_key_env: str | None = field(default=None, metadata={"doc": "environment variable holding its API key"})
+    upstream_model: str | None = field(default=None, metadata={"doc": "its name upstream, if not `name`"})
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
@@ -31,12 +37,29 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class RewardWeights:
-    """reward = quality - cost_weight * cost/cost_scale - latency_weight * latency/latency_scale."""
+    """reward = quality - cost_weight * cost/cost_scale - latency_weight * latency/latency_scale.
 
-    cost_weight: float = 0.1
-    latency_weight: float = 0.0
-    cost_scale: float = 0.001  # USD: the cost term counts USD per 1,000 requests
-    latency_scale: float = 10_000.0  # ms
+    No defaults here: the config's `[reward]` keys are the defaults (`RewardConfig().weights`).
+    """
+
+    cost_weight: float
+    latency_weight: float
+    cost_scale: float  # USD: the cost term counts USD per 1,000 requests
+    latency_scale: float  # ms
+
+
+SCOPES = ("route", "reward", "admin")  # what an API key may call (auth.required_scope)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key_sha256: bytes  # the 32-byte digest; the key itself is never kept
+    scopes: frozenset[str]
+
+    @property
+    def key_id(self) -> str:
+        """A short, non-secret name for logs and rate limits: the digest's first 8 hex digits."""
+        return self.key_sha256.hex()[:8]
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from banditroute.api.requests import (
     parse_shadow,
     parse_weights,
 )
-from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys
+from banditroute.auth import ADMIN_KEY_ENV, Gate, admin_keys, auth_enabled
 from banditroute.config import Config, ConfigError
 from banditroute.http.upstream import Reply, Timeouts, Upstream, UpstreamError
 from banditroute.rules import NoModelAllowed, UnknownModel
@@ -288,7 +288,7 @@ async def admin_reload(request: web.Request) -> web.Response:
 def create_gate(config: Config, environ: Any = os.environ) -> Gate:
     """The one auth mechanism: [auth] keys (and env keys merged into them) plus the [admin] key."""
     a = config.auth
-    enabled = a.enabled(config.server.host)
+    enabled = auth_enabled(a, config.server.host)
     keys = a.keys + admin_keys(config.admin.key_sha256, environ.get(ADMIN_KEY_ENV))
     if enabled and not keys:
         raise ConfigError(

@@ -15,7 +15,7 @@ import openai
 import pytest
 import structlog
 
-from banditroute.auth import parse_keys
+from banditroute.auth import auth_enabled, parse_keys
 from banditroute.config import Config, ConfigError
 from banditroute.http.app import create_app
 from banditroute.store.datadir import SECRET_ENV, load_or_create_secret
@@ -197,9 +197,9 @@ async def test_secrets_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_auth_is_on_off_loopback_and_refuses_to_run_without_keys(tmp_path: Path) -> None:
     open_loopback = make_config(tmp_path)
-    assert not open_loopback.auth.enabled(open_loopback.server.host)
+    assert not auth_enabled(open_loopback.auth, open_loopback.server.host)
     public = make_config(tmp_path, server={"host": "0.0.0.0"})
-    assert public.auth.enabled("0.0.0.0")
+    assert auth_enabled(public.auth, "0.0.0.0")
     with pytest.raises(ConfigError, match="no API key is set"):
         create_app(public)
     with_keys = make_config(tmp_path, server={"host": "0.0.0.0"}, auth={"keys": KEYS})

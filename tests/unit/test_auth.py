@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from banditroute import auth
-from banditroute.auth import AuthConfigError, Gate, KeyTable, TokenBuckets
+from banditroute.auth import Gate, KeyTable, TokenBuckets
+from banditroute.config import ConfigError
 
 ROUTE_KEY, ADMIN_KEY = "k-route-0123456789", "k-admin-0123456789"
 
@@ -43,7 +44,7 @@ def test_key_table_matches_only_the_right_key() -> None:
     ],
 )
 def test_bad_config_keys_are_refused_without_echoing_them(raw: dict, message: str) -> None:
-    with pytest.raises(AuthConfigError, match=message) as exc:
+    with pytest.raises(ConfigError, match=message) as exc:
         auth.parse_keys([raw])
     assert "plain" not in str(exc.value)
 
@@ -57,7 +58,7 @@ def test_env_keys_in_both_forms() -> None:
     assert pairs == as_json == KEYS
     assert auth.parse_env_keys("  ") == ()
     for bad in ("route", "route:", "root:abc", "[{]", '{"key": "x"}', '[{"key": "k", "scopes": ["x"]}]'):
-        with pytest.raises(AuthConfigError):
+        with pytest.raises(ConfigError):
             auth.parse_env_keys(bad)
 
 
@@ -155,5 +156,5 @@ def test_the_admin_key_from_config_or_environment() -> None:
     from_env = auth.admin_keys("", ADMIN_KEY)
     from_config = auth.admin_keys(sha(ADMIN_KEY), "ignored-when-the-config-has-one")
     assert from_env == from_config == (auth.ApiKey(bytes.fromhex(sha(ADMIN_KEY)), frozenset({"admin"})),)
-    with pytest.raises(AuthConfigError):
+    with pytest.raises(ConfigError):
         auth.admin_keys("not-hex", None)

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import math
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
-from banditroute.config import ConfigError, default_config_text, load_config, parse_config
+from banditroute.cli import main
+from banditroute.config import Config, ConfigError, RewardConfig, default_config_text, load_config, parse_config
+from banditroute.config.reference import render_reference
+from banditroute.types import ModelSpec
 
 
 def test_bundled_default_is_valid_and_realistic() -> None:
@@ -88,3 +96,70 @@ def test_bad_proxy_and_judge_values_are_refused(section: str, values: dict, mess
 def test_proxy_profiles_load() -> None:
     cfg = parse_config(with_("[proxy.profiles.coding]\ntask = 'code'\ncapabilities = ['code']"))
     assert cfg.proxy.profiles == {"coding": {"task": "code", "capabilities": ["code"]}}
+
+
+# -- one home per key: the bundled file, the reference and the fields agree ------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+BEFORE = Path(__file__).resolve().parent / "data" / "default_before_issue13.toml"
+
+
+def test_the_bundled_file_loads_to_the_config_it_loaded_to_before_the_keys_moved() -> None:
+    # The file as it was before issue 13 set most keys to their defaults; the slim one must not
+    # change a single value.
+    assert parse_config(BEFORE.read_text(encoding="utf-8")) == load_config()
+
+
+def test_every_key_of_the_bundled_file_is_a_key_and_every_section_appears_in_it() -> None:
+    text = default_config_text()
+    raw = tomllib.loads(text)
+    for name, section in raw.items():
+        if name == "models":
+            allowed = {f.name for f in fields(ModelSpec)}
+            assert all(set(entry) <= allowed for entry in section)
+            continue
+        cls = type(getattr(Config(), name))
+        assert set(section) <= {f.name for f in fields(cls)}, name
+    # The file says each section appears at least as a commented header.
+    for f in fields(Config):
+        header = "[[models]]" if f.name == "models" else f"[{f.name}]"
+        assert header in text, header
+
+
+def test_the_configuration_reference_is_current() -> None:
+    assert DOCS.read_text(encoding="utf-8") == render_reference(), "run `make docs`"
+
+
+def test_the_reference_names_every_key_once() -> None:
+    text = render_reference()
+    for f in fields(Config):
+        cls = ModelSpec if f.name == "models" else type(getattr(Config(), f.name))
+        for k in fields(cls):
+            assert text.count(f"| `{k.name}` |") >= 1, f"{f.name}.{k.name}"
+            assert k.metadata.get("doc"), f"{f.name}.{k.name} has no doc"
+
+
+def test_the_cli_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--reference"]) == 0
+    assert capsys.readouterr().out == render_reference()
+
+
+def test_a_key_is_checked_by_its_type_and_checks() -> None:
+    with pytest.raises(ConfigError, match=r"server.port must be in 0..65535"):
+        parse_config(with_("").replace("port = 8080", "port = 70000"))
+    with pytest.raises(ConfigError, match=r"policy.crossed_namespaces must be among \('w', 'x', 'u', 'c'\)"):
+        load_config().with_overrides(policy={"crossed_namespaces": ("w", "q")})
+    with pytest.raises(ConfigError, match="features.simhash_tables \\* simhash_bits must be at most 32"):
+        load_config().with_overrides(features={"simhash_tables": 8, "simhash_bits": 8})
+    # TOML's inf stays a valid interval where it was one before (a plain "> 0", not "finite").
+    assert load_config().with_overrides(server={"checkpoint_interval_s": math.inf}).server.checkpoint_interval_s
+
+
+def test_the_reward_weights_take_their_defaults_from_the_config() -> None:
+    weights = RewardConfig().weights
+    assert (weights.cost_weight, weights.latency_weight, weights.cost_scale, weights.latency_scale) == (
+        0.1,
+        0.0,
+        0.001,
+        10_000.0,
+    )

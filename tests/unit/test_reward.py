@@ -12,9 +12,9 @@ SPEC = ModelSpec("m", input_price=1.0, output_price=4.0, context_window=1000, la
 @pytest.mark.parametrize(
     ("quality", "cost", "latency", "weights", "expected"),
     [
-        (1.0, 0.0, 0.0, RewardWeights(), 1.0),
-        (0.8, 0.002, 0.0, RewardWeights(cost_weight=0.1, cost_scale=0.001), 0.8 - 0.2),
-        (0.5, 0.0, 5000.0, RewardWeights(latency_weight=0.2, latency_scale=10_000), 0.5 - 0.1),
+        (1.0, 0.0, 0.0, RewardConfig().weights, 1.0),
+        (0.8, 0.002, 0.0, RewardConfig(cost_weight=0.1, cost_scale=0.001).weights, 0.8 - 0.2),
+        (0.5, 0.0, 5000.0, RewardConfig(latency_weight=0.2, latency_scale=10_000).weights, 0.5 - 0.1),
         (0.9, 0.01, 2000.0, RewardWeights(1.0, 0.5, 0.01, 1000.0), 0.9 - 1.0 - 1.0),
     ],
 )
