@@ -263,9 +263,16 @@ class Banditroute(CustomLogger, CustomRoutingStrategyBase):
         """In the LiteLLM proxy: `model: auto` becomes the chosen model's name before the proxy routes."""
         if data.get("model") != self.route_model:
             return data
-        decision = await self.async_client.route(
-            query_of(data.get("messages"), data.get("input")), **self._route_args(data)
-        )
+        try:
+            decision = await self.async_client.route(
+                query_of(data.get("messages"), data.get("input")), **self._route_args(data)
+            )
+        except BanditrouteError as exc:
+            # The request goes on as it came: to `default_model` if set, else to the proxy's own `auto`.
+            log.warning("banditroute_unavailable", error=str(exc), model=self.default_model or self.route_model)
+            if self.default_model is not None:
+                data["model"] = self.default_model
+            return data
         name = self.models.get(decision.model, decision.model)
         data["model"] = name
         # No deployment id here (the proxy's Router picks one): the callbacks match the model group.

@@ -16,7 +16,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 litellm = pytest.importorskip("litellm", reason="LiteLLM is an optional extra: pip install 'banditroute[litellm]'")
 
-from banditroute.client import AsyncClient, Client, RouteDecision  # noqa: E402
+from banditroute.client import AsyncClient, Client, Retry, RouteDecision  # noqa: E402
 from banditroute.config import validate  # noqa: E402
 from banditroute.integrations.litellm import STATE_KEY, Banditroute, UnservedModel, decision_of, query_of  # noqa: E402
 from tests.conftest import Api, make_config, start_api, stop_api  # noqa: E402
@@ -172,11 +172,22 @@ async def test_a_retry_goes_to_the_next_fallback_without_a_new_decision(server: 
 
 
 async def test_the_proxy_hook_rewrites_auto_to_the_chosen_model(server: Api, bandit: Banditroute) -> None:
-    data: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "metadata": {}}
+    msgs = [{"role": "user", "content": "hi"}]
+    data: dict[str, Any] = {"model": "auto", "messages": msgs, "metadata": {}}
     out = await bandit.async_pre_call_hook(None, None, data, "completion")
     decision = decision_of(out["metadata"])
     assert decision is not None and out["model"] == decision.model
     assert out["metadata"][STATE_KEY]["model_group"] == decision.model
+    # banditroute down: the request goes on as it came (to the proxy's own "auto"), or to default_model.
+    down = Banditroute("http://127.0.0.1:9", async_client=AsyncClient("http://127.0.0.1:9", retry=Retry(attempts=1)))
+    try:
+        assert (await down.async_pre_call_hook(None, None, {"model": "auto", "messages": msgs}, "x"))["model"] == "auto"
+        down.default_model = "gpt-4o-mini"
+        assert (await down.async_pre_call_hook(None, None, {"model": "auto", "messages": msgs}, "x"))[
+            "model"
+        ] == "gpt-4o-mini"
+    finally:
+        await down.async_client.aclose()
     # Another model name passes through untouched.
     other = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     assert await bandit.async_pre_call_hook(None, None, dict(other), "completion") == other
