@@ -112,7 +112,8 @@ class RouteDecision:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a banditroute decision: {exc!r}") from None
-        if not all(isinstance(v, str) and v for v in (decision.event_id, decision.model, decision.reward_token)):
+        named: tuple[object, ...] = (decision.event_id, decision.model, decision.reward_token)  # untrusted JSON
+        if not all(isinstance(v, str) and v for v in named):
             raise ValueError("not a banditroute decision: event_id, model and reward_token must be strings")
         return decision
 
