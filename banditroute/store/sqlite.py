@@ -1,18 +1,7 @@
-"""The SQLite event log and policy checkpoints: the one module that knows SQLite.
+"""The SQLite event log and policy checkpoints: with `schema.py` and `samples.py`, the one place that knows SQLite.
 
-Tables (append-only but for nothing):
-- `decisions`: every routing decision with its compact features, allowed set and pmf;
-- `feedback`: every feedback part as received (raw parts, so any reward weight can be replayed);
-- `learned`: one row per finished join, with the reward and the VW cost learned (NULL: skipped);
-- `checkpoints`: policy snapshots with the last `learned.seq` they include and a SHA-256;
-- `config_changes`: run-time changes by an operator (weights, exploration, shadow mode, policy loads),
-  replayed at start so they survive a restart.
-- `judge_samples`: conversations and answers of proxy events sampled for the judge, bounded in
-  rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
-  running spend.
-
-WAL journal, `synchronous=FULL` by default: a committed batch survives a process kill and a power
-cut (with `write(durable=False)`, a kill only).
+The tables are described in `schema.py`. WAL journal, `synchronous=FULL` by default: a committed batch
+survives a process kill and a power cut (with `write(durable=False)`, a kill only).
 A Store object is used from one thread at a time (the event log's writer thread).
 """
 
@@ -28,11 +17,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import sqlite_utils
 
-from banditroute.types import ConfigChange, Decision, FeedbackPart, JudgeSample, LearnedRow
+from banditroute.store import schema
+from banditroute.store.errors import StoreError
+from banditroute.store.samples import JudgeSamples
+from banditroute.store.schema import (
+    DECISION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    LEARNED_COLUMNS,
+    columns,
+    decision_from,
+    decision_row,
+    feedback_row,
+    insert,
+    learned_row,
+)
+from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
-SCHEMA_VERSION = 2
+__all__ = ["Checkpoint", "EventState", "Store", "StoreError"]
+
+# Older snapshots are kept for rollback; the newest few are enough.
+CHECKPOINTS_KEPT = 3
+# How long a connection waits for another process's write lock before SQLite reports "busy".
+BUSY_TIMEOUT_MS = 5000
+
+_DECISIONS = "SELECT " + columns(DECISION_COLUMNS) + " FROM decisions"
+_FEEDBACK = "SELECT " + columns(FEEDBACK_COLUMNS) + " FROM feedback"
+_INSERT_DECISION = insert("INSERT OR IGNORE", "decisions", DECISION_COLUMNS)
+_INSERT_FEEDBACK = insert("INSERT", "feedback", FEEDBACK_COLUMNS)
+_INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +64,7 @@ class EventState:
     parts: int  # feedback parts stored for it
 
 
-class StoreError(RuntimeError):
-    """The log cannot be written or read (disk full, read-only, corrupt)."""
-
-
-class Store:
+class Store(JudgeSamples):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
@@ -65,15 +74,15 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self._full_sync = True
-            self.conn.execute("PRAGMA busy_timeout=5000")
-            self.db = sqlite_utils.Database(self.conn)
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._lock_fd = (
                 None
                 if str(path) == ":memory:"
                 else os.open(self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
             )
-            self._create()
-        except (OSError, sqlite3.Error) as exc:
+            with self._writing():
+                schema.migrate(self.conn)
+        except (OSError, sqlite3.Error, schema.SchemaTooNew) as exc:
             raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
 
     def close(self) -> None:
@@ -99,104 +108,6 @@ class Store:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _create(self) -> None:
-        db = self.db
-        db["decisions"].create(
-            {
-                "seq": int,
-                "event_id": str,
-                "ts": float,
-                "features": str,
-                "models": str,
-                "chosen": int,
-                "pmf": str,
-                "explored": int,
-                "reason": str,
-                "input_tokens": int,
-                "tenant": str,
-                "shadow_pmf": str,
-                "shadow_chosen": int,
-            },
-            pk="seq",
-            not_null={"event_id", "ts", "features", "models", "chosen", "pmf"},
-            if_not_exists=True,
-        )
-        for column in ("shadow_pmf", "shadow_chosen"):  # logs written before shadow mode existed
-            if column not in db["decisions"].columns_dict:
-                db["decisions"].add_column(column, str if column == "shadow_pmf" else int)
-        db["feedback"].create(
-            {
-                "seq": int,
-                "event_id": str,
-                "ts": float,
-                "quality": float,
-                "latency_ms": float,
-                "cost_usd": float,
-                "input_tokens": int,
-                "output_tokens": int,
-                "source": str,
-                "error": str,
-                "ttft_ms": float,
-            },
-            pk="seq",
-            not_null={"event_id", "ts"},
-            if_not_exists=True,
-        )
-        if "ttft_ms" not in db["feedback"].columns_dict:  # a log written before the proxy existed
-            db["feedback"].add_column("ttft_ms", float)
-        db["learned"].create(
-            {
-                "seq": int,
-                "event_id": str,
-                "ts": float,
-                "reward": float,
-                "quality": float,
-                "cost_usd": float,
-                "latency_ms": float,
-                "vw_cost": float,
-                "defaulted": str,
-                "cost_weight": float,
-                "latency_weight": float,
-            },
-            pk="seq",
-            not_null={"event_id", "ts"},
-            if_not_exists=True,
-        )
-        db["checkpoints"].create(
-            {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
-            pk="seq",
-            if_not_exists=True,
-        )
-        db["config_changes"].create(
-            {"seq": int, "ts": float, "kind": str, "payload": str},
-            pk="seq",
-            if_not_exists=True,
-        )
-        db["judge_samples"].create(
-            {
-                "event_id": str,
-                "ts": float,
-                "model": str,
-                "prompt": str,
-                "response": str,
-                "status": str,
-                "attempts": int,
-                "quality": float,
-                "cost_usd": float,
-                "note": str,
-            },
-            pk="event_id",
-            not_null={"ts", "status"},
-            if_not_exists=True,
-        )
-        db["judge_spend"].create({"id": int, "usd": float}, pk="id", if_not_exists=True)
-        db["judge_samples"].create_index(["status", "ts"], if_not_exists=True)
-        db["judge_samples"].create_index(["ts"], if_not_exists=True)
-        db["decisions"].create_index(["event_id"], unique=True, if_not_exists=True)
-        db["feedback"].create_index(["event_id"], if_not_exists=True)
-        db["learned"].create_index(["event_id"], unique=True, if_not_exists=True)
-        self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
     # -- writes -----------------------------------------------------------------------------
 
     def write(
@@ -221,69 +132,13 @@ class Store:
                 self._full_sync = durable
             with self._writing(), self.conn:
                 self.conn.execute("BEGIN")
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO decisions (event_id, ts, features, models, chosen, pmf, explored,"
-                    " reason, input_tokens, tenant, shadow_pmf, shadow_chosen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            d.event_id,
-                            d.ts,
-                            d.features,
-                            orjson.dumps(d.models).decode(),
-                            d.chosen,
-                            orjson.dumps(d.pmf).decode(),
-                            int(d.explored),
-                            d.reason,
-                            d.input_tokens,
-                            d.tenant,
-                            orjson.dumps(d.shadow_pmf).decode() if d.shadow_pmf is not None else None,
-                            d.shadow_chosen,
-                        )
-                        for d in decisions
-                    ],
-                )
+                self.conn.executemany(_INSERT_DECISION, [decision_row(d) for d in decisions])
                 self.conn.executemany(
                     "INSERT INTO config_changes (ts, kind, payload) VALUES (?,?,?)",
                     [(c.ts, c.kind, orjson.dumps(c.payload).decode()) for c in changes],
                 )
-                self.conn.executemany(
-                    "INSERT INTO feedback (" + _FEEDBACK_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            p.event_id,
-                            p.ts,
-                            p.quality,
-                            p.latency_ms,
-                            p.cost_usd,
-                            p.input_tokens,
-                            p.output_tokens,
-                            p.source,
-                            p.error,
-                            p.ttft_ms,
-                        )
-                        for p in parts
-                    ],
-                )
-                self.conn.executemany(
-                    "INSERT OR IGNORE INTO learned (seq, event_id, ts, reward, quality, cost_usd, latency_ms,"
-                    " vw_cost, defaulted, cost_weight, latency_weight) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            r.seq,
-                            r.event_id,
-                            r.ts,
-                            r.reward,
-                            r.quality,
-                            r.cost_usd,
-                            r.latency_ms,
-                            r.vw_cost,
-                            r.defaulted,
-                            r.cost_weight,
-                            r.latency_weight,
-                        )
-                        for r in learned
-                    ],
-                )
+                self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
+                self.conn.executemany(_INSERT_LEARNED, [learned_row(r) for r in learned])
                 if checkpoint is not None:
                     self.conn.execute(
                         "INSERT INTO checkpoints (ts, learned_seq, vw_args, model, sha256) VALUES (?,?,?,?,?)",
@@ -295,10 +150,10 @@ class Store:
                             hashlib.sha256(checkpoint.model).hexdigest(),
                         ),
                     )
-                    # Older snapshots are kept for rollback; the newest few are enough.
                     self.conn.execute(
                         "DELETE FROM checkpoints WHERE seq NOT IN "
-                        "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT 3)"
+                        "(SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?)",
+                        (CHECKPOINTS_KEPT,),
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the event log at {self.path}: {exc}") from exc
@@ -306,8 +161,8 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
 
     def decision(self, event_id: str) -> Decision | None:
-        row = self.conn.execute(_DECISION_SELECT + " WHERE event_id = ?", (event_id,)).fetchone()
-        return _decision(row) if row else None
+        row = self.conn.execute(_DECISIONS + " WHERE event_id = ?", (event_id,)).fetchone()
+        return decision_from(row) if row else None
 
     def feedback_count(self, event_id: str) -> int:
         return self.conn.execute("SELECT count(*) FROM feedback WHERE event_id = ?", (event_id,)).fetchone()[0]
@@ -318,40 +173,35 @@ class Store:
     def unlearned_decisions(self) -> list[Decision]:
         """Decisions with no finished join: pending at the last stop, to be waited for again."""
         rows = self.conn.execute(
-            _DECISION_SELECT + " WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = decisions.event_id)"
+            _DECISIONS + " WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = decisions.event_id)"
             " ORDER BY seq"
         ).fetchall()
-        return [_decision(r) for r in rows]
+        return [decision_from(r) for r in rows]
 
     def feedback_for_unlearned(self) -> list[FeedbackPart]:
         rows = self.conn.execute(
-            "SELECT "
-            + _FEEDBACK_COLUMNS
-            + " FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = f.event_id)"
-            " ORDER BY seq"
+            _FEEDBACK + " WHERE NOT EXISTS (SELECT 1 FROM learned l WHERE l.event_id = feedback.event_id) ORDER BY seq"
         ).fetchall()
         return [FeedbackPart(*r) for r in rows]
 
     def feedback(self, event_id: str | None = None) -> list[FeedbackPart]:
-        sql = "SELECT " + _FEEDBACK_COLUMNS + " FROM feedback"
         rows = (
-            self.conn.execute(sql + " WHERE event_id = ? ORDER BY seq", (event_id,))
+            self.conn.execute(_FEEDBACK + " WHERE event_id = ? ORDER BY seq", (event_id,))
             if event_id
-            else self.conn.execute(sql + " ORDER BY seq")
+            else self.conn.execute(_FEEDBACK + " ORDER BY seq")
         )
         return [FeedbackPart(*r) for r in rows.fetchall()]
 
     def learned_after(self, seq: int) -> Iterator[tuple[LearnedRow, Decision]]:
         """Finished joins after `seq` with their decisions, in learning order (for replay)."""
         cur = self.conn.execute(
-            "SELECT l.seq, l.event_id, l.ts, l.reward, l.quality, l.cost_usd, l.latency_ms, l.vw_cost, l.defaulted,"
-            " l.cost_weight, l.latency_weight, "
-            + _DECISION_COLUMNS_D
-            + " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq > ? ORDER BY l.seq",
+            f"SELECT {columns(LEARNED_COLUMNS, 'l')}, {columns(DECISION_COLUMNS, 'd')}"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq > ? ORDER BY l.seq",
             (seq,),
         )
+        width = len(LEARNED_COLUMNS)
         for row in cur:
-            yield LearnedRow(*row[:11]), _decision(row[11:])
+            yield LearnedRow(*row[:width]), decision_from(row[width:])
 
     # -- tailing (the multi-process learner reads what the serving processes append) -------------
 
@@ -366,15 +216,16 @@ class Store:
         try:
             with self._read_snapshot():
                 decisions = self.conn.execute(
-                    "SELECT seq, " + ", ".join(_DECISION_FIELDS) + " FROM decisions WHERE seq > ? ORDER BY seq",
+                    "SELECT seq, " + columns(DECISION_COLUMNS) + " FROM decisions WHERE seq > ? ORDER BY seq",
                     (after_decision,),
                 ).fetchall()
                 parts = self.conn.execute(
-                    "SELECT seq, " + _FEEDBACK_COLUMNS + " FROM feedback WHERE seq > ? ORDER BY seq", (after_feedback,)
+                    "SELECT seq, " + columns(FEEDBACK_COLUMNS) + " FROM feedback WHERE seq > ? ORDER BY seq",
+                    (after_feedback,),
                 ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the event log at {self.path}: {exc}") from exc
-        return [(r[0], _decision(r[1:])) for r in decisions], [(r[0], FeedbackPart(*r[1:])) for r in parts]
+        return [(r[0], decision_from(r[1:])) for r in decisions], [(r[0], FeedbackPart(*r[1:])) for r in parts]
 
     def unlearned_state(self) -> tuple[list[Decision], list[FeedbackPart], int, int]:
         """What a starting learner waits for, and the seqs to tail from, read in one snapshot."""
@@ -451,16 +302,15 @@ class Store:
     def joined_log(self) -> Iterator[tuple[Decision, LearnedRow | None, list[FeedbackPart]]]:
         """Every decision in log order with its finished join (None: still pending) and all its parts."""
         cur = self.conn.execute(
-            "SELECT " + _DECISION_COLUMNS_D + ", l.seq, l.event_id, l.ts, l.reward, l.quality, l.cost_usd,"
-            " l.latency_ms, l.vw_cost, l.defaulted, l.cost_weight, l.latency_weight"
+            f"SELECT {columns(DECISION_COLUMNS, 'd')}, {columns(LEARNED_COLUMNS, 'l')}"
             " FROM decisions d LEFT JOIN learned l ON l.event_id = d.event_id ORDER BY d.seq"
         )
         parts: dict[str, list[FeedbackPart]] = {}
         for part in self.feedback():
             parts.setdefault(part.event_id, []).append(part)
-        width = len(_DECISION_FIELDS)
+        width = len(DECISION_COLUMNS)
         for row in cur:
-            decision = _decision(row[:width])
+            decision = decision_from(row[:width])
             learned = LearnedRow(*row[width:]) if row[width] is not None else None
             yield decision, learned, parts.get(decision.event_id, [])
 
@@ -508,126 +358,5 @@ class Store:
             (per_model,),
         ).fetchall()
 
-    # -- judge samples ----------------------------------------------------------------------
-
-    def put_sample(self, sample: JudgeSample, keep_after: float, max_samples: int) -> None:
-        """Keep one sample, then drop those older than `keep_after` and the oldest beyond `max_samples`."""
-        try:
-            with self.conn:
-                self.conn.execute("BEGIN")
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO judge_samples (" + _SAMPLE_COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    _sample_row(sample),
-                )
-                self._prune(keep_after, max_samples)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write a judge sample at {self.path}: {exc}") from exc
-
-    def prune_samples(self, keep_after: float, max_samples: int) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN")
-            self._prune(keep_after, max_samples)
-
-    def _prune(self, keep_after: float, max_samples: int) -> None:
-        self.conn.execute("DELETE FROM judge_samples WHERE ts < ?", (keep_after,))
-        self.conn.execute(
-            "DELETE FROM judge_samples WHERE event_id NOT IN"
-            " (SELECT event_id FROM judge_samples ORDER BY ts DESC LIMIT ?)",
-            (max_samples,),
-        )
-
-    def due_samples(self, not_after: float, limit: int) -> list[JudgeSample]:
-        """Samples waiting for the judge whose event happened at or before `not_after`, oldest first."""
-        rows = self.conn.execute(
-            "SELECT " + _SAMPLE_COLUMNS + " FROM judge_samples WHERE status = 'new' AND ts <= ? ORDER BY ts LIMIT ?",
-            (not_after, limit),
-        ).fetchall()
-        return [JudgeSample(*r) for r in rows]
-
-    def samples(self) -> list[JudgeSample]:
-        rows = self.conn.execute("SELECT " + _SAMPLE_COLUMNS + " FROM judge_samples ORDER BY ts").fetchall()
-        return [JudgeSample(*r) for r in rows]
-
-    def finish_sample(self, sample: JudgeSample, spent_usd: float) -> None:
-        """Record a sample's verdict (or why it has none) and add what the judge spent on it."""
-        with self.conn:
-            self.conn.execute("BEGIN")
-            self.conn.execute(
-                "UPDATE judge_samples SET status = ?, attempts = ?, quality = ?, cost_usd = ?, note = ?"
-                " WHERE event_id = ?",
-                (sample.status, sample.attempts, sample.quality, sample.cost_usd, sample.note, sample.event_id),
-            )
-            self._add_spend(spent_usd)
-
-    def add_judge_spend(self, usd: float) -> None:
-        with self.conn:
-            self.conn.execute("BEGIN")
-            self._add_spend(usd)
-
-    def _add_spend(self, usd: float) -> None:
-        if usd:
-            self.conn.execute(
-                "INSERT INTO judge_spend (id, usd) VALUES (1, ?)"
-                " ON CONFLICT(id) DO UPDATE SET usd = usd + excluded.usd",
-                (usd,),
-            )
-
-    def judge_spend(self) -> float:
-        row = self.conn.execute("SELECT usd FROM judge_spend WHERE id = 1").fetchone()
-        return float(row[0]) if row else 0.0
-
-    def has_quality_from(self, event_id: str, source: str) -> bool:
-        return (
-            self.conn.execute(
-                "SELECT 1 FROM feedback WHERE event_id = ? AND source = ? AND quality IS NOT NULL LIMIT 1",
-                (event_id, source),
-            ).fetchone()
-            is not None
-        )
-
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-_FEEDBACK_COLUMNS = "event_id, ts, quality, latency_ms, cost_usd, input_tokens, output_tokens, source, error, ttft_ms"
-_SAMPLE_COLUMNS = "event_id, ts, model, prompt, response, status, attempts, quality, cost_usd, note"
-
-
-def _sample_row(s: JudgeSample) -> tuple:
-    return (s.event_id, s.ts, s.model, s.prompt, s.response, s.status, s.attempts, s.quality, s.cost_usd, s.note)
-
-
-_DECISION_FIELDS = (
-    "event_id",
-    "ts",
-    "features",
-    "models",
-    "chosen",
-    "pmf",
-    "explored",
-    "reason",
-    "input_tokens",
-    "tenant",
-    "shadow_pmf",
-    "shadow_chosen",
-)
-_DECISION_SELECT = "SELECT " + ", ".join(_DECISION_FIELDS) + " FROM decisions"
-_DECISION_COLUMNS_D = ", ".join("d." + f for f in _DECISION_FIELDS)
-
-
-def _decision(row: tuple) -> Decision:
-    event_id, ts, features, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow_pmf, shadow = row
-    return Decision(
-        event_id,
-        ts,
-        features,
-        tuple(orjson.loads(models)),
-        chosen,
-        tuple(orjson.loads(pmf)),
-        bool(explored),
-        reason,
-        input_tokens or 0,
-        tenant,
-        shadow_pmf=tuple(orjson.loads(shadow_pmf)) if shadow_pmf is not None else None,
-        shadow_chosen=shadow,
-    )

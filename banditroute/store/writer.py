@@ -28,6 +28,9 @@ from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 log = structlog.get_logger("banditroute.store.writer")
 
 _DECISION, _PART, _LEARNED, _CHECKPOINT, _CHANGE = range(5)
+# After a failed batch the writer pauses this long before the next one, so a full or failing disk
+# is not retried in a tight loop (the requeued learned rows would make it spin).
+RETRY_AFTER_FAILURE_S = 0.5
 
 
 class Overloaded(StoreError):
@@ -178,7 +181,7 @@ class EventLog:
             # Learned rows are queued again (they are the service's own records); every awaited
             # record is failed, so its client gets a 503 and retries.
             self._requeue([(k, i, None) for k, i, _ in batch if k == _LEARNED])
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(RETRY_AFTER_FAILURE_S)
         for kind, item, fut in batch:
             if kind == _DECISION:
                 self._decision_commits.pop(item.event_id, None)
