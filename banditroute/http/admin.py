@@ -31,7 +31,6 @@ async def admin_exploration(request: web.Request) -> web.Response:
 
 async def admin_shadow(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    assert service.router is not None
     baseline = parse_shadow(await read_object(request), service.router.catalog.names)
     return json_response(await service.set_shadow(baseline))
 

@@ -63,13 +63,12 @@ async def noop(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    healthy = service.eventlog is not None and service.eventlog.healthy
+    healthy = service.eventlog.healthy
     return json_response({"status": "ok" if healthy else "degraded"}, status=200 if healthy else 503)
 
 
 async def models(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    assert service.router is not None
     return json_response({"models": service.router.catalog.to_json()})
 
 

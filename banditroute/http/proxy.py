@@ -40,7 +40,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     """Route (or pass through), forward to the upstream with fallbacks, measure, feed back."""
     started = time.monotonic()
     service = request.app[SERVICE]
-    assert service.router is not None
     config = service.config
     catalog = service.router.catalog
     chat = chat_api.parse_chat(
@@ -160,7 +159,7 @@ async def _answer(
     if not chosen:  # the event already learned that its model failed; this answer is the fallback's
         log.info("proxy_fallback_served", event_id=decision.event_id, model=name, latency_ms=round(latency_ms, 1))
         return response
-    spec = service.router.catalog[name]  # type: ignore[union-attr]
+    spec = service.router.catalog[name]
     used = chat_api.tokens_used(usage, chat.input_tokens, chars)
     part = FeedbackPart(
         decision.event_id,
@@ -249,7 +248,6 @@ async def _feed_back(service: Service, decision: Decision, part: FeedbackPart) -
 
 
 async def _keep_sample(service: Service, sample: JudgeSample) -> None:
-    assert service.eventlog is not None and service.store is not None
     judge = service.config.judge
     sample.prompt = sample.prompt[: judge.max_sample_chars]
     sample.response = sample.response[: judge.max_sample_chars]
@@ -263,5 +261,4 @@ async def _keep_sample(service: Service, sample: JudgeSample) -> None:
 
 async def v1_models(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    assert service.router is not None
     return json_response(chat_api.models_list(service.router.catalog, service.config.proxy.profiles))

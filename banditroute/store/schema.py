@@ -167,30 +167,32 @@ class SchemaTooNew(RuntimeError):
 
 def _to_v2(db: sqlite_utils.Database) -> None:
     """From a new file or an unversioned log: every table and index, then the columns added late."""
-    db["decisions"].create(
+    db.table("decisions").create(
         DECISIONS, pk="seq", not_null={"event_id", "ts", "features", "models", "chosen", "pmf"}, if_not_exists=True
     )
-    db["feedback"].create(FEEDBACK, pk="seq", not_null={"event_id", "ts"}, if_not_exists=True)
-    db["learned"].create(LEARNED, pk="seq", not_null={"event_id", "ts"}, if_not_exists=True)
-    db["checkpoints"].create(
+    db.table("feedback").create(FEEDBACK, pk="seq", not_null={"event_id", "ts"}, if_not_exists=True)
+    db.table("learned").create(LEARNED, pk="seq", not_null={"event_id", "ts"}, if_not_exists=True)
+    db.table("checkpoints").create(
         {"seq": int, "ts": float, "learned_seq": int, "vw_args": str, "model": bytes, "sha256": str},
         pk="seq",
         if_not_exists=True,
     )
-    db["config_changes"].create({"seq": int, "ts": float, "kind": str, "payload": str}, pk="seq", if_not_exists=True)
-    db["judge_samples"].create(JUDGE_SAMPLES, pk="event_id", not_null={"ts", "status"}, if_not_exists=True)
-    db["judge_spend"].create({"id": int, "usd": float}, pk="id", if_not_exists=True)
+    db.table("config_changes").create(
+        {"seq": int, "ts": float, "kind": str, "payload": str}, pk="seq", if_not_exists=True
+    )
+    db.table("judge_samples").create(JUDGE_SAMPLES, pk="event_id", not_null={"ts", "status"}, if_not_exists=True)
+    db.table("judge_spend").create({"id": int, "usd": float}, pk="id", if_not_exists=True)
     for table, late in (("decisions", ("shadow_pmf", "shadow_chosen")), ("feedback", ("ttft_ms",))):
-        have = db[table].columns_dict
+        have = db.table(table).columns_dict
         spec = DECISIONS if table == "decisions" else FEEDBACK
         for column in late:
             if column not in have:
-                db[table].add_column(column, spec[column])
-    db["judge_samples"].create_index(["status", "ts"], if_not_exists=True)
-    db["judge_samples"].create_index(["ts"], if_not_exists=True)
-    db["decisions"].create_index(["event_id"], unique=True, if_not_exists=True)
-    db["feedback"].create_index(["event_id"], if_not_exists=True)
-    db["learned"].create_index(["event_id"], unique=True, if_not_exists=True)
+                db.table(table).add_column(column, spec[column])
+    db.table("judge_samples").create_index(["status", "ts"], if_not_exists=True)
+    db.table("judge_samples").create_index(["ts"], if_not_exists=True)
+    db.table("decisions").create_index(["event_id"], unique=True, if_not_exists=True)
+    db.table("feedback").create_index(["event_id"], if_not_exists=True)
+    db.table("learned").create_index(["event_id"], unique=True, if_not_exists=True)
 
 
 # MIGRATIONS[v] brings a file at version v to the version it is keyed to; the next schema change adds
