@@ -12,10 +12,10 @@ Tables (append-only but for the judge's queue and the checkpoints kept):
   rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
   running spend.
 
-Versions: 0 is a new file, or a log written before the version was read (it may lack the columns
-added later: `decisions.shadow_pmf`/`shadow_chosen` from shadow mode, `feedback.ttft_ms` from the
-proxy); 2 is the schema below. A file with a newer version than this code knows is refused rather
-than written with a schema it does not understand.
+Versions: 0 is a new file; 1 a log from the first release (decisions, feedback, learned and
+checkpoints only, without `decisions.shadow_pmf`/`shadow_chosen`); 2 is the schema below, whose
+`feedback.ttft_ms` the proxy added without a version bump. A file with a newer version than this
+code knows is refused rather than written with a schema it does not understand.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class SchemaTooNew(RuntimeError):
 
 
 def _to_v2(db: sqlite_utils.Database) -> None:
-    """From a new file or an unversioned log: every table and index, then the columns added late."""
+    """From a new file or a version 1 log: every missing table and index, then the columns added late."""
     db.table("decisions").create(
         DECISIONS, pk="seq", not_null={"event_id", "ts", "features", "models", "chosen", "pmf"}, if_not_exists=True
     )
@@ -195,9 +195,9 @@ def _to_v2(db: sqlite_utils.Database) -> None:
     db.table("learned").create_index(["event_id"], unique=True, if_not_exists=True)
 
 
-# MIGRATIONS[v] brings a file at version v to the version it is keyed to; the next schema change adds
-# a step from SCHEMA_VERSION and bumps it. No file was ever written at version 1.
-MIGRATIONS: dict[int, tuple[int, Callable[[sqlite_utils.Database], None]]] = {0: (2, _to_v2)}
+# MIGRATIONS[v] = (version reached, step) for a file at version v; the next schema change adds a
+# step from SCHEMA_VERSION and bumps it. The step to 2 is idempotent, so 0 and 1 share it.
+MIGRATIONS: dict[int, tuple[int, Callable[[sqlite_utils.Database], None]]] = {0: (2, _to_v2), 1: (2, _to_v2)}
 
 
 def user_version(conn: sqlite3.Connection) -> int:

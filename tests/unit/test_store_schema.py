@@ -43,8 +43,13 @@ INSERT INTO judge_samples (event_id, ts, model, prompt, response, status, attemp
   VALUES ('e1', 1.5, 'b', '[]', 'hi', 'new', 0);
 """
 
-# A log from before the version was read and before shadow mode and the proxy (user_version 0).
-UNVERSIONED = """
+# The first release's schema (user_version 1): no shadow columns, no ttft_ms, four tables.
+BEFORE_SHADOW = """
+CREATE TABLE "learned" ("seq" INTEGER PRIMARY KEY, "event_id" TEXT NOT NULL, "ts" REAL NOT NULL, "reward" REAL,
+  "quality" REAL, "cost_usd" REAL, "latency_ms" REAL, "vw_cost" REAL, "defaulted" TEXT, "cost_weight" REAL,
+  "latency_weight" REAL);
+CREATE TABLE "checkpoints" ("seq" INTEGER PRIMARY KEY, "ts" REAL, "learned_seq" INTEGER, "vw_args" TEXT,
+  "model" BLOB, "sha256" TEXT);
 CREATE TABLE "decisions" ("seq" INTEGER PRIMARY KEY, "event_id" TEXT NOT NULL, "ts" REAL NOT NULL,
   "features" TEXT NOT NULL, "models" TEXT NOT NULL, "chosen" INTEGER NOT NULL, "pmf" TEXT NOT NULL,
   "explored" INTEGER, "reason" TEXT, "input_tokens" INTEGER, "tenant" TEXT);
@@ -80,8 +85,9 @@ def test_a_log_at_the_current_version_opens_unchanged(tmp_path, monkeypatch) -> 
     store.close()
 
 
-def test_an_unversioned_log_gains_the_late_columns_and_the_missing_tables(tmp_path) -> None:
-    path = made_by(tmp_path, UNVERSIONED)
+@pytest.mark.parametrize("version", [0, 1])
+def test_an_older_log_gains_the_late_columns_and_the_missing_tables(tmp_path, version: int) -> None:
+    path = made_by(tmp_path, BEFORE_SHADOW + f"PRAGMA user_version={version};")  # 0: never versioned
     store = Store(path)
     assert schema.user_version(store.conn) == schema.SCHEMA_VERSION
     assert store.decision("e1") == Decision("e1", 1.5, "|w hi", ("a", "b"), 1, (0.25, 0.75), True, "why", 3, "t1")
