@@ -200,6 +200,7 @@ def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--evals", type=_evals, default=200, help="warm: the first N prompts of the seeded order are the evals"
     )
+    p.add_argument("--no-skyline", action="store_true", help="skip the offline full-information baseline")
 
 
 def _command(name: str, flags: dict[str, object]) -> str:
@@ -279,6 +280,7 @@ def run_quality(args: argparse.Namespace) -> int:
             "--limit": args.limit,
             "--with-task": args.with_task,
             "--switch-weight": args.switch_weight and ":".join(f"{w:g}" for w in args.switch_weight),
+            "--no-skyline": args.no_skyline,
             "--config": args.config,
         },
     )
@@ -295,6 +297,7 @@ def run_quality(args: argparse.Namespace) -> int:
         config_path=args.config,
         limit=args.limit,
         switch=args.switch_weight,
+        skyline=not args.no_skyline,
         progress=True,
         command=command,
     )
@@ -390,7 +393,6 @@ def register(sub: Any) -> None:
     add_world_arguments(p)
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--out", default="out/sweep")
-    p.add_argument("--no-skyline", action="store_true", help="skip the offline full-information baseline")
     add_protocol_arguments(p)
     p.set_defaults(func=run_sweep)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +81,21 @@ class Cell:
     hull_margin: float  # router quality minus the single models' upper hull at the router's cost
 
     def csv_row(self) -> dict[str, str]:
-        values = [getattr(self, f.name) for f in fields(self)][: len(CSV_COLUMNS)]
-        return {k: _csv_value(v) for k, v in zip(CSV_COLUMNS, values)}
+        values = (
+            self.dataset,
+            self.protocol,
+            self.cost_weight,
+            self.seed,
+            self.router,
+            self.best_fixed,
+            self.best_on_evals,
+            self.frozen,
+            self.before_best_fixed,
+            self.oracle,
+            self.skyline,
+            self.cost_greedy,
+        )
+        return {k: _csv_value(v) for k, v in zip(CSV_COLUMNS, values, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,7 @@ def measure(
         for protocol in protocols:
             for weight in weights:
                 cfg = config.with_overrides(reward={"cost_weight": float(weight)})
-                run = _Run(cfg, feedback, seed, progress)
+                run = _Run(base.name, cfg, feedback, seed, progress)
                 if protocol == "cold":
                     cell, rows = run.cold(base, outcomes, sky)
                 elif protocol == "warm":
@@ -164,6 +177,7 @@ def _perturbed(
 class _Run:
     """The router runs of one (weight, seed), one method per protocol: each returns its cell and frontier rows."""
 
+    dataset: str
     config: Config
     feedback: FeedbackModel
     seed: int
@@ -174,13 +188,14 @@ class _Run:
         return self.config.reward.weights
 
     def _pass(self, world: World, *, evals: int = 0, freeze_at: int | None = None) -> list[dict]:
-        kwargs = {"evals": evals, "freeze_at": freeze_at, "progress": self.progress}
-        return run_pass(world, self.config, self.feedback, self.seed, **kwargs).records
+        return run_pass(
+            world, self.config, self.feedback, self.seed, evals=evals, freeze_at=freeze_at, progress=self.progress
+        ).records
 
     def cold(self, world: World, outcomes: Outcomes, sky: Skyline | None) -> tuple[Cell, list[dict]]:
         summary = summarize(self._pass(world), self.weights)
         rows = scored_rows(summary, outcomes, self.weights, world, sky)
-        return self._cell(world, "cold", rows, summary["n"]), rows
+        return self._cell("cold", rows, summary["n"]), rows
 
     def warm(self, world: World, outcomes: Outcomes, sky: Skyline | None, evals: int) -> tuple[Cell, list[dict]]:
         if not 0 < evals < len(world):
@@ -188,7 +203,7 @@ class _Run:
         summary = summarize(self._pass(world, evals=evals), self.weights)
         rows = scored_rows(summary, outcomes, self.weights, world, sky, start=evals)
         on_evals = _mean_from(outcomes, self.weights, best_model(outcomes, self.weights, 0, evals), evals)
-        return self._cell(world, "warm", rows, summary["n"], best_on_evals=on_evals), rows
+        return self._cell("warm", rows, summary["n"], best_on_evals=on_evals), rows
 
     def drift(self, world: World, outcomes: Outcomes, protocol: str) -> tuple[Cell, list[dict]]:
         change = world.change_step
@@ -197,12 +212,11 @@ class _Run:
         frozen = rewards_of(_from(self._pass(world, freeze_at=change), change), self.weights)
         rows = scored_rows(summary, outcomes, self.weights, world, None, start=change)
         before = _mean_from(outcomes, self.weights, best_model(outcomes, self.weights, 0, change), change)
-        cell = self._cell(world, protocol, rows, summary["n"], frozen=float(frozen.mean()), before_best_fixed=before)
+        cell = self._cell(protocol, rows, summary["n"], frozen=float(frozen.mean()), before_best_fixed=before)
         return cell, rows
 
     def _cell(
         self,
-        world: World,
         protocol: str,
         rows: list[dict],
         counted: int,
@@ -214,7 +228,7 @@ class _Run:
         at = {r["policy"]: r for r in rows}
         router = at["router"]
         return Cell(
-            dataset=_set_name(world),
+            dataset=self.dataset,
             protocol=protocol,
             cost_weight=self.config.reward.cost_weight,
             seed=self.seed,
@@ -248,13 +262,6 @@ def _csv_value(value: object) -> str:
 def _mean_from(outcomes: Outcomes, weights: RewardWeights, model: int, start: int) -> float:
     """A fixed model's mean reward over the steps from `start` (NaN where it was unavailable: skipped)."""
     return float(np.nanmean(outcomes.reward(weights)[start:, model]))
-
-
-def _set_name(world: World) -> str:
-    """The data set a (possibly perturbed) world replays: the innermost world's name."""
-    while hasattr(world, "base"):
-        world = world.base
-    return world.name
 
 
 def write_csv(cells: Iterable[Cell], path: Path) -> None:
@@ -304,4 +311,4 @@ def weight_switch(
         return float(rewards_of(records[half:], weights).mean())
 
     switched = second_half(config.with_overrides(reward={"cost_weight": before}), switch=True)
-    return Switch(_set_name(world), seed, before, after, switched, second_half(at_after, switch=False))
+    return Switch(world.name, seed, before, after, switched, second_half(at_after, switch=False))

@@ -11,7 +11,6 @@ For one sweep's rows at each cost weight, `quality_rows` tells:
   points, which mixing two models at random reaches (`hull_margin`: router quality minus the hull's
   quality at the router's cost; `on_hull` when it is not below, up to `HULL_TOLERANCE`);
 - the share of the gap between best fixed and the oracle that the router recovers.
-
 """
 
 from __future__ import annotations
@@ -276,6 +275,7 @@ def run(
     config_path: str | None = None,
     limit: int | None = None,
     switch: tuple[float, float] | None = None,
+    skyline: bool = True,
     progress: bool = False,
     command: str = "banditroute quality",
 ) -> Report:
@@ -288,13 +288,21 @@ def run(
     cells: list[Cell] = []
     switches: list[Switch] = []
     view = "with task label" if with_task else "text only"
+    markdown = ""
     for name in sets:
 
         def world_of(seed: int, name: str = name) -> DatasetWorld:
             return dataset_world(data / name, seed=seed, with_task=with_task, limit=limit)
 
         m = measure(
-            world_of, protocols=protocols, weights=weights, seeds=seeds, config=config, evals=evals, progress=progress
+            world_of,
+            protocols=protocols,
+            weights=weights,
+            seeds=seeds,
+            config=config,
+            evals=evals,
+            skyline=skyline,
+            progress=progress,
         )
         write_csv(m.frontier, out / f"{name}.csv")
         title = f"{name} ({view}, {protocols[0]}): {m.prompts} prompts, seed {seeds[0]}"
@@ -302,7 +310,8 @@ def run(
         cells += m.cells
         if switch is not None:
             switches += [weight_switch(world_of(seed), config, *switch, seed=seed) for seed in seeds]
-    write_cells(cells, out / "quality.csv")
-    markdown = render(cells, switches, f"Routing quality ({view})", command)
-    (out / "quality.md").write_text(markdown, encoding="utf-8")
+        # Written after every set, so a long run that is stopped keeps what it measured.
+        write_cells(cells, out / "quality.csv")
+        markdown = render(cells, switches, f"Routing quality ({view})", command)
+        (out / "quality.md").write_text(markdown, encoding="utf-8")
     return Report(cells, switches, markdown)
