@@ -171,7 +171,7 @@ def _protocols(args: argparse.Namespace) -> list[str]:
         raise SystemExit(f"banditroute: --protocol: {e}") from None
 
 
-def _evals(value: str) -> int:
+def _positive(value: str) -> int:
     n = int(value)
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -198,9 +198,15 @@ def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seeds", help="seeds separated by commas, one pass each (overrides --seed)")
     p.add_argument(
-        "--evals", type=_evals, default=200, help="warm: the first N prompts of the seeded order are the evals"
+        "--evals", type=_positive, default=200, help="warm: the first N prompts of the seeded order are the evals"
     )
     p.add_argument("--no-skyline", action="store_true", help="skip the offline full-information baseline")
+    p.add_argument(
+        "--sample",
+        type=_positive,
+        metavar="N",
+        help="route only the first N prompts of each seed's order: a random sample (--limit takes the file's first N)",
+    )
 
 
 def _command(name: str, flags: dict[str, object]) -> str:
@@ -224,7 +230,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     protocols, seeds = _protocols(args), _seeds(args)
 
     def world_of(seed: int) -> DatasetWorld:
-        return dataset_world(args.dataset, seed=seed, with_task=args.with_task, limit=args.limit)
+        return dataset_world(args.dataset, seed=seed, with_task=args.with_task, limit=args.limit, sample=args.sample)
 
     m = measure(
         world_of,
@@ -278,6 +284,7 @@ def run_quality(args: argparse.Namespace) -> int:
             "--seeds": ",".join(map(str, seeds)),
             "--evals": args.evals if "warm" in protocols else None,
             "--limit": args.limit,
+            "--sample": args.sample,
             "--with-task": args.with_task,
             "--switch-weight": args.switch_weight and ":".join(f"{w:g}" for w in args.switch_weight),
             "--no-skyline": args.no_skyline,
@@ -296,6 +303,7 @@ def run_quality(args: argparse.Namespace) -> int:
         with_task=args.with_task,
         config_path=args.config,
         limit=args.limit,
+        sample=args.sample,
         switch=args.switch_weight,
         skyline=not args.no_skyline,
         progress=True,

@@ -274,6 +274,7 @@ def run(
     with_task: bool,
     config_path: str | None = None,
     limit: int | None = None,
+    sample: int | None = None,
     switch: tuple[float, float] | None = None,
     skyline: bool = True,
     progress: bool = False,
@@ -292,7 +293,7 @@ def run(
     for name in sets:
 
         def world_of(seed: int, name: str = name) -> DatasetWorld:
-            return dataset_world(data / name, seed=seed, with_task=with_task, limit=limit)
+            return dataset_world(data / name, seed=seed, with_task=with_task, limit=limit, sample=sample)
 
         m = measure(
             world_of,

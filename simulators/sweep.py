@@ -137,9 +137,9 @@ def at_weight(weight: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def dataset_world(
-    path: str | Path, *, seed: int = 0, with_task: bool = False, limit: int | None = None
+    path: str | Path, *, seed: int = 0, with_task: bool = False, limit: int | None = None, sample: int | None = None
 ) -> DatasetWorld:
-    return DatasetWorld(load_dataset(path, limit=limit), seed=seed, with_task=with_task)
+    return DatasetWorld(load_dataset(path, limit=limit), seed=seed, with_task=with_task, sample=sample)
 
 
 def write_csv(rows: Iterable[dict[str, Any]], path: Path) -> None:

@@ -80,7 +80,8 @@ class DatasetWorld(World):
     """Prompts of a logged data set in a seeded random order, one pass.
 
     Prompts where some model has no recorded result are dropped (every model must be servable).
-    `with_task` passes the data set's task label as `metadata.task`.
+    `with_task` passes the data set's task label as `metadata.task`. `sample`: only the first that
+    many prompts of the seeded order (a random sample of the set, the same prefix of the full world).
     """
 
     def __init__(
@@ -91,11 +92,12 @@ class DatasetWorld(World):
         with_task: bool = False,
         latency_noise: float = 0.3,
         context_window: int = 1_000_000,
+        sample: int | None = None,
     ):
         complete = ~np.isnan(dataset.quality).any(axis=1)
         rows = np.flatnonzero(complete)
         rng = np.random.default_rng(seed)
-        self.order = rows[rng.permutation(len(rows))]
+        self.order = rows[rng.permutation(len(rows))][:sample]
         self.dataset = dataset
         self.name = dataset.name
         self.with_task = with_task

@@ -162,3 +162,13 @@ def test_sweep_takes_the_protocols(tmp_path: Path, capsys) -> None:
     assert all(r["best_on_evals"] != "" and r["skyline"] == "" for r in rows)
     assert "## Warm start" in capsys.readouterr().out
     assert {r["policy"] for r in read(tmp_path / "frontier.csv")} >= {"router", "best_fixed", "oracle"}
+
+
+def test_a_sample_is_the_prefix_of_the_seeded_order(world: DatasetWorld) -> None:
+    small = dataset_world(DATA / "llmrouter", seed=0, sample=50)
+    assert len(small) == 50 and small.order.tolist() == world.order[:50].tolist()
+    assert [small.outcome(s, "gemma-2-9b-it") for s in range(50)] == [
+        world.outcome(s, "gemma-2-9b-it") for s in range(50)
+    ]
+    other = dataset_world(DATA / "llmrouter", seed=1, sample=50)
+    assert set(other.order.tolist()) != set(small.order.tolist())  # another seed, another sample
