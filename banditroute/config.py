@@ -18,7 +18,7 @@ from banditroute.auth import ApiKey, AuthConfigError, is_loopback, parse_keys
 from banditroute.catalog import CatalogError, parse_models
 from banditroute.types import ModelSpec, RewardWeights
 
-EXPLORATIONS = ("squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
+EXPLORATIONS = ("thompson", "squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy")
 QUALITY_RULES = ("first", "last")
 AUTH_MODES = ("auto", "on", "off")
 ON_EMPTY = ("reject", "default")
@@ -57,7 +57,7 @@ class RewardConfig:
     cost_scale: float = 0.001
     latency_scale: float = 10_000.0
     reward_wait_s: float = 600.0
-    default_quality: float | None = 0.5  # None: learn nothing from an event without quality
+    default_quality: float | None = None  # None: learn no quality from an event without one
     quality_rule: str = "first"
     default_output_tokens: int = 256  # cost estimate when neither cost nor tokens arrive
     max_parts_per_event: int = 32
@@ -69,7 +69,7 @@ class RewardConfig:
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
-    exploration: str = "squarecb"
+    exploration: str = "thompson"  # the decomposed learner (exploration.py); the others: VW learns the reward
     gamma_scale: float = 100.0  # squarecb, regcb
     gamma_exponent: float = 0.5
     epsilon: float = 0.05  # epsilon, bag
@@ -84,6 +84,10 @@ class PolicyConfig:
     min_learn_probability: float = 0.0  # updates weigh 1 / max(p, this): clipped importance weights
     crossed_namespaces: tuple[str, ...] = ("w", "x", "u", "c")  # request namespaces crossed with the model
     extra_args: tuple[str, ...] = ()
+    # -- the decomposed learner (exploration = "thompson"; issue 14) --
+    baseline_model: str = ""  # the team's default model the budget is kept against; "": the best on the evals
+    exploration_budget: float = 0.05  # share of the baseline's estimated reward exploration may cost
+    thompson_draws: int = 64  # joint draws the pmf is the share of (its resolution: 1 / draws)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,8 @@ class FeaturesConfig:
         "tools",
         "response_format",
     )
+    # -- the whole prompt (issue 14) --
+    tail_words: int = 64  # also the last words of a query longer than `max_words` (where its question often is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,12 +451,20 @@ def validate(cfg: Config, source: str = "config") -> None:
         (p.bag_size >= 1 and p.cover_size >= 1, "policy.bag_size and policy.cover_size must be >= 1"),
         (1 <= p.bits <= 30, "policy.bits must be in 1..30"),
         (0.0 <= p.min_learn_probability <= 1.0, "policy.min_learn_probability must be in 0..1"),
+        # -- the decomposed learner --
+        (_finite_nonneg(p.exploration_budget), "policy.exploration_budget must be a finite number >= 0"),
+        (1 <= p.thompson_draws <= 4096, "policy.thompson_draws must be in 1..4096"),
+        (
+            not p.baseline_model or not cfg.models or p.baseline_model in {m.name for m in cfg.models},
+            "policy.baseline_model must be a catalog model or empty",
+        ),
         (
             set(p.crossed_namespaces) <= set(SHARED_NAMESPACES),
             f"policy.crossed_namespaces must be among {SHARED_NAMESPACES}",
         ),
         (_finite_pos(p.learning_rate), "policy.learning_rate must be > 0"),
         (cfg.features.max_words > 0, "features.max_words must be > 0"),
+        (cfg.features.tail_words >= 0, "features.tail_words must be >= 0"),
         (
             cfg.features.simhash_tables >= 0
             and cfg.features.simhash_bits > 0

@@ -6,23 +6,24 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import sys
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from banditroute import features, live, reward
+from banditroute import decider, features, live, reward, trainer
 from banditroute import rules as guardrails
 from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
+from banditroute.events import new_event_id, sample, uniform_from
 from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
+from banditroute.pending import pack_pending, unpack_pending
 from banditroute.policy import Policy
 from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
+
+__all__ = ["LogSink", "MemorySink", "Observer", "Router", "new_event_id", "sample", "uniform_from"]
 
 Restriction = tuple[str, "frozenset[str]"]
 
@@ -65,52 +66,6 @@ class FeedbackResult:
     learned: LearnedRow | None
 
 
-class _RandomIds:
-    """Event ids from the OS's CSPRNG, read in blocks: one getrandom call per 4,096 ids instead of one
-    per decision (the call cost ~15 µs here, a tenth of a decision). A forked child starts a block of
-    its own, so processes never share ids."""
-
-    _BLOCK = 16 * 4096
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._next = 0
-
-    def reset(self) -> None:
-        self._pool, self._next = b"", 0
-
-    def take(self) -> str:
-        if self._next >= len(self._pool):
-            self._pool, self._next = os.urandom(self._BLOCK), 0
-        start = self._next
-        self._next = start + 16
-        return self._pool[start : start + 16].hex()
-
-
-_IDS = _RandomIds()
-os.register_at_fork(after_in_child=_IDS.reset)
-
-
-def new_event_id() -> str:
-    """128 random bits, hex: unguessable, so only the caller that got it can refer to it."""
-    return _IDS.take()
-
-
-def uniform_from(event_id: str) -> float:
-    """The sampling draw in [0, 1) for an event, so a decision can be reproduced from its id."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 18446744073709551616.0
-
-
-def sample(pmf: list[float], u: float) -> int:
-    total = 0.0
-    for i, p in enumerate(pmf):
-        total += p
-        if u < total:
-            return i
-    return max(range(len(pmf)), key=pmf.__getitem__)  # rounding left u above the sum
-
-
 class Router:
     def __init__(
         self,
@@ -129,8 +84,6 @@ class Router:
         # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
         self.exploration_paused = False
         self.shadow_baseline: str | None = None
-        # The team's default model: the best on the evals after a warm start (see `warmstart`).
-        self.baseline_model: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -158,6 +111,12 @@ class Router:
         self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
         self.spend = live.Spend(r.budget_period_s, r.budgets)
         self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+
+    @property
+    def baseline_model(self) -> str | None:
+        """The team's default model the exploration budget is kept against: `policy.baseline_model`, or
+        the best on the evals after a warm start (see `warmstart`); None: no budget."""
+        return self.config.policy.baseline_model or self.policy.state.baseline
 
     def _latency_priors(self) -> dict[str, float]:
         out_tokens = self.config.reward.default_output_tokens
@@ -212,7 +171,7 @@ class Router:
             how = f"default model (rule {exc.rule} left no model)"
         else:
             models = self._shared(verdict.allowed)
-            pmf, cold = self._cold_start(self.policy.predict(feats, models), models, input_tokens)
+            pmf, cold, budgeted = self._pmf(feats, models, input_tokens)
             sticky = self.conversations.get(conversation, now) if conversation is not None else None
             if sticky is not None and sticky in models:
                 # The conversation keeps its model: a deterministic choice, logged as such (p = 1).
@@ -226,6 +185,8 @@ class Router:
                 explored = chosen != best
                 exploration = self.config.policy.exploration
                 how = ("explore" if explored else "exploit") + f" via {exploration}"
+                if budgeted:
+                    how += " within the exploration budget"
                 if cold:
                     how += " with cold start for " + (",".join(cold) if len(cold) <= 3 else f"{len(cold)} models")
                 ranked = _ranked(models, pmf)
@@ -295,6 +256,28 @@ class Router:
             raise exc
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
         return guardrails.Allowed((default,), excluded, exc.rules)
+
+    def _pmf(self, feats: str, models: tuple[str, ...], input_tokens: int) -> tuple[list[float], list[str], bool]:
+        """The pmf to sample from, the models given the cold-start floor, whether the budget restricted it.
+
+        The decomposed learner explores by its posterior width (decider.py) and needs no cold-start floor:
+        a model with no evidence is wide, so it is tried while it can win.
+        """
+        if not self.policy.decomposed:
+            return *self._cold_start(self.policy.predict(feats, models), models, input_tokens), False
+        p, r = self.config.policy, self.config.reward
+        choice = decider.decide(
+            self.policy,
+            models,
+            feats,
+            input_tokens,
+            r.weights,
+            r.default_output_tokens,
+            p.thompson_draws,
+            self.baseline_model,
+            p.exploration_budget,
+        )
+        return choice.pmf, [], choice.budgeted
 
     def _cold_start(
         self, pmf: list[float], models: tuple[str, ...], input_tokens: int
@@ -402,8 +385,11 @@ class Router:
                 weights.latency_weight,
             )
         else:
-            vw_cost = reward.to_vw_cost(r.value, self._span)
-            self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability, vw_cost)
+            if self.policy.decomposed:
+                vw_cost = 1.0 - r.quality  # the quality learner's target; cost and latency are learned apart
+            else:
+                vw_cost = reward.to_vw_cost(r.value, self._span)
+                self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability, vw_cost)
             self.counts["learned"] += 1
             if "quality" in r.defaulted:
                 self.counts["defaults_applied"] += 1
@@ -420,6 +406,8 @@ class Router:
                 weights.cost_weight,
                 weights.latency_weight,
             )
+        if self.policy.decomposed:
+            trainer.learn_row(self.policy, decision, row, self.config)
         if self.sink is not None:
             self.sink.learned(row)
         if self.observer is not None:
@@ -429,32 +417,44 @@ class Router:
     def warmstart(self, examples: Iterable[EvalExample]) -> WarmStart:
         """Learn from an eval sample with every model's outcome (full information) before routing.
 
-        Each (prompt, model) outcome is one update at probability 1. The baseline (`self.baseline_model`)
-        becomes the model with the highest mean reward on the evals at the weights in force, among the
-        models that have an outcome on every example.
+        Each (prompt, model) outcome is one update at probability 1: the decomposed learner takes its
+        quality, cost and latency into their own estimates (trainer.learn_example). The baseline
+        (`baseline_model`, unless `policy.baseline_model` names one) becomes the model with the highest
+        mean reward on the evals at the weights in force, among the models with an outcome on every example.
         """
         total: Counter[str] = Counter()
         seen: Counter[str] = Counter()
         n_examples = n_updates = 0
         for ex in examples:
             n_examples += 1
-            input_tokens = features.estimate_tokens(ex.query)
-            feats = features.featurize(ex.query, ex.metadata, self.config.features)
             models = tuple(m for m in self.catalog.names if m in ex.outcomes)
-            for i, model in enumerate(models):
-                r = reward.resolve(ex.outcomes[model], self._known[model], input_tokens, self.config.reward)
-                if r is None:
-                    continue
-                self.policy.learn(feats, models, i, 1.0, reward.to_vw_cost(r.value, self._span))
+            if self.policy.decomposed:
+                rewards = trainer.learn_example(self.policy, ex, models, self.config)
+            else:
+                rewards = self._learn_full(ex, models)
+            for model, value in rewards.items():
                 self._count_reward(model)
-                total[model] += r.value
+                total[model] += value
                 seen[model] += 1
-                n_updates += 1
+            n_updates += len(rewards)
         means = {m: total[m] / seen[m] for m in seen}
         complete = [m for m in means if seen[m] == n_examples]
-        self.baseline_model = max(complete, key=means.__getitem__) if complete else None
+        best = max(complete, key=means.__getitem__) if complete else None
+        self.policy.state.baseline = best
         self.counts["warmstart_updates"] += n_updates
-        return WarmStart(n_examples, n_updates, self.baseline_model, means)
+        return WarmStart(n_examples, n_updates, best, means)
+
+    def _learn_full(self, ex: EvalExample, models: tuple[str, ...]) -> dict[str, float]:
+        """The VW reward learner's full-information update: each model's reward at probability 1."""
+        input_tokens = features.estimate_tokens(ex.query)
+        feats = features.featurize(ex.query, ex.metadata, self.config.features)
+        rewards = {}
+        for i, model in enumerate(models):
+            r = reward.resolve(ex.outcomes[model], self._known[model], input_tokens, self.config.reward)
+            if r is not None:
+                self.policy.learn(feats, models, i, 1.0, reward.to_vw_cost(r.value, self._span))
+                rewards[model] = r.value
+        return rewards
 
     # -- run-time tuning --------------------------------------------------------------------
 
@@ -520,7 +520,10 @@ class Router:
         """Re-learn finished joins after a checkpoint, exactly as they were learned the first time."""
         n = 0
         for row, decision in rows:
-            if row.vw_cost is not None:
+            if self.policy.decomposed:
+                trainer.learn_row(self.policy, decision, row, self.config)
+                n += row.vw_cost is not None
+            elif row.vw_cost is not None:
                 self.policy.learn(
                     decision.features, decision.models, decision.chosen, decision.probability, row.vw_cost
                 )
@@ -617,57 +620,6 @@ class Router:
             "sticky_conversations": len(self.conversations),
             "catalog_reloads": self.counts["catalog_reloads"],
         }
-
-
-PendingDecision = tuple  # Decision's fields in order, the pmfs as packed doubles, no exclusions or fallbacks
-
-
-def pack_pending(d: Decision) -> PendingDecision:
-    """How a decision waits for its feedback: what learning and its observers need, as a plain tuple.
-
-    A million may wait. A tuple of strings, numbers and bytes is untracked by the cyclic GC after
-    its first collection (a Decision object stays tracked, and full collections over a million of
-    them paused the service for milliseconds to seconds); a pmf is packed doubles in bytes (8 bytes
-    a probability instead of a 24-byte float object; bytes, unlike an array, are not GC-tracked);
-    the caller-only exclusions and fallbacks are dropped.
-    """
-    shadow = array("d", d.shadow_pmf).tobytes() if d.shadow_pmf is not None else None
-    return (
-        d.event_id,
-        d.ts,
-        d.features,
-        d.models,
-        d.chosen,
-        array("d", d.pmf).tobytes(),
-        d.explored,
-        d.reason,
-        d.input_tokens,
-        d.tenant,
-        shadow,
-        d.shadow_chosen,
-    )
-
-
-def unpack_pending(held: PendingDecision) -> Decision:
-    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow, shadow_chosen = held
-    return Decision(
-        event_id,
-        ts,
-        feats,
-        models,
-        chosen,
-        _floats(pmf),
-        explored,
-        reason,
-        input_tokens,
-        tenant,
-        shadow_pmf=_floats(shadow) if shadow is not None else None,
-        shadow_chosen=shadow_chosen,
-    )
-
-
-def _floats(packed: bytes) -> tuple[float, ...]:
-    return tuple(memoryview(packed).cast("d"))
 
 
 def _degenerate(n: int, chosen: int) -> list[float]:
