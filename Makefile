@@ -51,14 +51,16 @@ sweep: setup
 	  $(BIN)/banditroute sweep --dataset $(DATA)/$$set --weights 0,0.03,0.1,0.3,1,3 --seed 0 --out out/sweep/$$set || exit 1; \
 	done
 
-# Routing quality (issue 4): router vs best fixed, skyline, oracle and the single models' upper hull, per set
-# and cost weight, text only and with the task label; tables and frontier plots under docs/quality/.
-QUALITY_WEIGHTS ?= 0.03,0.1,0.3,1
-QUALITY_SEED    ?= 0
+# Routing quality (issues 4 and 14): the cold, warm and drift protocols over seeds, router vs best fixed, best on
+# evals, the frozen router, skyline, oracle, per set and cost weight, text only (with the mid-stream weight switch
+# check) and with the task label; quality.csv, quality.md and frontier plots under docs/quality/ (see its README).
+QUALITY_WEIGHTS   ?= 0.03,0.1,0.3,1
+QUALITY_SEEDS     ?= 0,1,2
+QUALITY_PROTOCOLS ?= cold,warm,drift
+QUALITY_ARGS       = --data $(DATA) --weights $(QUALITY_WEIGHTS) --seeds $(QUALITY_SEEDS) --protocol $(QUALITY_PROTOCOLS)
 quality: setup
-	$(BIN)/banditroute quality --data $(DATA) --weights $(QUALITY_WEIGHTS) --seed $(QUALITY_SEED) --out docs/quality/text
-	$(BIN)/banditroute quality --data $(DATA) --weights $(QUALITY_WEIGHTS) --seed $(QUALITY_SEED) --with-task \
-	  --out docs/quality/task
+	$(BIN)/banditroute quality $(QUALITY_ARGS) --switch-weight 0.1:1 --out docs/quality/text
+	$(BIN)/banditroute quality $(QUALITY_ARGS) --with-task --out docs/quality/task
 
 # Decision path in process: featurize + predict, p50/p99 in microseconds, on real prompts.
 decision-bench: setup

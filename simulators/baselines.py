@@ -76,20 +76,31 @@ def _pick(values: np.ndarray, choice: np.ndarray) -> np.ndarray:
     return values[np.arange(len(choice)), choice]
 
 
-def fixed_baselines(outcomes: Outcomes, weights: RewardWeights, world: World) -> list[dict[str, Any]]:
-    """Single models, random, best fixed, oracle and cost-greedy at the given weights."""
+def best_model(outcomes: Outcomes, weights: RewardWeights, start: int = 0, stop: int | None = None) -> int:
+    """The column of the model with the best mean reward over steps [start, stop), among the models
+    available at every one of those steps (a fixed choice must be servable throughout)."""
+    reward = outcomes.reward(weights)[start:stop]
+    full = np.flatnonzero(~np.isnan(reward).any(axis=0))
+    if not len(full):
+        raise ValueError(f"no model is available at every step of [{start}, {stop})")
+    return int(full[np.argmax(reward[:, full].mean(axis=0))])
+
+
+def fixed_baselines(outcomes: Outcomes, weights: RewardWeights, world: World, start: int = 0) -> list[dict[str, Any]]:
+    """Single models, random, best fixed, oracle and cost-greedy at the given weights, over steps from `start`."""
+    if start:
+        outcomes = Outcomes(
+            outcomes.models, outcomes.quality[start:], outcomes.cost_usd[start:], outcomes.latency_ms[start:]
+        )
     reward = outcomes.reward(weights)
     rows = []
-    singles = []
     for j, name in enumerate(outcomes.models):
         ok = ~np.isnan(reward[:, j])
         row = _row(f"model:{name}", outcomes.quality[ok, j], outcomes.cost_usd[ok, j], reward[ok, j])
         row["coverage"] = float(ok.mean())
         rows.append(row)
-        if ok.all():
-            singles.append(row)
-    best = max(singles, key=lambda r: r["mean_reward"])
-    rows.append({**best, "policy": "best_fixed", "model": best["policy"].removeprefix("model:")})
+    best_j = best_model(outcomes, weights)
+    rows.append({**rows[best_j], "policy": "best_fixed", "model": outcomes.models[best_j]})
     rows.append(
         _row(
             "random",
@@ -103,7 +114,7 @@ def fixed_baselines(outcomes: Outcomes, weights: RewardWeights, world: World) ->
         _row("oracle", _pick(outcomes.quality, oracle), _pick(outcomes.cost_usd, oracle), _pick(reward, oracle))
     )
     price = []
-    for step in range(len(world)):
+    for step in range(start, len(world)):
         specs = {m.name: m for m in world.models(step)}
         blended = [
             ((specs[n].input_price + 3 * specs[n].output_price) if n in specs else np.inf) for n in outcomes.models
@@ -157,7 +168,8 @@ class Skyline:
             self.c_hat[test] = np.nanmean(outcomes.cost_usd[train], axis=0)
             self.l_hat[test] = np.nanmean(outcomes.latency_ms[train], axis=0)
 
-    def row(self, weights: RewardWeights) -> dict[str, Any]:
+    def row(self, weights: RewardWeights, start: int = 0) -> dict[str, Any]:
+        """Its mean quality, cost and reward at `weights` over the steps from `start`."""
         o = self.outcomes
         score = (
             self.q_hat
@@ -165,8 +177,13 @@ class Skyline:
             - weights.latency_weight * self.l_hat / weights.latency_scale
         )
         score[np.isnan(o.quality)] = -np.inf
-        choice = np.argmax(score, axis=1)
-        return _row("skyline", _pick(o.quality, choice), _pick(o.cost_usd, choice), _pick(o.reward(weights), choice))
+        choice = np.argmax(score[start:], axis=1)
+        return _row(
+            "skyline",
+            _pick(o.quality[start:], choice),
+            _pick(o.cost_usd[start:], choice),
+            _pick(o.reward(weights)[start:], choice),
+        )
 
 
 def _hashed_counts(texts: list[str], dims: int, max_words: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -248,8 +265,7 @@ def regret_curve(
 ) -> list[dict[str, float]]:
     """Cumulative regret of the router against best-fixed and the oracle at `points` steps."""
     reward = outcomes.reward(weights)
-    full = ~np.isnan(reward).any(axis=0)
-    best_j = int(np.argmax(np.where(full, np.nanmean(reward, axis=0), -np.inf)))
+    best_j = best_model(outcomes, weights)
     oracle = np.nanmax(reward, axis=1)
     n = len(router_rewards)
     gap_fixed = np.cumsum(reward[:n, best_j] - router_rewards)

@@ -11,7 +11,7 @@ from banditroute.config import load_config
 
 if TYPE_CHECKING:  # the simulators load numpy, VW and matplotlib: only when a command runs
     from simulators.simulate import FeedbackModel
-    from simulators.worlds import World
+    from simulators.worlds import DatasetWorld, World
 
 DEFAULT_WEIGHTS = "0,0.03,0.1,0.3,1,3"
 
@@ -149,27 +149,105 @@ def _weights(text: str) -> list[float]:
     return values
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    """`--seeds 0,1,2`, else the one `--seed`."""
+    if args.seeds is None:
+        return [args.seed]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"banditroute: --seeds must be integers separated by commas, got {args.seeds!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit("banditroute: --seeds must name at least one seed, each once")
+    return seeds
+
+
+def _protocols(args: argparse.Namespace) -> list[str]:
+    from simulators.protocols import parse_protocols
+
+    try:
+        return parse_protocols(args.protocol or ["cold"])
+    except ValueError as e:
+        raise SystemExit(f"banditroute: --protocol: {e}") from None
+
+
+def _evals(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _switch(text: str) -> tuple[float, float]:
+    """`--switch-weight 0.1:1`: the cost weight before and after the mid-stream switch."""
+    try:
+        before, after = (float(w) for w in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BEFORE:AFTER cost weights, got {text!r}") from None
+    if min(before, after) < 0:
+        raise argparse.ArgumentTypeError("cost weights must be >= 0")
+    return before, after
+
+
+def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The measurement protocols (`simulators.protocols`), shared by `sweep` and `quality`."""
+    p.add_argument(
+        "--protocol",
+        action="append",
+        help="cold (default), warm, drift (its four worlds) or drift:<world>; repeatable or comma-separated",
+    )
+    p.add_argument("--seeds", help="seeds separated by commas, one pass each (overrides --seed)")
+    p.add_argument(
+        "--evals", type=_evals, default=200, help="warm: the first N prompts of the seeded order are the evals"
+    )
+
+
+def _command(name: str, flags: dict[str, object]) -> str:
+    """The command line that reproduces a run, for the tables' header."""
+    words = ["banditroute", name]
+    for flag, value in flags.items():
+        if value is True:
+            words.append(flag)
+        elif value not in (None, False):
+            words += [flag, str(value)]
+    return " ".join(words)
+
+
 def run_sweep(args: argparse.Namespace) -> int:
-    from simulators.sweep import dataset_world, plot, sweep, write_csv
+    from simulators.protocols import measure
+    from simulators.protocols import write_csv as write_cells
+    from simulators.report import render
+    from simulators.sweep import dataset_world, plot, write_csv
 
     config = load_config(args.config)
-    world = dataset_world(args.dataset, seed=args.seed, with_task=args.with_task, limit=args.limit)
-    result = sweep(
-        world,
-        _weights(args.weights),
+    protocols, seeds = _protocols(args), _seeds(args)
+
+    def world_of(seed: int) -> DatasetWorld:
+        return dataset_world(args.dataset, seed=seed, with_task=args.with_task, limit=args.limit)
+
+    m = measure(
+        world_of,
+        protocols=protocols,
+        weights=_weights(args.weights),
+        seeds=seeds,
         config=config,
-        seed=args.seed,
+        evals=args.evals,
         feedback=_feedback(args),
         progress=True,
         skyline=not args.no_skyline,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(result.rows, out / "frontier.csv")
-    plot(result.rows, out / "frontier.png", f"{result.dataset}: {result.n} prompts, seed {args.seed}")
-    print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}")
+    write_csv(m.frontier, out / "frontier.csv")
+    label = "" if protocols[0] == "cold" else f" ({protocols[0]})"
+    plot(m.frontier, out / "frontier.png", f"{m.name}{label}: {m.prompts} prompts, seed {seeds[0]}")
+    write_cells(m.cells, out / "quality.csv")
+    print(f"wrote {out / 'frontier.csv'}, {out / 'frontier.png'} and {out / 'quality.csv'}")
+    if protocols != ["cold"] or len(seeds) > 1:
+        print(render(m.cells, (), m.name, "banditroute sweep"), end="")
+        return 0
     print(f"{'cost_weight':>11s} {'policy':40s} {'quality':>8s} {'$/1k req':>9s} {'reward':>8s}")
-    for row in result.rows:
+    for row in m.frontier:
         if row["policy"] in ("router", "best_fixed", "skyline", "oracle"):
             name = row["policy"] + (f" ({row['model']})" if "model" in row else "")
             print(
@@ -183,26 +261,45 @@ QUALITY_WEIGHTS = "0.03,0.1,0.3,1"
 
 
 def run_quality(args: argparse.Namespace) -> int:
+    import time
+
     from simulators.report import run
 
     out = Path(args.out)
-    rows = run(
+    protocols, seeds = _protocols(args), _seeds(args)
+    command = _command(
+        "quality",
+        {
+            "--data": args.data,
+            "--sets": args.sets,
+            "--weights": args.weights,
+            "--protocol": ",".join(protocols),
+            "--seeds": ",".join(map(str, seeds)),
+            "--evals": args.evals if "warm" in protocols else None,
+            "--limit": args.limit,
+            "--with-task": args.with_task,
+            "--switch-weight": args.switch_weight and ":".join(f"{w:g}" for w in args.switch_weight),
+            "--config": args.config,
+        },
+    )
+    began = time.monotonic()
+    report = run(
         Path(args.data),
         args.sets.split(","),
         _weights(args.weights),
-        seed=args.seed,
+        protocols=protocols,
+        seeds=seeds,
+        evals=args.evals,
         out=out,
         with_task=args.with_task,
         config_path=args.config,
         limit=args.limit,
+        switch=args.switch_weight,
         progress=True,
+        command=command,
     )
-    print((out / "quality.md").read_text(encoding="utf-8"), end="")
-    misses = [r for r in rows if not (r["beats_best_fixed"] and r["on_hull"])]
-    print(
-        f"wrote {out}/quality.md and a csv and png per set; "
-        f"{len(rows) - len(misses)} of {len(rows)} (set, weight) pairs at or above best fixed and the hull"
-    )
+    print(report.markdown, end="")
+    print(f"wrote {out}/quality.csv, {out}/quality.md and a csv and png per set in {time.monotonic() - began:.0f} s")
     return 0
 
 
@@ -294,6 +391,7 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--out", default="out/sweep")
     p.add_argument("--no-skyline", action="store_true", help="skip the offline full-information baseline")
+    add_protocol_arguments(p)
     p.set_defaults(func=run_sweep)
 
     p = sub.add_parser("quality", help="sweep several data sets; write the routing-quality table and plots")
@@ -305,6 +403,13 @@ def register(sub: Any) -> None:
     p.add_argument("--with-task", action="store_true", help="pass the data set's task label as metadata.task")
     p.add_argument("--config", help="TOML config; default: bundled")
     p.add_argument("--out", default="out/quality")
+    add_protocol_arguments(p)
+    p.add_argument(
+        "--switch-weight",
+        type=_switch,
+        metavar="BEFORE:AFTER",
+        help="also run a router switched from one cost weight to another at mid-stream, against one at AFTER",
+    )
     p.set_defaults(func=run_quality)
 
     p = sub.add_parser("tune", help="the cost weight that meets a target quality or a budget")

@@ -44,8 +44,14 @@ def simulate(
     seed: int = 0,
     start: int = 0,
     stop: int | None = None,
+    freeze_at: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Route every request of `world` in order; yields one dict per step."""
+    """Route every request of `world` in order; yields one dict per step.
+
+    `freeze_at`: from that step on the router still routes but learns nothing: no feedback part of a
+    decision made there is delivered and the decision is forgotten, so it never expires into a
+    default-valued update either (decisions made before it are learned as usual, even late).
+    """
     rng = np.random.default_rng(seed)
     due: list[tuple[float, int, FeedbackPart]] = []  # (time, tie-break, part)
     counter = 0
@@ -70,6 +76,9 @@ def simulate(
             continue
         truth = world.outcome(step, decision.model)
         ended = now + truth.latency_ms / 1000.0
+        frozen = freeze_at is not None and step >= freeze_at
+        if frozen:
+            router.forget(decision)
         system = FeedbackPart(
             decision.event_id,
             ended,
@@ -81,7 +90,8 @@ def simulate(
             error=truth.error,
         )
         counter += 1
-        heapq.heappush(due, (ended, counter, system))
+        if not frozen:
+            heapq.heappush(due, (ended, counter, system))
         if truth.error is None and rng.random() >= feedback.missing_quality:
             if rng.random() < feedback.thumbs_fraction:
                 quality, source = (1.0 if truth.quality >= 0.5 else 0.0), "user"
@@ -90,7 +100,8 @@ def simulate(
                 quality, source = min(1.0, max(0.0, noisy)), "judge"
             at = ended + (rng.exponential(feedback.quality_delay_s) if feedback.quality_delay_s else 0.0)
             counter += 1
-            heapq.heappush(due, (at, counter, FeedbackPart(decision.event_id, at, quality=quality, source=source)))
+            if not frozen:
+                heapq.heappush(due, (at, counter, FeedbackPart(decision.event_id, at, quality=quality, source=source)))
         yield {
             "step": step,
             "model": decision.model,

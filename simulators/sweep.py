@@ -1,9 +1,11 @@
 """Choosing the cost-quality weight: run the online router once per weight, next to the baselines.
 
-`sweep` writes `frontier.csv` (one row per cost_weight x policy) and `frontier.png` (quality against
-cost per 1k requests: the router's curve, the single models and their upper hull). `upper_hull`
-and `hull_quality_at` say what mixing single models at random can reach, the bar a router must
-clear to add value.
+`run_pass` is one router's pass through a world (cold, after evals, or frozen from a step on);
+`scored_rows` puts it next to the baselines over the same steps. `banditroute sweep` writes those
+rows as `frontier.csv` (one row per cost_weight x policy, `write_csv`) and `frontier.png`
+(`plot`: quality against cost per 1k requests: the router's curve, the single models and their
+upper hull). `upper_hull` and `hull_quality_at` say what mixing single models at random can reach,
+the bar a router must clear to add value.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from banditroute.config import Config, load_config
-from simulators.baselines import Outcomes, Skyline, fixed_baselines, full_outcomes
+from banditroute.config import Config
+from banditroute.router import Router
+from banditroute.types import EvalExample, Outcome, RewardWeights, WarmStart
+from simulators.baselines import Outcomes, Skyline, fixed_baselines
 from simulators.datasets import load_dataset
 from simulators.simulate import FeedbackModel, new_router, simulate, summarize
 from simulators.worlds import DatasetWorld, World
@@ -35,10 +39,57 @@ CSV_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class SweepResult:
-    rows: list[dict[str, Any]]
-    dataset: str
-    n: int
+class Pass:
+    """One router's pass through a world: the router as it ended, one record per routed step, its warm start."""
+
+    router: Router
+    records: list[dict[str, Any]]
+    warm: WarmStart | None
+
+
+def run_pass(
+    world: World,
+    config: Config,
+    feedback: FeedbackModel = FeedbackModel(),
+    seed: int = 0,
+    *,
+    evals: int = 0,
+    freeze_at: int | None = None,
+    progress: bool = False,
+    sink: Any = None,
+) -> Pass:
+    """One seeded pass of a router through `world`.
+
+    `evals`: the first that many steps are not routed but given to `Router.warmstart` with every model's
+    outcome (evals before routing); routing starts after them. `freeze_at`: the router learns nothing
+    decided from that step on (see `simulate`).
+    """
+    router = new_router(world, config, sink=sink)
+    warm = router.warmstart(eval_examples(world, range(evals))) if evals else None
+    steps = simulate(router, world, feedback, seed=seed, start=evals, freeze_at=freeze_at)
+    if progress:
+        steps = _progress(steps, len(world) - evals, f"{world.name} cost_weight={config.reward.cost_weight:g}")
+    return Pass(router, list(steps), warm)
+
+
+def eval_examples(world: World, steps: Iterable[int]) -> list[EvalExample]:
+    """The prompts at `steps` with every model's outcome on them, as `Router.warmstart` takes them."""
+    examples = []
+    for step in steps:
+        req = world.request(step)
+        outcomes = {}
+        for spec in world.models(step):
+            r = world.outcome(step, spec.name)
+            outcomes[spec.name] = Outcome(
+                quality=r.quality,
+                latency_ms=r.latency_ms,
+                cost_usd=r.cost_usd,
+                input_tokens=r.input_tokens,
+                output_tokens=r.output_tokens,
+                error=r.error,
+            )
+        examples.append(EvalExample(req.query, req.metadata, outcomes))
+    return examples
 
 
 def run_router(
@@ -50,52 +101,39 @@ def run_router(
     sink: Any = None,
 ) -> dict[str, Any]:
     """One seeded pass of a cold-start router through `world`; returns its summary metrics."""
-    router = new_router(world, config, sink=sink)
-    steps = simulate(router, world, feedback, seed=seed)
-    if progress:
-        steps = _progress(steps, len(world), f"{world.name} cost_weight={config.reward.cost_weight:g}")
-    records = list(steps)
+    records = run_pass(world, config, feedback, seed, progress=progress, sink=sink).records
     summary = summarize(records, config.reward.weights)
     summary["records"] = records
     return summary
 
 
-def sweep(
+def scored_rows(
+    router: dict[str, Any],
+    outcomes: Outcomes,
+    weights: RewardWeights,
     world: World,
-    weights: Sequence[float],
-    *,
-    config: Config | None = None,
-    seed: int = 0,
-    feedback: FeedbackModel = FeedbackModel(),
-    progress: bool = False,
-    skyline: bool = True,
-) -> SweepResult:
-    config = config or load_config()
-    outcomes: Outcomes = full_outcomes(world)
-    sky = Skyline(world, outcomes, seed=seed) if skyline else None
-    rows: list[dict[str, Any]] = []
-    for weight in weights:
-        cfg = config.with_overrides(reward={"cost_weight": float(weight)})
-        w = cfg.reward.weights
-        summary = run_router(world, cfg, feedback, seed, progress)
-        rows.append(
-            {
-                "cost_weight": weight,
-                "policy": "router",
-                "mean_quality": summary["mean_quality"],
-                "mean_cost_usd": summary["mean_cost_usd"],
-                "mean_reward": summary["mean_reward"],
-                "explored_share": summary["explored_share"],
-            }
-        )
-        baseline_rows = fixed_baselines(outcomes, w, world)
-        if sky is not None:
-            baseline_rows.append(sky.row(w))
-        for row in baseline_rows:
-            rows.append({"cost_weight": weight, **row})
-    for row in rows:
-        row["cost_per_1k_usd"] = row["mean_cost_usd"] * 1000
-    return SweepResult(rows, world.name, len(world))
+    sky: Skyline | None,
+    start: int = 0,
+) -> list[dict[str, Any]]:
+    """A router's summary (`summarize`) next to the baselines scored over the same steps, from `start` on."""
+    rows = [
+        {
+            "policy": "router",
+            "mean_quality": router["mean_quality"],
+            "mean_cost_usd": router["mean_cost_usd"],
+            "mean_reward": router["mean_reward"],
+            "explored_share": router["explored_share"],
+        }
+    ]
+    rows += fixed_baselines(outcomes, weights, world, start)
+    if sky is not None:
+        rows.append(sky.row(weights, start))
+    return rows
+
+
+def at_weight(weight: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` as frontier rows: tagged with their cost weight, with the cost per 1k requests."""
+    return [{"cost_weight": weight, **row, "cost_per_1k_usd": row["mean_cost_usd"] * 1000} for row in rows]
 
 
 def dataset_world(
@@ -136,6 +174,15 @@ def hull_quality_at(hull: Sequence[tuple[float, float]], cost: float) -> float:
     xs = [p[0] for p in hull]
     ys = [p[1] for p in hull]
     return float(np.interp(cost, xs, ys))
+
+
+def hull_at_router(rows: Iterable[dict[str, Any]]) -> tuple[float, float]:
+    """(hull quality at the router's cost, router quality minus it) for one weight's frontier rows."""
+    at = {r["policy"]: r for r in rows}
+    router = at["router"]
+    hull = upper_hull((r["mean_cost_usd"], r["mean_quality"]) for p, r in at.items() if p.startswith("model:"))
+    hull_q = hull_quality_at(hull, router["mean_cost_usd"])
+    return hull_q, router["mean_quality"] - hull_q
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -48,6 +48,9 @@ class World:
     """The interface every world implements."""
 
     name = "world"
+    # The step from which the world differs from the one it wraps (None: it never changes), where the
+    # drift protocol starts counting.
+    change_step: int | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -143,6 +146,7 @@ class Wrapper(World):
     def __init__(self, base: World):
         self.base = base
         self.name = base.name
+        self.change_step = base.change_step
 
     def __len__(self) -> int:
         return len(self.base)
@@ -163,6 +167,7 @@ class Drift(Wrapper):
     def __init__(self, base: World, model: str, start: int, delta: float):
         super().__init__(base)
         self.model, self.start, self.delta = model, start, delta
+        self.change_step = start
         self.name = f"{base.name}+drift({model},{delta:+g}@{start})"
 
     def outcome(self, step: int, model: str) -> Result:
@@ -178,6 +183,7 @@ class Outage(Wrapper):
     def __init__(self, base: World, model: str, start: int, end: int):
         super().__init__(base)
         self.model, self.start, self.end = model, start, end
+        self.change_step = start
         self.name = f"{base.name}+outage({model}@{start}-{end})"
 
     def outcome(self, step: int, model: str) -> Result:
@@ -193,6 +199,7 @@ class PriceChange(Wrapper):
     def __init__(self, base: World, model: str, at: int, factor: float):
         super().__init__(base)
         self.model, self.at, self.factor = model, at, factor
+        self.change_step = at
         self.name = f"{base.name}+price({model}x{factor:g}@{at})"
 
     def models(self, step: int) -> tuple[ModelSpec, ...]:
@@ -219,6 +226,7 @@ class NewModel(Wrapper):
     def __init__(self, base: World, model: str, at: int):
         super().__init__(base)
         self.model, self.at = model, at
+        self.change_step = at
         self.name = f"{base.name}+new({model}@{at})"
 
     def models(self, step: int) -> tuple[ModelSpec, ...]:

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from banditroute.cli import main
-from simulators.report import REPORT_COLUMNS, markdown_table, quality_rows
+from simulators.protocols import Cell
+from simulators.report import REPORT_COLUMNS, meets_target, protocol_table, quality_rows
 from tests.support import FIXTURES
 
 DATA = FIXTURES / "data"
@@ -51,22 +52,65 @@ def test_quality_command_writes_the_table_for_every_set_and_weight(tmp_path: Pat
     out = tmp_path / "q"
     argv = ["quality", "--data", str(DATA), "--sets", "routerbench,logpai", "--weights", "0.1,1", "--out", str(out)]
     assert main(argv) == 0
-    table = (out / "quality.md").read_text().splitlines()
-    assert len(table) == 2 + 2 * 2  # header, rule, one line per (set, weight)
-    cells = [line.strip("|").split("|") for line in table[2:]]
-    assert all(len(c) == 12 for c in cells)
+    table = (out / "quality.md").read_text().split("## Cold start")[1].strip().splitlines()
+    cells = [line.strip("|").split("|") for line in table[2:6]]
+    assert len(table[0].split("|")) == len(table[1].split("|")) == len(cells[0]) + 2
     assert [(c[0].strip(), c[1].strip()) for c in cells] == [
         ("routerbench", "0.1"),
         ("routerbench", "1"),
         ("logpai", "0.1"),
         ("logpai", "1"),
     ]
+    assert table[6] == "" and "of 4 met" in table[7]
     for name in ("routerbench", "logpai"):
         assert (out / f"{name}.png").stat().st_size > 10_000 and (out / f"{name}.csv").exists()
-    assert "pairs at or above best fixed and the hull" in capsys.readouterr().out
+    assert "wrote" in capsys.readouterr().out
 
 
-def test_markdown_table_marks_misses() -> None:
-    rows = quality_rows(rows_at(0.1, (0.6, 0.001, 0.9)), "toy")
-    line = markdown_table(rows).splitlines()[2]
-    assert "| toy | 0.1 |" in line and "NO" in line
+def cell(protocol: str, router: float, seed: int = 0, counted: int = 1000, **baselines: float) -> Cell:
+    values = {"best_on_evals": None, "frozen": None, "before_best_fixed": None, "best_fixed": 0.5, **baselines}
+    return Cell(
+        dataset="toy",
+        protocol=protocol,
+        cost_weight=0.1,
+        seed=seed,
+        router=router,
+        oracle=0.9,
+        skyline=None,
+        cost_greedy=0.3,
+        counted=counted,
+        best_fixed_model="m",
+        router_quality=router,
+        router_cost_usd=0.0,
+        explored_share=0.1,
+        hull_margin=0.0,
+        **values,
+    )
+
+
+@pytest.mark.parametrize(
+    ("cells", "met"),
+    [
+        ([cell("cold", 0.485), cell("cold", 0.48, seed=1)], True),  # mean 0.4825 >= 0.5 - 0.02
+        ([cell("cold", 0.47), cell("cold", 0.48, seed=1)], False),
+        ([cell("cold", 0.46, counted=300)], True),  # a pilot: 0.05
+        ([cell("warm", 0.51, best_on_evals=0.48), cell("warm", 0.5, seed=1, best_on_evals=0.49)], True),
+        ([cell("warm", 0.52, best_on_evals=0.48), cell("warm", 0.5, seed=1, best_on_evals=0.515)], False),  # a seed
+        ([cell("warm", 0.49, best_on_evals=0.48)], False),  # below best fixed
+        ([cell("drift:price", 0.5, frozen=0.5, before_best_fixed=0.4)], True),
+        ([cell("drift:price", 0.5, frozen=0.52, before_best_fixed=0.4)], False),
+        ([cell("drift:outage", 0.5, frozen=0.4, before_best_fixed=0.51)], False),
+    ],
+)
+def test_targets_follow_issue_14(cells: list[Cell], met: bool) -> None:
+    assert meets_target(cells) is met
+
+
+def test_protocol_tables_mark_misses_and_show_the_worst_seed() -> None:
+    cells = [cell("warm", 0.52, best_on_evals=0.48), cell("warm", 0.5, seed=1, best_on_evals=0.515)]
+    table = protocol_table(cells, "warm")
+    line = table.splitlines()[2]
+    assert line.startswith("| toy | 0.1 | 1000 | 0.510 |") and line.endswith("| NO |")
+    assert "+0.010 (+0.000)" in line  # router - best fixed: mean, worst seed
+    assert "0 of 1 met" in table
+    assert protocol_table(cells, "drift") == ""
