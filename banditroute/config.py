@@ -88,6 +88,9 @@ class PolicyConfig:
     baseline_model: str = ""  # the team's default model the budget is kept against; "": the best on the evals
     exploration_budget: float = 0.05  # share of the baseline's estimated reward exploration may cost
     thompson_draws: int = 64  # joint draws the pmf is the share of (its resolution: 1 / draws)
+    residual: str = "ridge"  # the contextual residual: "ridge" (numpy, residual.py) or "vw" (VW regression)
+    residual_dims: int = 256  # ridge: hashed feature buckets (memory dims^2 floats per model)
+    residual_strength: float = 10.0  # ridge: the L2 strength, in unit-length rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +457,9 @@ def validate(cfg: Config, source: str = "config") -> None:
         # -- the decomposed learner --
         (_finite_nonneg(p.exploration_budget), "policy.exploration_budget must be a finite number >= 0"),
         (1 <= p.thompson_draws <= 4096, "policy.thompson_draws must be in 1..4096"),
+        (p.residual in ("ridge", "vw"), 'policy.residual must be "ridge" or "vw"'),
+        (8 <= p.residual_dims <= 4096, "policy.residual_dims must be in 8..4096"),
+        (_finite_pos(p.residual_strength), "policy.residual_strength must be > 0"),
         (
             not p.baseline_model or not cfg.models or p.baseline_model in {m.name for m in cfg.models},
             "policy.baseline_model must be a catalog model or empty",

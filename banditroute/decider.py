@@ -33,7 +33,7 @@ def penalties(
 ) -> np.ndarray:
     state, specs = policy.state, policy.specs
     return np.array(
-        [quality.penalty(state.of(m), specs[m], input_tokens, weights, default_output_tokens) for m in models]
+        [quality.penalty(state.get(m), specs[m], input_tokens, weights, default_output_tokens) for m in models]
     )
 
 

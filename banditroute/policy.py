@@ -30,6 +30,7 @@ from vowpal_wabbit_next import _core as vw_core
 
 from banditroute.config import PolicyConfig
 from banditroute.quality import Learned
+from banditroute.residual import Ridge, vector
 from banditroute.types import ModelSpec
 
 ACTION_NAMESPACE = "a"
@@ -126,6 +127,7 @@ class Policy:
         # The decomposed learner: VW learns each model's quality residual; `state` the rest (quality.py).
         self.decomposed = config.exploration == DECOMPOSED
         self.state = Learned()
+        self.ridge = Ridge(config.residual_dims, config.residual_strength) if config.residual == "ridge" else None
         if self.decomposed and model_data is not None:
             model_data = self._load_state(model_data)
         try:
@@ -189,35 +191,47 @@ class Policy:
     def quality(self, features: str, models: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each model's estimated quality on this request (its mean + the contextual residual, at its
         mean) and the posterior width of its mean, aligned with `models`."""
-        stats = [self.state.of(m) for m in models]
-        residual = self.predict(features, models)  # VW's cost estimate of (model mean - quality)
-        mean = np.array([s.mean for s in stats]) - np.array(residual)
-        return mean, np.array([s.sd for s in stats])
+        stats = [self.state.get(m) for m in models]
+        if self.ridge is not None:
+            residual = self.ridge.predict(vector(features, self.ridge.dims), models)
+        else:  # VW's cost estimate of (model mean - quality)
+            residual = -np.array(self.predict(features, models))
+        return np.array([s.mean for s in stats]) + residual, np.array([s.sd for s in stats])
 
     def learn_quality(self, features: str, models: Sequence[str], chosen: int, quality: float) -> None:
         """The chosen model's observed quality: VW learns its residual from the model mean as it stood
         before this observation (prequential), then the mean takes it in."""
         stats = self.state.of(models[chosen])
-        self._learn(features, models, chosen, 1.0, stats.mean - quality)
+        if self.ridge is not None:
+            self.ridge.learn(models[chosen], vector(features, self.ridge.dims), quality - stats.mean)
+        else:
+            self._learn(features, models, chosen, 1.0, stats.mean - quality)
         stats.observe_quality(quality)
 
     def _load_state(self, data: bytes) -> bytes:
         """Split a decomposed snapshot into its state (restored here) and the VW bytes (returned)."""
         if not data.startswith(_SNAPSHOT_MAGIC):
             raise PolicyError("not a decomposed-learner snapshot (trained with another policy.exploration?)")
-        header, sep, model = data[len(_SNAPSHOT_MAGIC) :].partition(b"\n")
+        header, sep, rest = data[len(_SNAPSHOT_MAGIC) :].partition(b"\n")
         try:
             obj = orjson.loads(header)
             if not sep or obj.get("version") != _SNAPSHOT_VERSION:
                 raise ValueError(f"expected version {_SNAPSHOT_VERSION}")
+            residual = None if self.ridge is None else self.ridge.dims
+            if obj.get("ridge_dims") != residual:
+                raise ValueError(f"its ridge has {obj.get('ridge_dims')} dimensions, this policy {residual}")
             self.state = Learned.from_json(obj)
-        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+            size = 0
+            if self.ridge is not None:
+                size = self.ridge.load(obj["ridge_models"], rest)
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
             raise PolicyError(f"the decomposed-learner snapshot is invalid: {exc}") from None
-        return model
+        return rest[size:]
 
     def is_finite(self) -> bool:
         """Whether every weight is a finite number: a NaN or inf weight poisons every prediction."""
-        return bool(np.isfinite(self._ws.weights()).all()) and self.state.is_finite()
+        ridge_ok = self.ridge is None or self.ridge.is_finite()
+        return bool(np.isfinite(self._ws.weights()).all()) and self.state.is_finite() and ridge_ok
 
     def knows(self, model: str) -> bool:
         return model in self._action_text
@@ -226,5 +240,7 @@ class Policy:
         """VW's bytes; decomposed: a versioned header line with the per-model state, then VW's bytes."""
         if not self.decomposed:
             return self._ws.serialize()
-        header = orjson.dumps({"version": _SNAPSHOT_VERSION, **self.state.to_json()})
-        return _SNAPSHOT_MAGIC + header + b"\n" + self._ws.serialize()
+        names, ridge = self.ridge.to_bytes() if self.ridge is not None else ([], b"")
+        dims = self.ridge.dims if self.ridge is not None else None
+        meta = {"version": _SNAPSHOT_VERSION, "ridge_dims": dims, "ridge_models": names, **self.state.to_json()}
+        return _SNAPSHOT_MAGIC + orjson.dumps(meta) + b"\n" + ridge + self._ws.serialize()

@@ -94,6 +94,9 @@ def penalty(
     return out
 
 
+_NONE = ModelStats()  # read only (Learned.get)
+
+
 @dataclass(slots=True)
 class Learned:
     """The decomposed learner's state besides VW's weights: per-model stats, the baseline and the
@@ -104,7 +107,12 @@ class Learned:
     served: float = 0.0  # estimated reward of what was served, summed over learned decisions
     base: float = 0.0  # estimated reward the baseline would have got on them
 
+    def get(self, model: str) -> ModelStats:
+        """The model's stats to read (a model never observed: the priors), without storing any."""
+        return self.stats.get(model, _NONE)
+
     def of(self, model: str) -> ModelStats:
+        """The model's stats to update."""
         stats = self.stats.get(model)
         if stats is None:
             stats = self.stats[model] = ModelStats()
@@ -116,7 +124,7 @@ class Learned:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "stats": {m: s.to_list() for m, s in self.stats.items()},
+            "stats": {m: self.stats[m].to_list() for m in sorted(self.stats)},
             "baseline": self.baseline,
             "served": self.served,
             "base": self.base,

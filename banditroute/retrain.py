@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from banditroute import reward
+from banditroute import reward, trainer
 from banditroute.config import Config
 from banditroute.joiner import merge
 from banditroute.policy import Policy
@@ -74,8 +74,24 @@ def retrain(config: Config, log: JoinedLog, cost_weight: float, latency_weight: 
         if r is None:
             skipped += 1
             continue
-        policy.learn(
-            decision.features, decision.models, decision.chosen, decision.probability, reward.to_vw_cost(r.value, span)
-        )
+        if policy.decomposed:  # quality, cost and latency into their own estimates, as the live router learns
+            w = cfg.reward.weights
+            row = LearnedRow(
+                row.seq,
+                row.event_id,
+                row.ts,
+                r.value,
+                r.quality,
+                r.cost_usd,
+                r.latency_ms,
+                1.0 - r.quality,
+                ",".join(r.defaulted),
+                w.cost_weight,
+                w.latency_weight,
+            )
+            trainer.learn_row(policy, decision, row, cfg)
+        else:
+            cost = reward.to_vw_cost(r.value, span)
+            policy.learn(decision.features, decision.models, decision.chosen, decision.probability, cost)
         learned += 1
     return RetrainResult(policy, learned, skipped, unknown, last_seq)

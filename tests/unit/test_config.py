@@ -7,7 +7,7 @@ from banditroute.config import ConfigError, default_config_text, load_config, pa
 
 def test_bundled_default_is_valid_and_realistic() -> None:
     cfg = load_config()
-    assert cfg.server.port == 8080 and cfg.policy.exploration == "squarecb"
+    assert cfg.server.port == 8080 and cfg.policy.exploration == "thompson"
     assert len(cfg.models) >= 4
     prices = sorted(m.output_price for m in cfg.models)
     assert prices[-1] >= 20 * max(prices[1], 0.01)  # from a small fast model to a frontier one
