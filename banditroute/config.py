@@ -89,7 +89,7 @@ class PolicyConfig:
     exploration_budget: float = 0.05  # share of the baseline's estimated reward exploration may cost
     thompson_draws: int = 64  # joint draws the pmf is the share of (its resolution: 1 / draws)
     residual: str = "ridge"  # the contextual residual: "ridge" (numpy, residual.py) or "vw" (VW regression)
-    residual_dims: int = 256  # ridge: hashed feature buckets (memory dims^2 floats per model)
+    residual_dims: int = 128  # ridge: hashed feature buckets (memory dims^2 floats per model)
     residual_strength: float = 10.0  # ridge: the L2 strength, in unit-length rows
 
 

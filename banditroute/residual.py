@@ -7,7 +7,7 @@ Ridge (recursive least squares, Sherman-Morrison) shrinks a model's residual to 
 show a pattern: no other model's data and no step-size schedule move it, unlike SGD, whose estimates for
 rarely chosen models drift. Cost: a decision is one (models x dims) matrix-vector product; an update
 is O(dims^2) for the chosen model only (dims 256: ~65 k multiply-adds, tens of µs); memory is
-dims^2 + 2 dims floats per model (dims 256: 0.5 MB).
+dims^2 + 2 dims floats per model (dims 128: 130 KB), about half of it in a snapshot.
 """
 
 from __future__ import annotations
@@ -19,27 +19,25 @@ import numpy as np
 
 def vector(features: str, dims: int) -> np.ndarray:
     """The hashed, normalised feature row of a decision's VW text, with a constant in the last bucket."""
-    index: list[int] = []
-    sign: list[float] = []
-    group: list[int] = []
-    namespace = ""
-    g = 0  # text before any namespace marker is group 0
-    for token in features.split(" "):
-        if token.startswith("|"):
-            namespace, g = token[1:], g + 1
+    hashes: list[int] = []
+    weights: list[float] = []
+    for part in features.split("|"):
+        tokens = part.split()
+        if not tokens:
             continue
-        h = zlib.crc32((namespace + token).encode())
-        index.append(h % (dims - 1))
-        sign.append(1.0 if h & 0x80000000 else -1.0)
-        group.append(g)
-    row = np.zeros(dims)
-    if index:
-        signs = np.array(sign)
-        groups = np.array(group)
+        # crc32(token, crc32(namespace)) is crc32(namespace + token): one hash per token, no concatenation.
+        seed = zlib.crc32(tokens[0].encode()) if part[:1] != " " else 0
+        words = tokens[1:] if part[:1] != " " else tokens
+        if not words:
+            continue
+        hashes.extend([zlib.crc32(t.encode(), seed) for t in words])
         # Each namespace to unit length: a long prompt's many words do not drown its structure signals.
-        sizes = np.bincount(groups)
-        signs /= np.sqrt(sizes[groups])
-        np.add.at(row, np.array(index), signs)
+        weights.extend([len(words) ** -0.5] * len(words))
+    row = np.zeros(dims)
+    if hashes:
+        h = np.array(hashes, dtype=np.uint64)
+        signed = np.where(h & 0x80000000, 1.0, -1.0) * np.array(weights)
+        row[: dims - 1] = np.bincount(h % (dims - 1), weights=signed, minlength=dims - 1)
         norm = np.linalg.norm(row)
         if norm > 0:
             row /= norm
@@ -75,21 +73,27 @@ class Ridge:
         return all(np.isfinite(a).all() for a in (*self.inverse.values(), *self.moment.values()))
 
     def to_bytes(self) -> tuple[list[str], bytes]:
-        """The models (sorted) and their inverse and moment as float64 bytes, in that order."""
+        """The models (sorted) and, per model, the upper triangle of its inverse (Sherman-Morrison keeps it
+        exactly symmetric: `outer(ax, ax)` is) and its moment, as float64 bytes."""
         names = sorted(self.inverse)
-        return names, b"".join(self.inverse[m].tobytes() + self.moment[m].tobytes() for m in names)
+        upper = np.triu_indices(self.dims)
+        return names, b"".join(self.inverse[m][upper].tobytes() + self.moment[m].tobytes() for m in names)
 
     def load(self, names: list[str], data: bytes) -> int:
         """Restore `to_bytes`'s models from the start of `data`; returns the bytes read."""
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("ridge_models must be a list of names")
         d = self.dims
-        size = 8 * (d * d + d)
+        upper = np.triu_indices(d)
+        half = len(upper[0])
+        size = 8 * (half + d)
         if len(data) < size * len(names):
             raise ValueError("the ridge state is truncated")
         for k, m in enumerate(names):
-            values = np.frombuffer(data, dtype=np.float64, count=d * d + d, offset=k * size)
-            self.inverse[m] = values[: d * d].reshape(d, d).copy()
-            self.moment[m] = values[d * d :].copy()
-            self.theta[m] = self.inverse[m] @ self.moment[m]
+            values = np.frombuffer(data, dtype=np.float64, count=half + d, offset=k * size)
+            inverse = np.zeros((d, d))
+            inverse[upper] = values[:half]
+            inverse.T[upper] = values[:half]
+            self.inverse[m], self.moment[m] = inverse, values[half:].copy()
+            self.theta[m] = inverse @ self.moment[m]
         return size * len(names)
