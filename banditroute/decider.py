@@ -3,11 +3,13 @@ model-level Thompson sampling under the conservative budget (exploration.py). Pu
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from banditroute import exploration, quality
+from banditroute import rules as guardrails
 from banditroute.policy import Policy
 from banditroute.types import RewardWeights
 
@@ -70,3 +72,27 @@ def estimated_rewards(
 ) -> np.ndarray:
     mean, _ = policy.quality(features, models)
     return np.clip(mean, 0.0, 1.0) - penalties(policy, models, input_tokens, weights, default_output_tokens)
+
+
+def degenerate(n: int, chosen: int) -> list[float]:
+    return [1.0 if i == chosen else 0.0 for i in range(n)]
+
+
+def reason(how: str, p: float, n_allowed: int, verdict: guardrails.Allowed) -> str:
+    """One line for the answer and the log: how the model was chosen, the rules applied, what they excluded."""
+    text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
+    if verdict.rules:
+        text += "; rules: " + ", ".join(
+            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules
+        )
+    if verdict.excluded:
+        by_rule: dict[str, list[str]] = {}
+        for model, rule in verdict.excluded.items():
+            by_rule.setdefault(rule, []).append(model)
+        text += "; excluded: " + "; ".join(f"{','.join(models)} by {rule}" for rule, models in by_rule.items())
+    return sys.intern(text)  # few distinct texts: pending decisions share one copy each
+
+
+def ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:
+    """Models by probability, highest first (ties keep catalog order)."""
+    return [models[i] for i in sorted(range(len(models)), key=lambda i: -pmf[i])]

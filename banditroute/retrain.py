@@ -10,7 +10,7 @@ formula under the new weights, and learned with the logged probability.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from banditroute import reward, trainer
@@ -66,6 +66,18 @@ def retrain(config: Config, log: JoinedLog, cost_weight: float, latency_weight: 
         if not all(m in known for m in decision.models):
             unknown += 1
             continue
+        if policy.decomposed:
+            # Quality, cost and latency are learned apart and do not depend on the weights: the logged row
+            # is learned as the live router learned it (only the budget's sums read the weights).
+            w = cfg.reward.weights
+            trainer.learn_row(
+                policy, decision, replace(row, cost_weight=w.cost_weight, latency_weight=w.latency_weight), cfg
+            )
+            if row.vw_cost is None:
+                skipped += 1
+                continue
+            learned += 1
+            continue
         outcome = Outcome()
         for part in parts:
             if part.ts <= row.ts:  # parts that came after the join was learned were late
@@ -74,24 +86,8 @@ def retrain(config: Config, log: JoinedLog, cost_weight: float, latency_weight: 
         if r is None:
             skipped += 1
             continue
-        if policy.decomposed:  # quality, cost and latency into their own estimates, as the live router learns
-            w = cfg.reward.weights
-            row = LearnedRow(
-                row.seq,
-                row.event_id,
-                row.ts,
-                r.value,
-                r.quality,
-                r.cost_usd,
-                r.latency_ms,
-                1.0 - r.quality,
-                ",".join(r.defaulted),
-                w.cost_weight,
-                w.latency_weight,
-            )
-            trainer.learn_row(policy, decision, row, cfg)
-        else:
-            cost = reward.to_vw_cost(r.value, span)
-            policy.learn(decision.features, decision.models, decision.chosen, decision.probability, cost)
+        policy.learn(
+            decision.features, decision.models, decision.chosen, decision.probability, reward.to_vw_cost(r.value, span)
+        )
         learned += 1
     return RetrainResult(policy, learned, skipped, unknown, last_seq)

@@ -173,10 +173,9 @@ def test_a_price_change_takes_effect_at_once() -> None:
             *(s for s in router.catalog.specs if s.name != d.model),
         ]
     )
-    e = router.route("hello again", now=1.0)
-    while e.model != d.model:
-        router.feedback(FeedbackPart(e.event_id, 1.0, quality=1.0, cost_usd=0.0), 1.0)
-        e = router.route("hello again", now=1.0)
+    # The caller's own restriction serves the repriced model (a learner may now rightly avoid it).
+    e = router.route("hello again", now=1.0, restrict_to=("only", frozenset({d.model})))
+    assert e.model == d.model
     row = router.feedback(
         FeedbackPart(e.event_id, 1.0, quality=1.0, input_tokens=1000, output_tokens=1000), 1.0
     ).learned
