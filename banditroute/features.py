@@ -2,7 +2,8 @@
 
 The result is a compact string (a few hundred bytes) in VW's text format with three namespaces:
 
-- `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words;
+- `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words, and the
+  unigrams of the last `tail_words` words of a longer query;
 - `x` structure: length buckets and signals for code, math, lists, questions, URLs, JSON and the
   script the text is written in; with `simhash_tables` > 0 also SimHash buckets of the words
   (`h<table>_<code>`): each distinct word hashes to a pseudo-random ±1 vector, the signs of their
@@ -87,12 +88,20 @@ def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesCo
     """The VW shared-namespace text for one request."""
     head = query[:_SIGNAL_CHARS]
     lowered = query[: config.max_words * 16].lower()
-    # The first `max_words` matches only: the scan stops there (a long prompt's tail is never read).
-    words = [m.group() for m in islice(_WORD.finditer(lowered), config.max_words)]
+    # The first `max_words` matches only: the scan stops there.
+    matches = list(islice(_WORD.finditer(lowered), config.max_words))
+    words = [m.group() for m in matches]
+    # And the last `tail_words` of a longer prompt: after a shared few-shot prefix or a long context,
+    # the part that tells prompts apart is often the end. The scan reads at most 16 characters a word.
+    tail: list[str] = []
+    if config.tail_words > 0 and len(matches) == config.max_words:
+        start = max(matches[-1].end(), len(query) - config.tail_words * 16)
+        tail = _WORD.findall(query[start:].lower())[-config.tail_words :]
     if config.shape_numbers:
         words = [_shape(w) if _has_digit(w) else w for w in words]
+        tail = [_shape(w) if _has_digit(w) else w for w in tail]
     parts = ["|w"]
-    parts.extend(dict.fromkeys(words))
+    parts.extend(dict.fromkeys(words + tail) if tail else dict.fromkeys(words))
     if config.bigrams and len(words) > 1:
         parts.extend(dict.fromkeys(f"{a}_{b}" for a, b in zip(words, words[1:])))
     parts.append("|x")

@@ -10,10 +10,10 @@ formula under the new weights, and learned with the logged probability.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from banditroute import reward
+from banditroute import reward, trainer
 from banditroute.config import Config
 from banditroute.joiner import merge
 from banditroute.policy import Policy
@@ -65,6 +65,18 @@ def retrain(config: Config, log: JoinedLog, cost_weight: float, latency_weight: 
         last_seq = row.seq
         if not all(m in known for m in decision.models):
             unknown += 1
+            continue
+        if policy.decomposed:
+            # Quality, cost and latency are learned apart and do not depend on the weights: the logged row
+            # is learned as the live router learned it (only the budget's sums read the weights).
+            w = cfg.reward.weights
+            trainer.learn_row(
+                policy, decision, replace(row, cost_weight=w.cost_weight, latency_weight=w.latency_weight), cfg
+            )
+            if row.vw_cost is None:
+                skipped += 1
+                continue
+            learned += 1
             continue
         outcome = Outcome()
         for part in parts:

@@ -6,24 +6,35 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import sys
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
-from banditroute import features, live, reward
+from banditroute import decider, features, live, reward
 from banditroute import rules as guardrails
 from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
-from banditroute.joiner import COMPLETE, NOT_PENDING, Joiner, PartResult, required_parts
+from banditroute.events import new_event_id, sample, uniform_from
+from banditroute.joiner import Joiner, required_parts
+from banditroute.learning import FeedbackResult, Learning
+from banditroute.pending import pack_pending, unpack_pending
 from banditroute.policy import Policy
 from banditroute.snapshot import PolicyFile
-from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
+from banditroute.types import Decision, LearnedRow, ModelSpec
+
+__all__ = [
+    "FeedbackResult",
+    "Learning",
+    "LogSink",
+    "MemorySink",
+    "Observer",
+    "Router",
+    "new_event_id",
+    "sample",
+    "uniform_from",
+]
 
 Restriction = tuple[str, "frozenset[str]"]
 
@@ -59,60 +70,7 @@ class MemorySink:
         self.learned_rows.append(row)
 
 
-@dataclass(slots=True)
-class FeedbackResult:
-    status: str  # joiner status: pending, complete, not_pending
-    quality_applied: bool | None
-    learned: LearnedRow | None
-
-
-class _RandomIds:
-    """Event ids from the OS's CSPRNG, read in blocks: one getrandom call per 4,096 ids instead of one
-    per decision (the call cost ~15 µs here, a tenth of a decision). A forked child starts a block of
-    its own, so processes never share ids."""
-
-    _BLOCK = 16 * 4096
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._next = 0
-
-    def reset(self) -> None:
-        self._pool, self._next = b"", 0
-
-    def take(self) -> str:
-        if self._next >= len(self._pool):
-            self._pool, self._next = os.urandom(self._BLOCK), 0
-        start = self._next
-        self._next = start + 16
-        return self._pool[start : start + 16].hex()
-
-
-_IDS = _RandomIds()
-os.register_at_fork(after_in_child=_IDS.reset)
-
-
-def new_event_id() -> str:
-    """128 random bits, hex: unguessable, so only the caller that got it can refer to it."""
-    return _IDS.take()
-
-
-def uniform_from(event_id: str) -> float:
-    """The sampling draw in [0, 1) for an event, so a decision can be reproduced from its id."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 18446744073709551616.0
-
-
-def sample(pmf: list[float], u: float) -> int:
-    total = 0.0
-    for i, p in enumerate(pmf):
-        total += p
-        if u < total:
-            return i
-    return max(range(len(pmf)), key=pmf.__getitem__)  # rounding left u above the sum
-
-
-class Router:
+class Router(Learning):
     def __init__(
         self,
         config: Config,
@@ -130,8 +88,6 @@ class Router:
         # Operator switches (admin endpoints): exploit only, or serve a baseline and shadow it.
         self.exploration_paused = False
         self.shadow_baseline: str | None = None
-        # The team's default model: the best on the evals after a warm start (see `warmstart`).
-        self.baseline_model: str | None = None
         self.catalog = Catalog(config.models)
         self.policy = policy if policy is not None else Policy(config.policy, config.models)
         self.sink = sink
@@ -159,6 +115,12 @@ class Router:
         self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
         self.spend = live.Spend(r.budget_period_s, r.budgets)
         self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+
+    @property
+    def baseline_model(self) -> str | None:
+        """The team's default model the exploration budget is kept against: `policy.baseline_model`, or
+        the best on the evals after a warm start (see `warmstart`); None: no budget."""
+        return self.config.policy.baseline_model or self.policy.state.baseline
 
     def _latency_priors(self) -> dict[str, float]:
         out_tokens = self.config.reward.default_output_tokens
@@ -213,11 +175,11 @@ class Router:
             how = f"default model (rule {exc.rule} left no model)"
         else:
             models = self._shared(verdict.allowed)
-            pmf, cold = self._cold_start(self.policy.predict(feats, models), models, input_tokens)
+            pmf, cold, budgeted = self._pmf(feats, models, input_tokens)
             sticky = self.conversations.get(conversation, now) if conversation is not None else None
             if sticky is not None and sticky in models:
                 # The conversation keeps its model: a deterministic choice, logged as such (p = 1).
-                ranked = _ranked(models, pmf)
+                ranked = decider.ranked(models, pmf)
                 models, pmf, chosen, explored = (sticky,), [1.0], 0, False
                 fallbacks = tuple(m for m in ranked if m != sticky)
                 how = "sticky conversation"
@@ -227,15 +189,17 @@ class Router:
                 explored = chosen != best
                 exploration = self.config.policy.exploration
                 how = ("explore" if explored else "exploit") + f" via {exploration}"
+                if budgeted:
+                    how += " within the exploration budget"
                 if cold:
                     how += " with cold start for " + (",".join(cold) if len(cold) <= 3 else f"{len(cold)} models")
-                ranked = _ranked(models, pmf)
+                ranked = decider.ranked(models, pmf)
                 baseline = self.shadow_baseline
                 if baseline is not None and baseline in models:
                     # The baseline is served deterministically; the bandit's own pick is only logged.
                     shadow_pmf, shadow_chosen = tuple(pmf), chosen
                     chosen, explored = models.index(baseline), False
-                    pmf = _degenerate(len(models), chosen)
+                    pmf = decider.degenerate(len(models), chosen)
                     how = (
                         f"shadow: bandit would pick {models[shadow_chosen]} "
                         f"(p={shadow_pmf[shadow_chosen]:.3f}); served baseline {baseline}"
@@ -244,7 +208,7 @@ class Router:
                     # The pmf logged is the one actually sampled from: all mass on the argmax.
                     how = f"exploit only (exploration paused): argmax of {exploration} at {pmf[best]:.3f}"
                     chosen, explored = best, False
-                    pmf = _degenerate(len(models), chosen)
+                    pmf = decider.degenerate(len(models), chosen)
                 elif baseline is not None:
                     how = f"shadow baseline {baseline} not allowed: {how}"
                 fallbacks = self._shared(tuple(m for m in ranked if m != models[chosen]))
@@ -256,7 +220,7 @@ class Router:
             chosen=chosen,
             pmf=tuple(pmf),
             explored=explored,
-            reason=_reason(how, pmf[chosen], len(models), verdict),
+            reason=decider.reason(how, pmf[chosen], len(models), verdict),
             input_tokens=input_tokens,
             tenant=request.tenant,
             excluded=verdict.excluded,
@@ -297,6 +261,28 @@ class Router:
         excluded = {m: rule for m, rule in exc.excluded.items() if m != default}
         return guardrails.Allowed((default,), excluded, exc.rules)
 
+    def _pmf(self, feats: str, models: tuple[str, ...], input_tokens: int) -> tuple[list[float], list[str], bool]:
+        """The pmf to sample from, the models given the cold-start floor, whether the budget restricted it.
+
+        The decomposed learner explores by its posterior width (decider.py) and needs no cold-start floor:
+        a model with no evidence is wide, so it is tried while it can win.
+        """
+        if not self.policy.decomposed:
+            return *self._cold_start(self.policy.predict(feats, models), models, input_tokens), False
+        p, r = self.config.policy, self.config.reward
+        choice = decider.decide(
+            self.policy,
+            models,
+            feats,
+            input_tokens,
+            r.weights,
+            r.default_output_tokens,
+            p.thompson_draws,
+            self.baseline_model,
+            p.exploration_budget,
+        )
+        return choice.pmf, [], choice.budgeted
+
     def _cold_start(
         self, pmf: list[float], models: tuple[str, ...], input_tokens: int
     ) -> tuple[list[float], list[str]]:
@@ -334,19 +320,6 @@ class Router:
         self._penalty_terms = reward.penalty_terms(self._known.values(), self.config.reward)
         self._terms_cache: dict[tuple[str, ...], list[tuple[str, float, float]]] = {}
 
-    def _count_reward(self, model: str) -> None:
-        self.rewards[model] += 1
-        if self.rewards[model] >= self.config.rules.cold_start_rewards:
-            self._warm.add(model)
-
-    def restore_rewards(self, per_model: Mapping[str, int]) -> None:
-        """Rewards learned per model before a restart (the store's count), for the cold-start rule."""
-        self.rewards.update(per_model)
-        self._rewarm()
-
-    def _rewarm(self) -> None:
-        self._warm = {m for m, n in self.rewards.items() if n >= self.config.rules.cold_start_rewards}
-
     def _shared(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """One tuple per distinct model list, shared by the decisions over it: a million decisions may
         wait for feedback (see types.Decision). Bounded: beyond the cap a list is simply not shared."""
@@ -356,106 +329,6 @@ class Router:
                 self._tuples[names] = names
             return names
         return shared
-
-    # -- learning ---------------------------------------------------------------------------
-
-    def feedback(self, part: FeedbackPart, now: float) -> FeedbackResult:
-        """Fold one feedback part in; learns when the event's join completes."""
-        self._saw(now)
-        self.counts["feedback_parts"] += 1
-        result: PartResult = self.joiner.add_part(part)
-        learned = None
-        if result.status == COMPLETE and result.joined is not None:
-            learned = self._finish(*result.joined, now)
-        elif result.status == NOT_PENDING:
-            self.counts["late_parts"] += 1
-        return FeedbackResult(result.status, result.quality_applied, learned)
-
-    def expire(self, now: float) -> list[LearnedRow]:
-        """Finish every decision whose wait window has passed, with defaults for what is missing."""
-        self._saw(now)
-        out = []
-        for decision, outcome in self.joiner.expire(now):
-            self.counts["expired"] += 1
-            out.append(self._finish(decision, outcome, now))
-        return out
-
-    def _finish(self, decision: Decision, outcome: Outcome, now: float) -> LearnedRow:
-        model = decision.model
-        spec = self._known[model]
-        r = reward.resolve(outcome, spec, decision.input_tokens, self.config.reward)
-        self._observe(decision, outcome, r, spec, now)
-        self.learned_seq += 1
-        weights = self.config.reward.weights
-        if r is None:
-            self.counts["skipped"] += 1
-            row = LearnedRow(
-                self.learned_seq,
-                decision.event_id,
-                now,
-                None,
-                None,
-                outcome.cost_usd,
-                outcome.latency_ms,
-                None,
-                "quality",
-                weights.cost_weight,
-                weights.latency_weight,
-            )
-        else:
-            vw_cost = reward.to_vw_cost(r.value, self._span)
-            self.policy.learn(decision.features, decision.models, decision.chosen, decision.probability, vw_cost)
-            self.counts["learned"] += 1
-            if "quality" in r.defaulted:
-                self.counts["defaults_applied"] += 1
-            row = LearnedRow(
-                self.learned_seq,
-                decision.event_id,
-                now,
-                r.value,
-                r.quality,
-                r.cost_usd,
-                r.latency_ms,
-                vw_cost,
-                ",".join(r.defaulted),
-                weights.cost_weight,
-                weights.latency_weight,
-            )
-        if self.sink is not None:
-            self.sink.learned(row)
-        if self.observer is not None:
-            self.observer.learned(decision, row)
-        return row
-
-    def warmstart(self, examples: Iterable[EvalExample]) -> WarmStart:
-        """Learn from an eval sample with every model's outcome (full information) before routing.
-
-        Each (prompt, model) outcome is one update at probability 1. The baseline (`self.baseline_model`)
-        becomes the model with the highest mean reward on the evals at the weights in force, among the
-        models that have an outcome on every example.
-        """
-        total: Counter[str] = Counter()
-        seen: Counter[str] = Counter()
-        n_examples = n_updates = 0
-        for ex in examples:
-            n_examples += 1
-            input_tokens = features.estimate_tokens(ex.query)
-            feats = features.featurize(ex.query, ex.metadata, self.config.features)
-            models = tuple(m for m in self.catalog.names if m in ex.outcomes)
-            for i, model in enumerate(models):
-                r = reward.resolve(ex.outcomes[model], self._known[model], input_tokens, self.config.reward)
-                if r is None:
-                    continue
-                self.policy.learn(feats, models, i, 1.0, reward.to_vw_cost(r.value, self._span))
-                self._count_reward(model)
-                total[model] += r.value
-                seen[model] += 1
-                n_updates += 1
-        means = {m: total[m] / seen[m] for m in seen}
-        complete = [m for m in means if seen[m] == n_examples]
-        self.baseline_model = max(complete, key=means.__getitem__) if complete else None
-        self.counts["warmstart_updates"] += n_updates
-        return WarmStart(n_examples, n_updates, self.baseline_model, means)
 
     # -- run-time tuning --------------------------------------------------------------------
 
@@ -474,72 +347,6 @@ class Router:
         """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
         policy.set_catalog(self.config.models)
         self.policy = policy
-
-    def _observe(
-        self, decision: Decision, outcome: Outcome, r: reward.Reward | None, spec: ModelSpec, now: float
-    ) -> None:
-        """Feed the online state the rules read: failures, latency, spend, rewards per model."""
-        model = decision.model
-        if outcome.error is not None:
-            self.observe_failure(model, now)
-        if outcome.latency_ms is not None:
-            self.latency.observe(model, outcome.latency_ms)
-        if r is not None:
-            self._count_reward(model)
-            cost = r.cost_usd
-        elif outcome.cost_usd is not None:
-            cost = outcome.cost_usd
-        else:
-            out_tokens = (
-                outcome.output_tokens if outcome.output_tokens is not None else self.config.reward.default_output_tokens
-            )
-            in_tokens = outcome.input_tokens if outcome.input_tokens is not None else decision.input_tokens
-            cost = reward.estimated_cost(spec, in_tokens, out_tokens)
-        self.spend.add(decision.tenant, cost, now)
-
-    def observe_learned(self, row: LearnedRow, decision: Decision) -> None:
-        """Fold a join the learner finished into the online state the rules read (multi-process mode)."""
-        model = decision.model
-        if row.latency_ms is not None and "latency" not in row.defaulted.split(","):
-            self.latency.observe(model, row.latency_ms)
-        if row.vw_cost is not None:
-            self._count_reward(model)
-        if row.cost_usd is not None:
-            self.spend.add(decision.tenant, row.cost_usd, row.ts)
-
-    def observe_failure(self, model: str, now: float) -> None:
-        """A reported failure of `model`: it may start a cooldown (in the multi-process mode, each
-        serving process counts the failures reported to it)."""
-        if self.cooldowns.failure(model, now):
-            self.counts["cooldowns_started"] += 1
-            if self.observer is not None:
-                self.observer.cooldown_started(model)
-
-    # -- restart ----------------------------------------------------------------------------
-
-    def relearn(self, rows: Iterable[tuple[LearnedRow, Decision]]) -> int:
-        """Re-learn finished joins after a checkpoint, exactly as they were learned the first time."""
-        n = 0
-        for row, decision in rows:
-            if row.vw_cost is not None:
-                self.policy.learn(
-                    decision.features, decision.models, decision.chosen, decision.probability, row.vw_cost
-                )
-                n += 1
-            self.learned_seq = max(self.learned_seq, row.seq)
-        return n
-
-    def restore_pending(self, decisions: Iterable[Decision], parts: Iterable[FeedbackPart]) -> None:
-        """Wait again for decisions that were pending at the last stop, with the parts already stored.
-
-        Nothing is learned here; `expire(now)` afterwards finishes those whose window has passed.
-        """
-        for d in decisions:
-            self.joiner.add(d, d.ts + self.config.reward.reward_wait_s)
-        for p in parts:
-            result = self.joiner.add_part(p)
-            if result.status == COMPLETE and result.joined is not None:
-                self._finish(*result.joined, p.ts)
 
     # -- model lifecycle ----------------------------------------------------------------------
 
@@ -632,78 +439,3 @@ class Router:
         return PolicyFile(
             self.policy.args, self.policy.serialize(), self.learned_seq, w.cost_weight, w.latency_weight, now, source
         )
-
-
-PendingDecision = tuple  # Decision's fields in order, the pmfs as packed doubles, no exclusions or fallbacks
-
-
-def pack_pending(d: Decision) -> PendingDecision:
-    """How a decision waits for its feedback: what learning and its observers need, as a plain tuple.
-
-    A million may wait. A tuple of strings, numbers and bytes is untracked by the cyclic GC after
-    its first collection (a Decision object stays tracked, and full collections over a million of
-    them paused the service for milliseconds to seconds); a pmf is packed doubles in bytes (8 bytes
-    a probability instead of a 24-byte float object; bytes, unlike an array, are not GC-tracked);
-    the caller-only exclusions and fallbacks are dropped.
-    """
-    shadow = array("d", d.shadow_pmf).tobytes() if d.shadow_pmf is not None else None
-    return (
-        d.event_id,
-        d.ts,
-        d.features,
-        d.models,
-        d.chosen,
-        array("d", d.pmf).tobytes(),
-        d.explored,
-        d.reason,
-        d.input_tokens,
-        d.tenant,
-        shadow,
-        d.shadow_chosen,
-    )
-
-
-def unpack_pending(held: PendingDecision) -> Decision:
-    event_id, ts, feats, models, chosen, pmf, explored, reason, input_tokens, tenant, shadow, shadow_chosen = held
-    return Decision(
-        event_id,
-        ts,
-        feats,
-        models,
-        chosen,
-        _floats(pmf),
-        explored,
-        reason,
-        input_tokens,
-        tenant,
-        shadow_pmf=_floats(shadow) if shadow is not None else None,
-        shadow_chosen=shadow_chosen,
-    )
-
-
-def _floats(packed: bytes) -> tuple[float, ...]:
-    return tuple(memoryview(packed).cast("d"))
-
-
-def _degenerate(n: int, chosen: int) -> list[float]:
-    return [1.0 if i == chosen else 0.0 for i in range(n)]
-
-
-def _reason(how: str, p: float, n_allowed: int, verdict: guardrails.Allowed) -> str:
-    """One line for the answer and the log: how the model was chosen, the rules applied, what they excluded."""
-    text = f"{how} (p={p:.3f}) among {n_allowed} allowed"
-    if verdict.rules:
-        text += "; rules: " + ", ".join(
-            f"{rule}({verdict.notes[rule]})" if rule in verdict.notes else rule for rule in verdict.rules
-        )
-    if verdict.excluded:
-        by_rule: dict[str, list[str]] = {}
-        for model, rule in verdict.excluded.items():
-            by_rule.setdefault(rule, []).append(model)
-        text += "; excluded: " + "; ".join(f"{','.join(models)} by {rule}" for rule, models in by_rule.items())
-    return sys.intern(text)  # few distinct texts: pending decisions share one copy each
-
-
-def _ranked(models: tuple[str, ...], pmf: list[float]) -> list[str]:
-    """Models by probability, highest first (ties keep catalog order)."""
-    return [models[i] for i in sorted(range(len(models)), key=lambda i: -pmf[i])]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from banditroute import estimators
+from banditroute import decider, estimators, trainer
 from banditroute import reward as reward_formula
 from banditroute.config import Config
 from banditroute.policy import Policy
@@ -135,8 +135,30 @@ def target_pmfs(
         span = reward_formula.reward_span(specs, cfg.reward)
         for r in rounds:
             d = r.decision
-            pmfs.append(policy.predict(d.features, d.models))
             value = reward_formula.combine(r.quality, r.cost_usd, r.latency_ms, weights)
+            if policy.decomposed:  # the Thompson pmf without a budget; learned as the live router learns
+                out_tokens = cfg.reward.default_output_tokens
+                draws = cfg.policy.thompson_draws
+                choice = decider.decide(
+                    policy, d.models, d.features, d.input_tokens, weights, out_tokens, draws, None, 0
+                )
+                pmfs.append(choice.pmf)
+                row = LearnedRow(
+                    0,
+                    d.event_id,
+                    d.ts,
+                    value,
+                    r.quality,
+                    r.cost_usd,
+                    r.latency_ms,
+                    1.0 - r.quality,
+                    "",
+                    weights.cost_weight,
+                    weights.latency_weight,
+                )
+                trainer.learn_row(policy, d, row, cfg)
+                continue
+            pmfs.append(policy.predict(d.features, d.models))
             policy.learn(d.features, d.models, d.chosen, d.probability, reward_formula.to_vw_cost(value, span))
         return pmfs, keep
     for i, r in enumerate(rounds):

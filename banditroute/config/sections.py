@@ -31,7 +31,7 @@ from banditroute.config.keys import (
 )
 from banditroute.types import ApiKey, ModelSpec, RewardWeights
 
-Exploration = Literal["squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy"]
+Exploration = Literal["thompson", "squarecb", "epsilon", "softmax", "bag", "cover", "regcb", "regcbopt", "greedy"]
 Namespace = Literal["w", "x", "u", "c"]  # the request's VW namespaces (features.py)
 SIMHASH_MAX_BITS = 32  # features.simhash_tables * simhash_bits: the bits of one 32-bit word hash
 DEFAULT_RUBRIC = (
@@ -94,8 +94,9 @@ class RewardConfig:
     latency_scale: float = key(10_000.0, "ms", POSITIVE)
     reward_wait_s: float = key(600.0, "how long a decision waits for its feedback", NON_NEGATIVE)
     default_quality: float | None = key(
-        0.5,
-        'quality assumed when none arrives in time; `"skip"` learns nothing from such an event',
+        None,
+        'quality assumed when none arrives in time; unset (or `"skip"`): an event without a quality teaches the'
+        " quality learner nothing (its cost, latency and tokens still refine their estimates)",
         Check(lambda v: v is None or 0.0 <= v <= 1.0, 'in 0..1 or "skip"'),
         parse=records.quality_or_skip,
     )
@@ -112,9 +113,13 @@ class RewardConfig:
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
-    """The contextual bandit (Vowpal Wabbit)."""
+    """The learner: the decomposed quality learner (`thompson`, the default) or VW learning the whole reward."""
 
-    exploration: Exploration = key("squarecb", "the exploration algorithm")
+    exploration: Exploration = key(
+        "thompson",
+        "`thompson`: quality learned per (request, model), cost and latency known, Thompson sampling over the"
+        " combined score within the exploration budget; the others: VW's own exploration over the whole reward",
+    )
     gamma_scale: float = key(
         100.0, "SquareCB / RegCB exploration: greediness γ = gamma_scale · t^gamma_exponent", POSITIVE
     )
@@ -147,6 +152,20 @@ class PolicyConfig:
         " learned per model; the others act as one term shared by all models",
     )
     extra_args: tuple[str, ...] = key((), "more VW arguments, appended")
+    baseline_model: str = key(
+        "", "the team's default model the exploration budget is kept against; empty: the best model on the evals"
+    )
+    exploration_budget: float = key(
+        0.05, "share of the baseline's estimated cumulative reward that exploration may cost", FINITE_NON_NEGATIVE
+    )
+    thompson_draws: int = key(
+        64, "joint posterior draws the pmf is the share of (its resolution: 1 / draws)", within(1, 4096)
+    )
+    residual: Literal["ridge", "vw"] = key(
+        "ridge", "the contextual part of the quality estimate: `ridge` (numpy, per model) or `vw` (VW regression)"
+    )
+    residual_dims: int = key(128, "ridge: hashed feature buckets (memory: dims² floats per model)", within(8, 4096))
+    residual_strength: float = key(10.0, "ridge: the L2 strength, on unit-length rows", POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +173,9 @@ class FeaturesConfig:
     """What of a request becomes features (features.py)."""
 
     max_words: int = key(64, "words read from the query; longer queries are cut for featurizing only", above(0))
+    tail_words: int = key(
+        64, "also the last words of a query longer than `max_words` (where its question often is)", at_least(0)
+    )
     bigrams: bool = key(False, "word bigrams")
     shape_numbers: bool = key(False, "words with digits become their shape (`#num<k>`, `#hex`, `#id`)")
     char_ngrams: int = key(
@@ -206,7 +228,11 @@ class RulesConfig:
     cooldown_failures: int = key(3, "failures within `cooldown_window_s` that start a cooldown", at_least(1))
     cooldown_window_s: float = key(60.0, "seconds", NON_NEGATIVE)
     cooldown_s: float = key(60.0, "how long a cooldown lasts", NON_NEGATIVE)
-    cold_start_share: float = key(0.05, "minimum probability of a model with too few rewards (0 turns it off)", UNIT)
+    cold_start_share: float = key(
+        0.05,
+        "with a VW exploration (not thompson): minimum probability of a model with too few rewards (0 turns it off)",
+        UNIT,
+    )
     cold_start_rewards: int = key(20, "rewards after which a model's cold start ends", at_least(0))
     sticky_conversations: bool = key(True, "keep a conversation's model")
     sticky_ttl_s: float = key(3600.0, "a conversation is forgotten after this much silence", NON_NEGATIVE)
@@ -372,6 +398,8 @@ def validate(cfg: Config, source: str = "config") -> None:
     if duplicates:
         raise ConfigError(f"{source}: duplicate model name(s) {duplicates}")
     _check_rule_models(cfg.rules, set(names), source)
+    if cfg.policy.baseline_model and cfg.policy.baseline_model not in names:
+        raise ConfigError(f"{source}: policy.baseline_model must be a catalog model or empty")
 
 
 def _check_rule_models(r: RulesConfig, names: set[str], source: str) -> None:

@@ -70,7 +70,8 @@ async def test_every_metric_is_exposed_with_its_type_and_per_model_series(api: A
 
 
 async def test_metrics_move_with_decisions_feedback_rules_and_expiry(tmp_path: Path) -> None:
-    api = await start_api(make_config(tmp_path, reward={"reward_wait_s": 0.3}))
+    # default_quality set (the default is unset since issue 14) so that expired joins apply it and count it.
+    api = await start_api(make_config(tmp_path, reward={"reward_wait_s": 0.3, "default_quality": 0.5}))
     try:
         before = await scrape(api)
         routed = []

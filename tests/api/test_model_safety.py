@@ -63,7 +63,8 @@ def poison_newest(db_path: Path, vw_args: list[str], how: str) -> int:
 
 @pytest.mark.parametrize("how", ["nan", "corrupt"])
 async def test_bad_checkpoint_falls_back_to_the_previous_good_one(tmp_path: Path, how: str) -> None:
-    config = make_config(tmp_path)
+    # The VW reward learner, whose checkpoint is VW's bytes alone: the test poisons them with VW.
+    config = make_config(tmp_path, policy={"exploration": "squarecb"})
     before = await two_checkpoints(config)
     previous_seq = poison_newest(tmp_path / "var" / "banditroute.db", vw_args(config.policy), how)
     with structlog.testing.capture_logs() as logs:

@@ -313,7 +313,12 @@ async def test_the_proxy_skips_a_model_in_cooldown(tmp_path: Path) -> None:
     """Upstream b always fails: its failures cool it down, then the proxy neither routes to it nor falls back on it."""
     upstream = FakeUpstream(behaviours={"up-b": Behaviour(status=500)})
     await upstream.start()
-    cfg = make_config(tmp_path, rules={"cooldown_failures": 3, "cooldown_s": 3600.0, "cold_start_share": 0.3})
+    # The VW reward learner with a cold-start floor: b keeps being tried until it cools down.
+    cfg = make_config(
+        tmp_path,
+        rules={"cooldown_failures": 3, "cooldown_s": 3600.0, "cold_start_share": 0.3},
+        policy={"exploration": "squarecb"},
+    )
     cfg = dataclasses.replace(
         cfg,
         models=tuple(

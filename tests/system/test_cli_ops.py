@@ -122,21 +122,21 @@ async def test_replay_log_reproduces_the_live_policy_and_retrains_under_a_new_we
     same, heavier = tmp_path / "same.json", tmp_path / "heavier.json"
     code, out, err = await cli("replay-log", "--db", db, "--out", str(same))
     assert code == 0, err
-    assert orjson.loads(out)["learned"] == 40
+    assert orjson.loads(out)["learned"] == 32  # the 8 left to expire have no quality (default_quality unset)
     code, _, err = await cli("replay-log", "--db", db, "--cost-weight", "5", "--out", str(heavier))
     assert code == 0, err
     assert loads(heavier.read_bytes()).cost_weight == 5.0
 
     api = await start_api(cfg.with_overrides(server={"data_dir": str(tmp_path / "fresh")}))
     try:
-        for path, expect_same in ((same, True), (heavier, False)):
+        # The same log, the same order: the same policy. The decomposed learner learns quality, cost and
+        # latency apart from the weights, so the one retrained under another weight predicts the same pmf
+        # at this service's weights (the weights act at decision time).
+        for path in (same, heavier):
             status, _, body = await api.raw("POST", "/admin/policy", data=path.read_bytes(), headers=AUTH)
             assert status == 200, body
             replayed = [(await api.post("/route", {"query": q}))[1]["pmf"] for q in PROBES]
-            if expect_same:  # the same log, the same weights, the same order: the same policy
-                assert replayed == [pytest.approx(p) for p in live]
-            else:
-                assert replayed != [pytest.approx(p) for p in live]
+            assert replayed == [pytest.approx(p) for p in live]
     finally:
         await stop_api(api)
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from banditroute import decider
 from banditroute.catalog import Catalog
 from banditroute.config import load_config
-from banditroute.features import featurize
-from banditroute.policy import Policy
+from banditroute.features import estimate_tokens, featurize
+from banditroute.router import Router
 from banditroute.store.sqlite import Store
 from tests.conftest import ServerProcess, post
 
@@ -136,13 +137,15 @@ async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
     db.close()
 
     # The policy the server runs is exactly the log's learned rows, learned in order from scratch.
+    # (The decomposed learner: the log's rows relearned as the live router learns them, then its Thompson pmf.)
     config = load_config(server.config)
-    reference = Policy(config.policy, config.models)
+    reference = Router(config)
     store = Store(server.data_dir / "banditroute.db")
-    for row, decision in store.learned_after(0):
-        if row.vw_cost is not None:
-            reference.learn(decision.features, decision.models, decision.chosen, decision.probability, row.vw_cost)
+    reference.relearn(store.learned_after(0))
     store.close()
     names = Catalog(config.models).names
-    expected = dict(zip(names, reference.predict(featurize(PROBE["query"], PROBE["metadata"], config.features), names)))
+    feats = featurize(PROBE["query"], PROBE["metadata"], config.features)
+    r, p = config.reward, config.policy
+    args = (feats, estimate_tokens(PROBE["query"]), r.weights, r.default_output_tokens, p.thompson_draws, None, 0.0)
+    expected = dict(zip(names, decider.decide(reference.policy, names, *args).pmf))
     assert probe["pmf"] == pytest.approx(expected, abs=1e-6)

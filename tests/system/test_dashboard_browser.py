@@ -124,7 +124,8 @@ async def test_the_dashboard_renders_live_charts_with_data(tmp_path: Path) -> No
         assert (
             len(
                 re.findall(
-                    r'<td class="reason">(?:exploit|explore) via squarecb[^<(]* \(p=[01]\.\d+\) among \d+ allowed',
+                    r'<td class="reason">(?:exploit|explore) via (?:squarecb|thompson)[^<(]*'
+                    r" \(p=[01]\.\d+\) among \d+ allowed",
                     recent,
                 )
             )

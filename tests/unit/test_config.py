@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from banditroute.types import ModelSpec
 
 def test_bundled_default_is_valid_and_realistic() -> None:
     cfg = load_config()
-    assert cfg.server.port == 8080 and cfg.policy.exploration == "squarecb"
+    assert cfg.server.port == 8080 and cfg.policy.exploration == "thompson"
     assert len(cfg.models) >= 4
     prices = sorted(m.output_price for m in cfg.models)
     assert prices[-1] >= 20 * max(prices[1], 0.01)  # from a small fast model to a frontier one
@@ -106,8 +106,16 @@ BEFORE = Path(__file__).resolve().parent / "data" / "default_before_issue13.toml
 
 def test_the_bundled_file_loads_to_the_config_it_loaded_to_before_the_keys_moved() -> None:
     # The file as it was before issue 13 set most keys to their defaults; the slim one must not
-    # change a single value.
-    assert parse_config(BEFORE.read_text(encoding="utf-8")) == load_config()
+    # change a single value but the two defaults issue 14 changed on purpose (the decomposed learner,
+    # no invented quality).
+    before = parse_config(BEFORE.read_text(encoding="utf-8"))
+    assert (before.policy.exploration, before.reward.default_quality) == ("squarecb", 0.5)
+    issue14 = replace(
+        before,
+        policy=replace(before.policy, exploration="thompson"),
+        reward=replace(before.reward, default_quality=None),
+    )
+    assert issue14 == load_config()
 
 
 def test_every_key_of_the_bundled_file_is_a_key_and_every_section_appears_in_it() -> None:

@@ -23,20 +23,23 @@ def test_every_exploration_gives_a_pmf_and_learns(exploration: str) -> None:
         assert max(range(len(pmf)), key=pmf.__getitem__) == best, (exploration, pmf)
 
 
+VW_REWARD = PolicyConfig(exploration="squarecb")  # VW's own pmf (the decomposed learner: test_decomposed.py)
+
+
 def test_cached_action_examples_predict_like_fresh_ones() -> None:
-    a, b = Policy(PolicyConfig(), SPECS), Policy(PolicyConfig(), SPECS)
+    a, b = Policy(VW_REWARD, SPECS), Policy(VW_REWARD, SPECS)
     for i in range(50):
         for p in (a, b):
             p.learn(f"|w word{i % 5}", NAMES, i % 8, 0.125, (i % 3) / 2)
     for i in range(5):
         b.set_catalog([])  # no-op: keeps caches
-        fresh = Policy(PolicyConfig(), SPECS, model_data=a.serialize())
+        fresh = Policy(VW_REWARD, SPECS, model_data=a.serialize())
         assert a.predict(f"|w word{i}", NAMES) == pytest.approx(fresh.predict(f"|w word{i}", NAMES), abs=1e-6)
         assert a.predict(f"|w word{i}", NAMES) == pytest.approx(b.predict(f"|w word{i}", NAMES), abs=1e-6)
 
 
 def test_subset_and_order_of_actions() -> None:
-    policy = Policy(PolicyConfig(), SPECS)
+    policy = Policy(VW_REWARD, SPECS)
     pmf = policy.predict("|w hi", NAMES[:3])
     assert len(pmf) == 3 and sum(pmf) == pytest.approx(1.0, abs=1e-4)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from banditroute import estimators, features, reward
+from banditroute import decider, estimators, features, reward
 from banditroute import rules as guardrails
 from banditroute.api.requests import ApiError, parse_reward, parse_reward_token, parse_route
 from banditroute.catalog import Catalog
@@ -62,7 +62,10 @@ def test_features_are_valid_vw_text_the_policy_accepts(query: str, meta: dict) -
         assert token, "no empty tokens (VW would read a double space as nothing, but keep it clean)"
         if token not in ("|w", "|x", "|u"):
             assert "|" not in token and ":" not in token and not any(c.isspace() for c in token)
-    pmf = POLICY.predict(text, CATALOG.names)
+    # The decomposed learner's estimates of any text are finite, and its Thompson pmf is a distribution.
+    mean, width = POLICY.quality(text, CATALOG.names)
+    assert all(math.isfinite(v) for v in [*mean, *width])
+    pmf = decider.decide(POLICY, CATALOG.names, text, 100, CONFIG.reward.weights, 256, 64, None, 0.0).pmf
     assert all(math.isfinite(p) and p >= 0 for p in pmf)
     assert sum(pmf) == pytest.approx(1.0, abs=1e-4)
 

@@ -72,6 +72,8 @@ def test_cold_start_floor_skips_priced_out_models() -> None:
     )
     base = dataclasses.replace(load_config(), models=specs)
     for weight, cold in ((0.01, "cheap,fair,dear"), (1.0, "cheap,fair")):
-        router = Router(base.with_overrides(reward={"cost_weight": weight}, rules={"cold_start_share": 0.2}))
+        # The floor is the VW reward learner's rule; the decomposed learner's is in test_decomposed.py.
+        cfg = base.with_overrides(reward={"cost_weight": weight}, rules={"cold_start_share": 0.2})
+        router = Router(cfg.with_overrides(policy={"exploration": "squarecb"}))
         decision = router.route("hello there", now=0.0)
         assert decision.reason.split("cold start for ")[1].split(" ")[0] == cold

@@ -3,11 +3,11 @@
     python -m tools.bench.latency --dataset DIR [--config FILE] [--requests N]
 
 The policy first learns from a warm-up share of the stream (so the weights are not all zero), then
-every request of the timed share is featurized and scored with the data set's models (logpai has 8)
-and its time measured alone. Prints p50, p99 (`tools.bench.stats.percentile`, the nearest rank, as
-`make bench` does) and the mean in microseconds, of the wall clock and of this thread's CPU time (on
-a busy machine the wall clock also counts the time the process waited for a core). A benchmark,
-not a test.
+every request of the timed share is featurized and scored (decomposed learner: the whole decision)
+with the data set's models (logpai has 8) and its time measured alone. Prints p50, p99
+(`tools.bench.stats.percentile`, the nearest rank, as `make bench` does) and the mean in
+microseconds, of the wall clock and of this thread's CPU time (on a busy machine the wall clock also
+counts the time the process waited for a core). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from banditroute.config import load_config
-from banditroute.features import featurize
+from banditroute.decider import decide
+from banditroute.features import estimate_tokens, featurize
 from banditroute.policy import Policy
 from simulators.datasets import load_dataset
 from simulators.worlds import DatasetWorld
@@ -42,11 +43,18 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
         policy.learn(
             featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names), 1.0 - result.quality
         )
+    names = tuple(names)
+    r = config.reward
+    fixed = (r.weights, r.default_output_tokens, config.policy.thompson_draws, None, 0.0)
     wall, cpu = [], []
     for step in range(warm, n):
         req = world.request(step)
         t, c = time.perf_counter_ns(), time.thread_time_ns()
-        policy.predict(featurize(req.query, req.metadata, config.features), names)
+        if policy.decomposed:  # quality estimates + known cost terms + the Thompson pmf (decider.py)
+            tokens = estimate_tokens(req.query)
+            decide(policy, names, featurize(req.query, req.metadata, config.features), tokens, *fixed)
+        else:
+            policy.predict(featurize(req.query, req.metadata, config.features), names)
         cpu.append(time.thread_time_ns() - c)
         wall.append(time.perf_counter_ns() - t)
     out: dict[str, float] = {"models": len(names), "timed": len(wall)}

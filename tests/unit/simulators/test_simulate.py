@@ -30,7 +30,12 @@ def test_feedback_realism_knobs(world: DatasetWorld) -> None:
     clean = new_router(world, config)
     list(simulate(clean, world))
     assert clean.stats()["defaults_applied"] == 0 and clean.stats()["rewards_learned"] == len(world)
-    sparse = new_router(world, config)
+    # Without default_quality (the default), a decision whose quality never arrives teaches no quality.
+    unrated = new_router(world, config)
+    list(simulate(unrated, world, FeedbackModel(missing_quality=0.5), seed=1))
+    assert unrated.stats()["defaults_applied"] == 0
+    assert 0.3 * len(world) < unrated.stats()["skipped"] < 0.7 * len(world)
+    sparse = new_router(world, config.with_overrides(reward={"default_quality": 0.5}))
     list(
         simulate(
             sparse,
