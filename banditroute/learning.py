@@ -10,10 +10,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from banditroute import features, reward, trainer
 from banditroute.joiner import COMPLETE, NOT_PENDING, PartResult
 from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
+
+if TYPE_CHECKING:
+    from banditroute import live
+    from banditroute.catalog import Catalog
+    from banditroute.config import Config
+    from banditroute.joiner import Joiner
+    from banditroute.policy import Policy
+    from banditroute.router import LogSink, Observer
 
 
 @dataclass(slots=True)
@@ -25,6 +34,26 @@ class FeedbackResult:
 
 class Learning:
     """Router methods that learn (see the module docstring)."""
+
+    # What the Router owns and these methods use (set in Router.__init__).
+    config: Config
+    policy: Policy
+    catalog: Catalog
+    joiner: Joiner
+    sink: LogSink | None
+    observer: Observer | None
+    learned_seq: int
+    counts: Counter[str]
+    rewards: Counter[str]
+    latency: live.LatencyTracker
+    cooldowns: live.Cooldowns
+    spend: live.Spend
+    _known: dict[str, ModelSpec]
+    _span: float
+
+    if TYPE_CHECKING:
+
+        def _saw(self, now: float) -> None: ...
 
     def _count_reward(self, model: str) -> None:
         self.rewards[model] += 1
@@ -122,7 +151,7 @@ class Learning:
         (`baseline_model`, unless `policy.baseline_model` names one) becomes the model with the highest
         mean reward on the evals at the weights in force, among the models with an outcome on every example.
         """
-        total: Counter[str] = Counter()
+        total: dict[str, float] = {}
         seen: Counter[str] = Counter()
         n_examples = n_updates = 0
         for ex in examples:
@@ -134,7 +163,7 @@ class Learning:
                 rewards = self._learn_full(ex, models)
             for model, value in rewards.items():
                 self._count_reward(model)
-                total[model] += value
+                total[model] = total.get(model, 0.0) + value
                 seen[model] += 1
             n_updates += len(rewards)
         means = {m: total[m] / seen[m] for m in seen}

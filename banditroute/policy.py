@@ -162,8 +162,9 @@ class Policy:
         cached = self._action_examples
         examples.extend([cached[m] for m in models])
         pmf = [0.0] * len(models)
-        for index, prob in self._core.predict_multi_ex_one(examples):
-            pmf[index] = prob
+        # cb_explore_adf answers a list of (action index, probability); the binding's type is the union of all
+        for index, prob in self._core.predict_multi_ex_one(examples):  # type: ignore[misc,union-attr]
+            pmf[index] = prob  # type: ignore[index,assignment]
         return pmf
 
     def learn(self, features: str, models: Sequence[str], chosen: int, probability: float, cost: float) -> None:

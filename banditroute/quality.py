@@ -76,10 +76,10 @@ class ModelStats:
         return [self.n, self.q_sum, self.q_sq, self.cost_n, self.out_cost_sum, self.latency_n, self.latency_sum]
 
     @classmethod
-    def from_list(cls, values: list[float]) -> ModelStats:
+    def from_list(cls, values: list[object]) -> ModelStats:
         if len(values) != 7 or not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
             raise ValueError("model stats must be 7 finite numbers")
-        return cls(*(float(v) for v in values))
+        return cls(*(float(v) for v in values))  # type: ignore[arg-type]  # checked numbers above
 
 
 def penalty(

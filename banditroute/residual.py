@@ -13,6 +13,7 @@ dims^2 + 2 dims floats per model (dims 128: 130 KB), about half of it in a snaps
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Ridge:
         self.moment: dict[str, np.ndarray] = {}  # sum of target x row
         self.theta: dict[str, np.ndarray] = {}  # inverse @ moment, kept for the decision path
 
-    def predict(self, row: np.ndarray, models: tuple[str, ...] | list[str]) -> np.ndarray:
+    def predict(self, row: np.ndarray, models: Sequence[str]) -> np.ndarray:
         theta = self.theta
         return np.array([theta[m] @ row if m in theta else 0.0 for m in models])
 
@@ -79,7 +80,7 @@ class Ridge:
         upper = np.triu_indices(self.dims)
         return names, b"".join(self.inverse[m][upper].tobytes() + self.moment[m].tobytes() for m in names)
 
-    def load(self, names: list[str], data: bytes) -> int:
+    def load(self, names: object, data: bytes) -> int:
         """Restore `to_bytes`'s models from the start of `data`; returns the bytes read."""
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("ridge_models must be a list of names")

@@ -171,7 +171,8 @@ class Router(Learning):
                 verdict = guardrails.restrict(verdict, *restrict_to)
         except guardrails.NoModelAllowed as exc:
             verdict = self._default_verdict(exc, request, restrict_to)
-            models, pmf, chosen, fallbacks, explored = verdict.allowed, [1.0], 0, (), False
+            fallbacks: tuple[str, ...] = ()
+            models, pmf, chosen, explored = verdict.allowed, [1.0], 0, False
             how = f"default model (rule {exc.rule} left no model)"
         else:
             models = self._shared(verdict.allowed)

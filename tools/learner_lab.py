@@ -16,6 +16,7 @@ from pathlib import Path
 from banditroute.config import load_config
 from simulators.protocols import measure
 from simulators.sweep import dataset_world
+from simulators.worlds import DatasetWorld
 
 
 def _value(text: str) -> object:
@@ -55,7 +56,7 @@ def main() -> None:
     for name in args.sets.split(","):
         path = Path(args.data) / name
 
-        def world_of(seed: int, path: Path = path) -> object:
+        def world_of(seed: int, path: Path = path) -> DatasetWorld:
             return dataset_world(path, seed=seed, limit=args.limit)
 
         cfg = config.with_overrides(**overrides) if overrides else config

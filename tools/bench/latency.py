@@ -43,7 +43,7 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
         policy.learn(
             featurize(req.query, req.metadata, config.features), names, chosen, 1.0 / len(names), 1.0 - result.quality
         )
-    names = tuple(names)
+    models = tuple(names)
     r = config.reward
     fixed = (r.weights, r.default_output_tokens, config.policy.thompson_draws, None, 0.0)
     wall, cpu = [], []
@@ -52,7 +52,7 @@ def measure(world: DatasetWorld, config_path: str | None, requests: int) -> dict
         t, c = time.perf_counter_ns(), time.thread_time_ns()
         if policy.decomposed:  # quality estimates + known cost terms + the Thompson pmf (decider.py)
             tokens = estimate_tokens(req.query)
-            decide(policy, names, featurize(req.query, req.metadata, config.features), tokens, *fixed)
+            decide(policy, models, featurize(req.query, req.metadata, config.features), tokens, *fixed)
         else:
             policy.predict(featurize(req.query, req.metadata, config.features), names)
         cpu.append(time.thread_time_ns() - c)
