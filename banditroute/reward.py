@@ -18,9 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from banditroute.config import RewardConfig
 from banditroute.types import ModelSpec, Outcome, RewardWeights
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# floats for one call, numpy arrays for many (the formula is plain arithmetic)
+Num = TypeVar("Num", float, "np.ndarray")
 
 # Quality given to a call that failed and never got a quality of its own: it delivered nothing.
 FAILURE_QUALITY = 0.0
@@ -35,7 +42,8 @@ class Reward:
     defaulted: tuple[str, ...]  # parts that were filled in because they never arrived
 
 
-def combine(quality: float, cost_usd: float, latency_ms: float, weights: RewardWeights) -> float:
+def combine(quality: Num, cost_usd: Num, latency_ms: Num, weights: RewardWeights) -> Num:
+    """The reward of one call, or element-wise over numpy arrays of calls (the simulators' baselines)."""
     return (
         quality
         - weights.cost_weight * cost_usd / weights.cost_scale

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from banditroute.reward import combine
 from banditroute.types import RewardWeights
 from simulators.worlds import World
 
@@ -41,11 +42,7 @@ class Outcomes:
     latency_ms: np.ndarray
 
     def reward(self, weights: RewardWeights) -> np.ndarray:
-        return (
-            self.quality
-            - weights.cost_weight * self.cost_usd / weights.cost_scale
-            - weights.latency_weight * self.latency_ms / weights.latency_scale
-        )
+        return combine(self.quality, self.cost_usd, self.latency_ms, weights)
 
 
 def full_outcomes(world: World) -> Outcomes:
@@ -171,11 +168,7 @@ class Skyline:
     def row(self, weights: RewardWeights, start: int = 0) -> dict[str, Any]:
         """Its mean quality, cost and reward at `weights` over the steps from `start`."""
         o = self.outcomes
-        score = (
-            self.q_hat
-            - weights.cost_weight * self.c_hat / weights.cost_scale
-            - weights.latency_weight * self.l_hat / weights.latency_scale
-        )
+        score = combine(self.q_hat, self.c_hat, self.l_hat, weights)
         score[np.isnan(o.quality)] = -np.inf
         choice = np.argmax(score[start:], axis=1)
         return _row(

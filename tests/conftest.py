@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import signal
@@ -22,6 +21,7 @@ from banditroute.config import Config, default_config_text, load_config
 from banditroute.http.app import SERVICE, create_app
 from banditroute.service.base import Service
 from tests.support.fake_upstream import FakeUpstream
+from tools.launch import ServerDidNotStart, wait_healthy_async
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,17 +178,10 @@ class ServerProcess:
         )
         self._reader = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
         self._reader.start()
-        for _ in range(400):
-            try:
-                async with session.get(self.url + "/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise RuntimeError("server did not start:\n" + "\n".join(self.lines[-20:]))
+        try:
+            await wait_healthy_async(self.url, self.proc, timeout_s=20.0)
+        except ServerDidNotStart as exc:
+            raise RuntimeError(f"{exc}:\n" + "\n".join(self.lines[-20:])) from None
 
     def _drain(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None

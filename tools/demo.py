@@ -29,6 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from simulators.datasets import Dataset, load_dataset
+from tools.launch import ServerDidNotStart, wait_healthy_async
 
 ADMIN_KEY = "demo-admin-key"  # loopback only, for this demo's own server
 CONTEXT_WINDOW = 1_000_000  # not in the data: large enough that no rule excludes a model
@@ -60,16 +61,10 @@ def demo_config(ds: Dataset, data_dir: str, port: int, args: argparse.Namespace)
 
 
 async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with status {proc.returncode}")
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(base + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise SystemExit("the service did not become healthy in time")
+    try:
+        await wait_healthy_async(base, proc, timeout_s=START_TIMEOUT_S, poll_s=0.2)
+    except ServerDidNotStart as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def drive(

@@ -24,6 +24,7 @@ from banditroute.http.app import create_app
 from banditroute.service.learner import Learner
 from banditroute.service.serving import ServingService
 from tests.conftest import ROOT, Api, free_port, make_config, stop_api
+from tools.launch import wait_healthy_async
 
 CODE = {"query": "Write a Python function that merges two sorted lists", "metadata": {"capabilities": ["code"]}}
 
@@ -201,12 +202,4 @@ async def test_serve_with_two_workers_shares_the_port_and_learns_from_rewards_to
 
 
 async def wait_healthy(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with session.get(url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the cluster did not start")
+    await wait_healthy_async(url, timeout_s=15.0)

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from schemathesis.specs.openapi import checks
 
 from banditroute.api import openapi
 from tests.conftest import ROOT, free_port
+from tools.launch import ServerDidNotStart, wait_healthy
 
 KEY = "fuzz-key-every-scope-5d1c"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -53,15 +53,10 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
-                break
-        except (urllib.error.URLError, OSError):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start: " + (tmp / "server.log").read_text()[-2000:]) from None
-            time.sleep(0.05)
+    try:
+        wait_healthy(url, proc, timeout_s=START_TIMEOUT_S)
+    except ServerDidNotStart as exc:
+        raise RuntimeError(f"{exc}: " + (tmp / "server.log").read_text()[-2000:]) from None
     yield url
     proc.send_signal(signal.SIGTERM)
     try:

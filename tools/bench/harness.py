@@ -47,6 +47,7 @@ from banditroute.store.sqlite import Store
 from banditroute.store.writer import EventLog
 from banditroute.types import ModelSpec
 from tools.bench.stats import percentile
+from tools.launch import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 LARGEST_SET = "logpai"
@@ -264,7 +265,7 @@ def serving(workdir: Path, workers: int, cpu: str | None, config_toml: str = "")
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, proc)
+            wait_healthy(url, proc)
             yield url
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -273,19 +274,6 @@ def serving(workdir: Path, workers: int, cpu: str | None, config_toml: str = "")
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the server did not become healthy")
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
