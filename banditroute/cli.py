@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 
 import orjson
@@ -202,8 +202,16 @@ def _bench(argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "tools.bench.harness", *argv])
 
 
+def _version() -> str:
+    try:
+        return version("banditroute")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="banditroute", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the HTTP service")
     serve.add_argument("--config", help="TOML config file (default: the bundled one)")
