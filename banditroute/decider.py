@@ -26,7 +26,6 @@ def draws(n: int) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class Choice:
     pmf: list[float]
-    greedy: int  # the best estimated reward
     budgeted: bool  # the budget took mass away from some models
 
 
@@ -53,13 +52,12 @@ def decide(
     mean, width = policy.quality(features, models)
     penalty = penalties(policy, models, input_tokens, weights, default_output_tokens)
     pmf = exploration.thompson_pmf(draws(n_draws), mean, width, penalty)
-    rewards = np.clip(mean, 0.0, 1.0) - penalty
-    greedy = int(rewards.argmax())
+    rewards = _rewards(mean, penalty)
     budgeted = False
     if baseline is not None and baseline in models:
         state = policy.state
         pmf, budgeted = exploration.conservative(pmf, rewards, models.index(baseline), state.served, state.base, budget)
-    return Choice(pmf.tolist(), greedy, budgeted)
+    return Choice(pmf.tolist(), budgeted)
 
 
 def estimated_rewards(
@@ -71,7 +69,12 @@ def estimated_rewards(
     default_output_tokens: int,
 ) -> np.ndarray:
     mean, _ = policy.quality(features, models)
-    return np.clip(mean, 0.0, 1.0) - penalties(policy, models, input_tokens, weights, default_output_tokens)
+    return _rewards(mean, penalties(policy, models, input_tokens, weights, default_output_tokens))
+
+
+def _rewards(mean: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """The estimated reward per model: quality at its mean (in 0..1) less the known cost and latency terms."""
+    return np.clip(mean, 0.0, 1.0) - penalty
 
 
 def degenerate(n: int, chosen: int) -> list[float]:

@@ -102,6 +102,21 @@ async def drive(
     return totals
 
 
+# Headless chromium with nothing that reaches the network or needs a GPU (the dashboard test uses them too).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
+
+
 def screenshot(url: str, out: Path, profile: Path) -> bool:
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -111,16 +126,7 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
     subprocess.run(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--window-size=1280,1480",
             "--virtual-time-budget=6000",

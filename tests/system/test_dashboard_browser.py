@@ -15,21 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Api, make_config, start_api, stop_api
+from tools.demo import CHROMIUM_FLAGS
 
 KEY = "browser-test-key"
 CHROMIUM = shutil.which("chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-]
+FLAGS = list(CHROMIUM_FLAGS)
 BROWSER_TIMEOUT_S = 60
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
