@@ -85,6 +85,18 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where the log lives and how long it keeps what."""
+
+    url: str = key(
+        "",
+        '`""`: the SQLite file `banditroute.db` in `server.data_dir`',
+        Check(lambda v: v == "", "empty (other engines: not yet)"),
+    )
+    retention_days: float = key(0.0, "0: keep everything (not yet: retention)", NON_NEGATIVE)
+
+
+@dataclass(frozen=True, slots=True)
 class RewardConfig:
     """reward = quality − cost_weight · cost/cost_scale − latency_weight · latency/latency_scale."""
 
@@ -363,6 +375,7 @@ class Config:
     """The whole file: one field per section, in the reference's order, and the catalog."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
