@@ -178,6 +178,13 @@ class PolicyConfig:
     )
     residual_dims: int = key(128, "ridge: hashed feature buckets (memory: dims² floats per model)", within(8, 4096))
     residual_strength: float = key(10.0, "ridge: the L2 strength, on unit-length rows", POSITIVE)
+    seed: int | None = key(
+        None,
+        "seeds the draw each decision samples its model with (a `random.Random(seed)` per process), so a replay"
+        " of the same requests in the same order makes the same decisions (demos, tests); unset: each decision's"
+        " draw comes from its random event id",
+        parse=records.optional_int,
+    )
 
 
 @dataclass(frozen=True, slots=True)
