@@ -140,8 +140,13 @@ PATHS: dict[str, Any] = {
     "/dashboard": {"get": _op("The live dashboard page", {"200": _text("an HTML page", "text/html")}, tag="operate")},
     "/dashboard/data": {
         "get": _op(
-            "The dashboard's time series and recent decisions",
-            {"200": _answer("per-interval aggregates, recent decisions, settings, shadow summary", "DashboardData")},
+            "The dashboard's time series, per-model table and recent decisions",
+            {
+                "200": _answer(
+                    "per-interval aggregates, the per-model table, recent decisions, settings, shadow summary",
+                    "DashboardData",
+                )
+            },
             tag="operate",
         )
     },

@@ -274,6 +274,20 @@ SCHEMAS: dict[str, Any] = {
             "excluded": INTEGER,
         }
     ),
+    "ModelRow": obj(
+        {
+            "model": STRING,
+            "decisions": INTEGER,
+            "share": NUMBER,
+            "mean_quality": NULLABLE_NUMBER,
+            "cost_per_1k": NULLABLE_NUMBER,
+            "rewards": INTEGER,
+            "state": {"enum": ["active", "cold_start", "cooldown"]},
+            "cooldown_remaining_s": NULLABLE_NUMBER,
+        },
+        description="one catalog model: share of decisions, observed mean quality, USD per 1,000 requests,"
+        " rewards learned, the rules' state (see telemetry/per_model.py)",
+    ),
     "ConfigChange": obj(
         {
             "ts": NUMBER,
@@ -324,6 +338,7 @@ SCHEMAS: dict[str, Any] = {
             "totals": {"type": "object"},
             "shadow": ref("ShadowSummary"),
             "changes": {"type": "array", "items": ref("ConfigChange")},
+            "per_model": {"type": "array", "items": ref("ModelRow")},
         }
     ),
 }

@@ -65,6 +65,7 @@ class LearningService(Service[_Known]):
         store = opened.store
         observers = Observers(config)
         _restore_shadow(observers.shadow, store)
+        observers.outcomes.restore(store.outcomes_per_model())
         now = clock()
 
         def restore(router: Router) -> None:
