@@ -2,8 +2,9 @@
 
 `ModelOutcomes` sums the outcomes of the finished joins per chosen model (restored from the log at
 start, then fed by every join the router finishes): the qualities observed, not those filled in by
-`reward.default_quality`, and the costs the rewards used; `model_table` joins them with the router's counters as /stats shows them
-(selection counts, rewards per model, cooldowns), so the table and /stats agree by construction.
+`reward.default_quality`, and the costs the rewards used. `model_table` joins them with the
+router's counters as /stats shows them (selection counts, rewards per model, cooldowns), so the
+table and /stats agree by construction.
 """
 
 from __future__ import annotations
