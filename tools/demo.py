@@ -162,7 +162,7 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
             chromium,
             *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
-            "--window-size=1280,1480",
+            "--window-size=1280,1800",
             "--virtual-time-budget=6000",
             f"--screenshot={out}",
             url,

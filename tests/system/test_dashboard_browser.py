@@ -51,9 +51,14 @@ async def browse(url: str, tmp_path: Path, *extra: str) -> str:
     return out.decode()
 
 
+IDLE_S = 0.8  # an idle gap of 8 dashboard intervals: the lines must break there
+
+
 async def drive(api: Api) -> None:
-    """Traffic over several dashboard intervals, with feedback, and one operator change."""
+    """Traffic over several dashboard intervals, with feedback, one operator change and one idle gap."""
     for i in range(60):
+        if i == 40:
+            await asyncio.sleep(IDLE_S)
         _, d = await api.post("/route", {"query": f"Question {i}: explain how tides work", "metadata": {"task": "qa"}})
         quality = 0.9 if d["model"] in ("gpt-4.1", "claude-sonnet-4") else 0.5
         await api.post(
@@ -73,8 +78,14 @@ def chart(dom: str, chart_id: str) -> str:
     return match.group(1)
 
 
+def axis_label(svg: str) -> str:
+    match = re.search(r'<text class="axis-label y"[^>]*>([^<]+)</text>', svg)
+    assert match, "no y axis label"
+    return match.group(1).replace("&amp;", "&")
+
+
 def panel(dom: str, div_id: str) -> str:
-    match = re.search(rf'<div id="{div_id}">(.*?)</div>', dom, re.S)
+    match = re.search(rf'<div id="{div_id}">(.*?)</table></div>', dom, re.S)
     assert match, f"no #{div_id} in the page"
     return match.group(1)
 
@@ -91,15 +102,17 @@ async def test_the_dashboard_renders_live_charts_with_data(tmp_path: Path) -> No
         url = str(api.server.make_url("/dashboard"))
         dom = await browse(url, tmp_path, "--dump-dom")
         assert int(re.search(r'data-renders="(\d+)"', dom).group(1)) >= 2  # it polled and redrew
+        _, stats = await api.get("/stats")
+        _, data = await api.get("/dashboard/data")
         share = chart(dom, "chart-share")
         areas = re.findall(r'<path class="series area" d="([^"]+)"[^>]*data-name="([^"]+)"', share)
-        assert len(areas) >= 2 and all(d.count("L") >= 4 for d, _ in areas)
-        _, stats = await api.get("/stats")
+        assert len(areas) >= 2 and all(d.count("L") >= 3 for d, _ in areas)
         assert {m for _, m in areas} == set(stats["selection_share"])
-        for chart_id, names in (
-            ("chart-reward", {"reward", "quality"}),
-            ("chart-cost", {"cost_per_1k"}),
-            ("chart-explore", {"exploration_rate"}),
+        assert axis_label(share) == "% of decisions"
+        for chart_id, names, label, value in (
+            ("chart-reward", {"reward", "quality"}, "mean per bucket (quality 0–1)", r"-?\d\.\d{3}"),
+            ("chart-cost", {"cost_per_1k"}, "USD per 1,000 requests", r"\$\d+\.\d{3}"),
+            ("chart-explore", {"exploration_rate"}, "% of decisions explored", r"\d+\.\d%"),
         ):
             svg = chart(dom, chart_id)
             lines = dict(
@@ -107,8 +120,26 @@ async def test_the_dashboard_renders_live_charts_with_data(tmp_path: Path) -> No
             )
             assert set(lines) == names, chart_id
             assert all(d.count("L") >= 2 for d in lines.values()), chart_id
+            # The idle gap breaks every line: a new subpath (M) after it, no segment across it.
+            assert all(d.count("M") >= 2 for d in lines.values()), (chart_id, lines)
             assert svg.count('class="point"') >= 3 * len(names)
             assert 'class="change"' in svg  # the weight change is drawn on every chart
+            assert axis_label(svg) == label, chart_id
+            assert len(re.findall(r'<text class="tick y"[^>]*>[^<]+</text>', svg)) >= 3, chart_id
+            assert len(re.findall(r'<text class="tick x"[^>]*>\d\d:\d\d(?::\d\d(?:\.\d)?)?</text>', svg)) >= 2, chart_id
+            # Hovering a point shows its time, series and value.
+            titles = re.findall(rf"<title>(\d\d:\d\d:\d\d) (\w+) ({value})</title>", svg)
+            assert len(titles) == svg.count('class="point"'), chart_id
+        costs = {f"${b['cost_per_1k']:.3f}" for b in data["series"] if b["cost_per_1k"] is not None}
+        assert {v for _, _, v in re.findall(r"<title>(\S+) (cost_per_1k) (\S+)</title>", dom)} <= costs
+        models = panel(dom, "models")
+        rows = dict(re.findall(r'<tr class="model-row" data-model="([^"]+)">(.*?)</tr>', models, re.S))
+        assert list(rows) == [r["model"] for r in data["per_model"]] and len(rows) == len(stats["rewards_per_model"])
+        for model, cells in rows.items():
+            share_cell = re.search(r'<td class="num share">([^<]+)</td>', cells).group(1)
+            assert share_cell == f"{100 * stats['selection_share'].get(model, 0.0):.1f}%", model
+            rewards_cell = re.search(r'<td class="num rewards">(\d+)</td>', cells).group(1)
+            assert int(rewards_cell) == stats["rewards_per_model"][model], model
         recent = panel(dom, "recent")
         assert recent.count('<tr class="decision">') == 15
         assert (
