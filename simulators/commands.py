@@ -371,21 +371,17 @@ def _retrained_quality_and_cost(rounds: list, weights: Any, config: Any) -> tupl
 
 
 def run_ope(args: argparse.Namespace) -> int:
-    from simulators import ope
+    from simulators import ope, ope_report
 
     config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
     rounds = ope.rounds_from_store(args.log)
-    rows = ope.evaluate(rounds, config.reward.weights, config, config.models, targets=args.target or None)
+    weights = config.reward.weights
+    assessments = ope.assess(rounds, weights, config, config.models, targets=args.target or None)
+    logged = ope.logged_value(rounds, weights)
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{len(rounds)} logged rounds, cost_weight {args.cost_weight:g}; mean reward per target policy")
-    print(f"{'target':36s} {'estimator':12s} {'value':>9s} {'95% CI':>22s} {'n':>7s}")
-    for r in rows:
-        print(
-            f"{r['target']:36s} {r['estimator']:12s} {r['value']:9.4f} [{r['ci_low']:9.4f}, {r['ci_high']:9.4f}] "
-            f"{r['n']:7d}"
-        )
+        print(json.dumps(ope_report.as_json(assessments, logged, len(rounds), args.cost_weight), indent=2))
+    else:
+        print(ope_report.text(assessments, logged, len(rounds), args.cost_weight))
     return 0
 
 
