@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Api, make_config, start_api, stop_api
+from tests.support.devtools import Browser
 from tools.demo import CHROMIUM_FLAGS
 
 KEY = "browser-test-key"
@@ -161,5 +162,42 @@ async def test_the_dashboard_renders_live_charts_with_data(tmp_path: Path) -> No
         await browse(url, tmp_path, f"--screenshot={shot}")
         data = shot.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    finally:
+        await stop_api(api)
+
+
+async def test_hovering_a_chart_shows_the_nearest_buckets_time_and_values(tmp_path: Path) -> None:
+    config = make_config(tmp_path, dashboard={"interval_s": 0.1, "poll_interval_s": 30.0})
+    api = await start_api(config)
+    try:
+        for i in range(30):
+            _, d = await api.post("/route", {"query": f"Question {i}: explain how tides work"})
+            await api.post("/reward", {"event_id": d["event_id"], "quality": 0.8, "cost_usd": 0.001 * (1 + i % 3)})
+            await asyncio.sleep(0.01)
+        url = str(api.server.make_url("/dashboard"))
+        async with Browser(CHROMIUM, [*FLAGS, "--window-size=1280,1500"], tmp_path / "profile", url) as page:
+            await page.wait_until("document.body && document.body.dataset.renders === '1'")
+            _, data = await api.get("/dashboard/data")  # the page's only poll is done: it shows this
+            box = await page.evaluate(
+                "(() => { const r = document.getElementById('chart-cost').getBoundingClientRect();"
+                " return {left: r.left, right: r.right, top: r.top, height: r.height}; })()"
+            )
+            tip = "document.querySelector('#panel-cost .tip')"
+            assert await page.evaluate(f"{tip}.hidden") is True
+            costed = [b for b in data["series"] if b["cost_per_1k"] is not None]
+            assert len(costed) >= 3
+            for bucket in (costed[-1], costed[0], costed[len(costed) // 2]):
+                x = await page.evaluate(f"charts['chart-cost'].f.sx({bucket['t']!r})")
+                await page.move_mouse(box["left"] + x + 1, box["top"] + box["height"] / 2)
+                shown = await page.evaluate(
+                    f"({{hidden: {tip}.hidden, text: {tip}.innerText,"
+                    " crosshairs: document.querySelectorAll('#chart-cost .crosshair').length})"
+                )
+                assert shown["hidden"] is False and shown["crosshairs"] == 1, shown
+                when = await page.evaluate(f"fmtTime({bucket['t']!r})")
+                assert shown["text"].split() == [when, "cost_per_1k", f"${bucket['cost_per_1k']:.3f}"], shown
+            await page.move_mouse(box["left"] + box["right"], 5)  # off the chart: the readout goes
+            assert await page.evaluate(f"{tip}.hidden") is True
+            assert await page.evaluate("document.querySelectorAll('#chart-cost .crosshair').length") == 0
     finally:
         await stop_api(api)
