@@ -194,6 +194,13 @@ async def test_hovering_a_chart_shows_the_nearest_buckets_time_and_values(tmp_pa
                     " crosshairs: document.querySelectorAll('#chart-cost .crosshair').length})"
                 )
                 assert shown["hidden"] is False and shown["crosshairs"] == 1, shown
+                # Next to the crosshair, inside the chart's box.
+                place = await page.evaluate(
+                    f"(() => {{ const r = {tip}.getBoundingClientRect(); return {{left: r.left, right: r.right,"
+                    " top: r.top}; })()"
+                )
+                near = abs(place["left"] - (box["left"] + x)) < 40 or abs(place["right"] - (box["left"] + x)) < 40
+                assert near and box["top"] <= place["top"] <= box["top"] + box["height"], (place, x, box)
                 when = await page.evaluate(f"fmtTime({bucket['t']!r})")
                 assert shown["text"].split() == [when, "cost_per_1k", f"${bucket['cost_per_1k']:.3f}"], shown
             await page.move_mouse(box["left"] + box["right"], 5)  # off the chart: the readout goes
