@@ -12,7 +12,8 @@ Reproducible: `--seed` fixes every random source the figures depend on. It shuff
 order, and it is the router's `policy.seed`, so the draws the decisions sample their models with
 are a seeded stream instead of the random event ids'; the feedback is what the data records for the
 chosen model. The same command prints the same figures (mean quality, cost per 1,000 requests,
-selection shares); only the times on the dashboard differ.
+selection shares); only the clock times, and so how the requests fall into the dashboard's time
+buckets, differ.
 
 The datasets record no latency and no context windows: the demo does not learn latency
 (latency_weight = 0) and gives every model a context window no prompt reaches.
