@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -18,7 +19,14 @@ import orjson
 
 from banditroute import __version__
 from banditroute.auth import parse_env_keys
-from banditroute.config import Config, ConfigError, config_path, load_config, with_environment
+from banditroute.config import (
+    ConfigError,
+    ServerConfig,
+    config_path,
+    environment_server,
+    load_config,
+    with_environment,
+)
 from banditroute.evals import EvalsError
 from banditroute.store.sqlite import Store, StoreError
 
@@ -61,7 +69,7 @@ def _stats(args: argparse.Namespace) -> int:
 def server_url(environ: Mapping[str, str] = os.environ) -> str:
     """Where a client command finds the server: `BANDITROUTE_HOST` and `BANDITROUTE_PORT` over the defaults,
     as `serve` reads them (a server bound to every address is reached on loopback)."""
-    server = with_environment(Config(), environ).server
+    server = replace(ServerConfig(), **environment_server(environ))
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
     return f"http://[{host}]:{server.port}" if ":" in host else f"http://{host}:{server.port}"
 

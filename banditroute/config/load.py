@@ -55,6 +55,12 @@ def with_environment(config: Config, environ: Mapping[str, str] = os.environ) ->
 
     The command line's flags go over this result (flag > environment > file > default).
     """
+    server = environment_server(environ)
+    return config.with_overrides(server=server) if server else config
+
+
+def environment_server(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The `[server]` keys the environment sets, checked."""
     server: dict[str, Any] = {}
     for env, key in ((HOST_ENV, "host"), (DATA_DIR_ENV, "data_dir")):
         value = environ.get(env)
@@ -67,7 +73,7 @@ def with_environment(config: Config, environ: Mapping[str, str] = os.environ) ->
         if not port.strip().isdigit() or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{PORT_ENV} must be a port number in 0..65535, not {port!r}")
         server["port"] = int(port)
-    return config.with_overrides(server=server) if server else config
+    return server
 
 
 def merge_over_bundled(raw: dict[str, Any], bundled: dict[str, Any]) -> dict[str, Any]:
