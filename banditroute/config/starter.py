@@ -8,6 +8,7 @@ loaded before it is returned, so what `init` writes is a file `serve --config` a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from importlib import resources
 
@@ -16,7 +17,6 @@ from banditroute.config.load import default_config_text, parse_config
 
 # Other names a user may know a provider file by.
 ALIASES = {"ollama": "local", "vllm": "local", "openrouter": "aggregator"}
-_CATALOG = "[[models]]"
 
 
 def provider_names() -> list[str]:
@@ -45,7 +45,9 @@ def starter_config(providers: Sequence[str] = (), *, version: str = "") -> str:
     if not stems:
         text = "\n".join([*header, "", bundled])
     else:
-        settings = bundled[: bundled.index(_CATALOG)].rstrip() + "\n"
+        first_table = re.search(r"^\[\[models\]\]", bundled, re.M)
+        assert first_table, "the bundled configuration has a catalog"
+        settings = bundled[: first_table.start()].rstrip() + "\n"
         catalog = [provider_text(s).strip() + "\n" for s in stems]
         header += [
             "# The [[models]] below are the whole catalog: a catalog in this file replaces the bundled one.",

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from banditroute.cli import main, server_url
-from banditroute.config import Config, ConfigError, config_path, load_config, parse_config, with_environment
+from banditroute.config import (
+    Config,
+    ConfigError,
+    config_path,
+    default_config_text,
+    load_config,
+    parse_config,
+    with_environment,
+)
 from banditroute.config.starter import provider_names, starter_config
 
 BUNDLED = load_config()
@@ -128,6 +136,9 @@ def test_init_with_providers_routes_to_their_models(tmp_path: Path) -> None:
         assert spec.base_url == examples[spec.name]["base_url"]
         assert spec.api_key_env == examples[spec.name].get("api_key_env")
     assert cfg.reward == BUNDLED.reward and cfg.server == BUNDLED.server
+    bundled = default_config_text()
+    settings = bundled[: bundled.index("\n[[models]]\n")]  # the bundled file's settings, its comments included
+    assert settings.strip() in out.read_text() and "[rules]" in settings
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
