@@ -124,7 +124,7 @@ def run(
     app = create_app(config, config_path, kind)
 
     def started(*_: object) -> None:  # run_app calls it once the sites listen
-        urls = [_url(host, s.getsockname()[1]) for s in sockets]
+        urls = [_url(host or s.getsockname()[0], s.getsockname()[1]) for s in sockets]
         service = app[SERVICE]
         log.info("started", url=urls[0], urls=urls, auth=service.auth_summary(), db=str(service.db_path))
 
@@ -145,7 +145,10 @@ def bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:  # a family this host lacks (IPv6 for "localhost"): as asyncio, skip it
+                continue
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does on POSIX
             if reuse_port:
@@ -159,6 +162,8 @@ def bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
         for sock in sockets:
             sock.close()
         raise BindError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    if not sockets:
+        raise BindError(f"cannot bind {host}:{port}: no address family of it is available here")
     return sockets
 
 
