@@ -137,7 +137,7 @@ SCHEMAS: dict[str, Any] = {
             "error": obj(
                 {
                     "message": STRING,
-                    "type": {"enum": ["invalid_request_error", "server_error"]},
+                    "type": STRING,
                     "param": {"type": "null"},
                     "code": STRING,
                     "rule": STRING,
@@ -149,8 +149,9 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
                 required=("message", "code"),
-                description="the OpenAI error shape; `type` and `param` on the proxy's own errors; `rule` and "
-                "`excluded` on a 422, `elapsed_ms` and `attempts` on a 502 or 504",
+                description="the OpenAI error shape; `type` (`invalid_request_error`, `server_error`) and `param` on "
+                "the proxy's own errors; `rule` and `excluded` on a 422, `elapsed_ms` and `attempts` on a 502 or 504 "
+                "(an upstream's own 4xx is passed through as the upstream wrote it)",
             )
         }
     ),
