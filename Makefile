@@ -12,7 +12,7 @@ SETS   ?= routerbench llmrouter logpai
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/pip install --quiet -e '.[test,lint,sim]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -147,7 +147,7 @@ class Router(Learning):
 
         `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
         prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
-        own rule, (name, models it keeps), applied after the configured rules.
+        own rule, (name, models it keeps), applied before the configured rules.
 
         Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
         it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
@@ -169,9 +169,7 @@ class Router(Learning):
         shadow_pmf: tuple[float, ...] | None = None
         shadow_chosen: int | None = None
         try:
-            verdict = self.rules.evaluate(request, state)
-            if restrict_to is not None:
-                verdict = guardrails.restrict(verdict, *restrict_to)
+            verdict = self.rules.evaluate(request, state, restrict_to)
         except guardrails.NoModelAllowed as exc:
             verdict = self._default_verdict(exc, request, restrict_to)
             fallbacks: tuple[str, ...] = ()

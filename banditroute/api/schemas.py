@@ -132,6 +132,30 @@ SCHEMAS: dict[str, Any] = {
         },
         required=("event_id", "status", "stored"),
     ),
+    "ProxyError": obj(
+        {
+            "error": obj(
+                {
+                    "message": STRING,
+                    "type": STRING,
+                    "param": {"type": "null"},
+                    "code": STRING,
+                    "rule": STRING,
+                    "excluded": map_of(STRING),
+                    "elapsed_ms": NUMBER,
+                    "attempts": {
+                        "type": "array",
+                        "items": obj({"model": STRING, "error": STRING, "detail": STRING, "elapsed_ms": NUMBER}),
+                    },
+                },
+                required=("message", "code"),
+                description="the OpenAI error shape; `type` (`invalid_request_error`, `server_error`) and `param` on "
+                "the proxy's own errors; `rule` and `excluded` on a 422, `elapsed_ms` and `attempts` on a 502 or 504 "
+                "(an upstream's own 4xx is passed through as the upstream wrote it)",
+            )
+        }
+    ),
+    "Index": obj({"service": STRING, "version": STRING, "links": map_of(STRING)}),
     "Health": obj({"status": {"enum": ["ok", "degraded"]}}),
     "Model": obj(
         {

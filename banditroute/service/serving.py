@@ -85,7 +85,7 @@ class ServingService(Service[EventState]):
             followed_seq=followed_seq,
             changes_seq=changes_seq,
         )
-        log.info("started", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
+        log.info("recovered", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
         return service
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:

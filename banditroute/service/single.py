@@ -79,7 +79,7 @@ class LearningService(Service[_Known]):
         for row in expired:
             service._remember(row.event_id, _TENANT_UNKNOWN)
         log.info(
-            "started",
+            "recovered",
             db=str(service.db_path),
             auth=service.auth_summary(),
             checkpoint_seq=recovered.checkpoint_seq,

@@ -34,7 +34,7 @@ _SUPERVISE_S = 0.2  # how often the supervisor checks its children
 
 # serve(config, config_path): run one serving process's server until SIGTERM. Picklable (the
 # children are spawned): a module-level function, or a functools.partial of one.
-Serve = Callable[[Config, str | None], None]
+Serve = Callable[[Config, str | None], object]
 
 
 def _learner_main(config: Config, log_level: str) -> None:
