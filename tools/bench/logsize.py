@@ -13,7 +13,6 @@ A measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -62,11 +61,9 @@ def measure(world: DatasetWorld, decisions: int, config_path: str | None) -> dic
                 store.write(sink.decisions, parts, sink.learned_rows)
                 sink.decisions, sink.learned_rows, parts = [], [], []
         store.write(sink.decisions, parts, sink.learned_rows)
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        tables = dict(store.conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
         store.close()
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        tables = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
-        conn.close()
         size = path.stat().st_size
     return {"decisions": decisions, "bytes": size, "tables": tables}
 
