@@ -23,7 +23,7 @@ The policy crosses each of them with the action namespace, so every model gets i
 feature. Pending decisions keep this string, not a parsed VW example (about 32 KB each).
 
 The string is logged with the decision (learning again from the log needs it), so it holds no query
-text: words and character grams become tokens of a keyed hash (BLAKE2b, 36 bits, six characters),
+text: words and character grams become tokens of a keyed hash (BLAKE2b, 30 bits, five characters),
 the same live and in the log, so a policy relearned from the log equals the live one. Without the
 key a token tells nothing of its word; the service keys it with `word_key` of its data directory's
 secret. `with_words=False` (requests flagged sensitive, see router.py) leaves the words, their
@@ -97,8 +97,8 @@ _SIGNAL_CHARS = 4000
 # Distinct words (and grams) whose tokens are remembered: the hash costs ~1 µs, a hit ~50 ns. Words
 # follow Zipf's law, so this many cover nearly every word of a stream; when full, the cache starts over.
 TOKEN_CACHE_MAX = 1 << 16
-_TOKEN_BYTES = 5  # 40 bits of BLAKE2b, of which the token's 6 base64 characters keep 36
-_TOKEN_CHARS = 6
+_TOKEN_BYTES = 4  # 32 bits of BLAKE2b, of which the token's 5 base64 characters keep 30
+_TOKEN_CHARS = 5
 # The label of the word key: one secret, two uses (reward tokens, word tokens), never one key for both.
 _WORD_KEY_LABEL = b"banditroute word features v1"
 
@@ -132,7 +132,7 @@ class WordTokens:
     """Words -> opaque tokens: BLAKE2b keyed with `key` (the service's: `word_key(secret)`), cached.
 
     A token is a deterministic function of the word and the key, so learning, relearning the log and
-    retraining from it see the same features; 36 bits collide far less often than VW's own hashing
+    retraining from it see the same features; 30 bits collide far less often than VW's own hashing
     (`policy.bits`) of the features does. Safe to share between threads (dict operations under the GIL).
     """
 
