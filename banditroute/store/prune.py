@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 from banditroute.retention import covered_seq
 from banditroute.store.errors import StoreError
 
+if TYPE_CHECKING:
+    from banditroute.store.sqlite import Checkpoint
+
 # pruned_totals names: these, and SELECTED + model, REWARDED + model
 DECISIONS, PARTS, LEARNED, JOINS = "decisions", "feedback_parts", "learned", "joins_finished"
 SELECTED, REWARDED = "selected:", "rewarded:"
@@ -53,6 +56,7 @@ class Pruning:
     if TYPE_CHECKING:  # Store's
 
         def _writing(self) -> contextlib.AbstractContextManager[None]: ...
+        def checkpoints(self) -> list[tuple[Checkpoint, bool]]: ...
 
     def prune_batch(self, before_ts: float, limit: int) -> Pruned:
         """Remove at most `limit` events older than `before_ts` whose joins every checkpoint covers, in
@@ -66,7 +70,8 @@ class Pruning:
 
     def _prune_batch(self, before_ts: float, limit: int) -> Pruned:
         q = self.conn.execute
-        covered = covered_seq(seq for (seq,) in q("SELECT learned_seq FROM checkpoints"))
+        # A checkpoint whose checksum fails is never loaded, so it covers nothing; recovery falls back past it.
+        covered = covered_seq(ckpt.learned_seq for ckpt, ok in self.checkpoints() if ok)
         out = Pruned(covered_seq=covered, batches=1)
         if covered == 0:
             return out

@@ -129,3 +129,12 @@ def test_prune_cli_applies_the_configured_days_and_refuses_zero(config: Config, 
     assert summary["decisions"] == 20 and summary["feedback_parts"] == 60 and summary["covered_seq"] == 20
     assert main(["prune", "--config", str(toml), "--days", "0"]) == 2
     assert "retention_days is 0" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_fails_its_checksum_covers_nothing(config: Config) -> None:
+    store = Store(db_path(config.server.data_dir))
+    fill(config, store)
+    store.conn.execute("UPDATE checkpoints SET sha256 = 'x' WHERE learned_seq = 20")  # never loaded by recovery
+    assert store.prune(before_ts=27 * DAY_S).covered_seq == 22
+    assert len(list(store.joined_log())) == 8
+    store.close()
