@@ -97,15 +97,14 @@ class Pruning:
         out.decisions = out.learned = len(rows)
         tallies: Counter[str] = Counter({DECISIONS: len(rows), JOINS: len(rows), PARTS: out.feedback_parts})
         for _, model, rewarded in rows:
+            tallies[LEARNED] += rewarded
             if model is not None:
                 tallies[SELECTED + model] += 1
+                tallies[REWARDED + model] += rewarded
                 out.per_model[model] += 1
-                if rewarded:
-                    tallies[REWARDED + model] += 1
-                    tallies[LEARNED] += 1
         self.conn.executemany(
             "INSERT INTO pruned_totals (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = n + excluded.n",
-            list(tallies.items()),
+            list((+tallies).items()),  # without the zero counts
         )
         return out
 
