@@ -184,8 +184,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _warmstart(args: argparse.Namespace) -> int:
     """Train a policy on an eval sample (every model's outcome per prompt) and write it as a policy file."""
     from banditroute.evals import read_evals
+    from banditroute.features import word_key
     from banditroute.router import Router
     from banditroute.snapshot import PolicyFile
+    from banditroute.store.datadir import load_or_create_secret, secret_path
 
     config = load_config(config_path(args.config))
     if args.cost_weight is not None or args.latency_weight is not None:
@@ -196,7 +198,10 @@ def _warmstart(args: argparse.Namespace) -> int:
             }
         )
     examples = read_evals(args.evals, limit=args.limit, with_task=args.with_task)
-    router = Router(config)
+    # The word tokens of the service that will load the policy: its data directory's key.
+    data_dir = args.data_dir if args.data_dir is not None else config.server.data_dir
+    secret = load_or_create_secret(secret_path(data_dir))
+    router = Router(config, word_key=word_key(secret))
     named = {m for ex in examples for m in ex.outcomes}
     unknown = sorted(named - set(router.catalog.names))
     if len(unknown) == len(named):
@@ -220,6 +225,34 @@ def _warmstart(args: argparse.Namespace) -> int:
         "baseline": report.baseline,
         "mean_reward": {m: round(v, 6) for m, v in sorted(report.mean_reward.items())},
         "not_in_catalog": unknown,
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    """Apply the retention (`store.retention_days`, or --days) to a log now, as the service does periodically."""
+    from banditroute import live, retention
+    from banditroute.store.datadir import db_path
+
+    config = load_config(args.config)
+    days = args.days if args.days is not None else config.store.retention_days
+    if not days > 0:
+        raise CliError("nothing to prune: store.retention_days is 0 (keep everything); pass --days N")
+    now = time.time()
+    before = retention.horizon(now, days, live.Spend(config.rules.budget_period_s, {}).period_start(now))
+    assert before is not None
+    store = _store(args.db or str(db_path(config.server.data_dir)))
+    try:
+        done = store.prune(before)
+    finally:
+        store.close()
+    summary = {
+        "before": before,
+        "decisions": done.decisions,
+        "feedback_parts": done.feedback_parts,
+        "learned": done.learned,
+        "covered_seq": done.covered_seq,
     }
     print(orjson.dumps(summary).decode())
     return 0
@@ -308,7 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--limit", type=int, help="use the first N prompts only")
     warm.add_argument("--with-task", action="store_true", help="pass each prompt's task label as metadata.task")
     warm.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
+    warm.add_argument(
+        "--data-dir", help="the data directory of the service that will load it (its word key; default server.data_dir)"
+    )
     warm.set_defaults(func=_warmstart)
+
+    prune = sub.add_parser(
+        "prune", help="remove events older than store.retention_days that a checkpoint covers (the service does it too)"
+    )
+    prune.add_argument("--config", help="TOML config (store.retention_days, server.data_dir; default: the bundled one)")
+    prune.add_argument("--db", help="the SQLite log (default: banditroute.db in server.data_dir)")
+    prune.add_argument("--days", type=float, help="retention in days instead of store.retention_days")
+    prune.set_defaults(func=_prune)
 
     config = sub.add_parser("config", help="the configuration reference, generated from the keys' definitions")
     config.add_argument(

@@ -81,8 +81,12 @@ class Router(Learning):
         learned_seq: int = 0,
         observer: Observer | None = None,
         joins: bool = True,
+        word_key: bytes = b"",
     ):
+        """`word_key`: the key of the word tokens (`features.word_key` of the data directory's secret); the
+        same in every process that decides or learns from one log. Empty: unkeyed, for simulations."""
         self.config = config
+        self.word_tokens = features.WordTokens(word_key)
         self.observer = observer
         # False in a serving process of the multi-process mode: the learner joins and learns from the log.
         self.joins = joins
@@ -164,7 +168,9 @@ class Router(Learning):
         state = guardrails.LiveState(
             self.cooldowns.active(now), self.spend.exhausted(request.tenant, now), self.latency.p95
         )
-        feats = features.featurize(query, meta, self.config.features)
+        # A sensitive request's words stay out of its features (live too, so the log relearns the same).
+        with_words = not request.sensitive or self.config.features.log_sensitive_words
+        feats = features.featurize(query, meta, self.config.features, self.word_tokens, with_words=with_words)
         conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
         shadow_pmf: tuple[float, ...] | None = None
         shadow_chosen: int | None = None

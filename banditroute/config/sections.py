@@ -97,7 +97,15 @@ class StoreConfig:
         '`""`: the SQLite file `banditroute.db` in `server.data_dir`',
         Check(lambda v: v == "", "empty (other engines: not yet)"),
     )
-    retention_days: float = key(0.0, "0: keep everything (not yet: retention)", NON_NEGATIVE)
+    retention_days: float = key(
+        0.0,
+        "events (decision, feedback parts, learned row) older than this many days are removed once every kept"
+        " checkpoint covers them (never pending ones, never inside the current budget period); 0: keep everything",
+        FINITE_NON_NEGATIVE,
+    )
+    prune_interval_s: float = key(
+        3600.0, "how often the service (the learner with `--workers`) applies `retention_days`", POSITIVE
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +224,11 @@ class FeaturesConfig:
     metadata_keys: tuple[str, ...] = key(
         ("user_tier", "channel", "task", "tenant", "language", "turns", "system_prompt", "tools", "response_format"),
         "metadata that becomes features (the last four are set by the proxy)",
+    )
+    log_sensitive_words: bool = key(
+        False,
+        "requests flagged sensitive (the data policy: `metadata.sensitive` or detected personal data) keep their"
+        " hashed word features, live and in the log; `false`: they are featurized without words, grams or SimHash",
     )
 
     RULES: ClassVar[tuple[Rule, ...]] = (

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.service import recovery
@@ -70,7 +71,15 @@ class ServingService(Service[EventState]):
         snapshot_id = store.newest_checkpoint_seq()
         policy, seq = recovery.load_policy(store, config)
         # joins=False: the learner joins and learns from the log.
-        router = Router(config, policy=policy, learned_seq=seq, sink=opened.eventlog, joins=False, observer=observers)
+        router = Router(
+            config,
+            policy=policy,
+            learned_seq=seq,
+            sink=opened.eventlog,
+            joins=False,
+            observer=observers,
+            word_key=features.word_key(opened.secret),
+        )
         recovery.restore_live_state(router, store, clock())
         followed_seq = store.max_learned_seq()
         observers.outcomes.restore(store.outcomes_per_model(followed_seq))  # the rest: follow_learner
