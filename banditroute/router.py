@@ -238,8 +238,7 @@ class Router(Learning):
         if self.observer is not None:
             self.observer.decided(decision, verdict.excluded)
         if self.joins:
-            for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
-                self._finish(*released, now)
+            self.wait_for(decision)
         return decision
 
     def _default_verdict(
