@@ -33,7 +33,7 @@ from banditroute.router import Router
 from banditroute.rules import NoModelAllowed
 from banditroute.service.controls import OperatorControls
 from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
-from banditroute.store.sqlite import Store, StoreError
+from banditroute.store.sqlite import PartsLimitReached, Store, StoreError
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.observers import Observers
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
@@ -77,6 +77,7 @@ class OpenLog:
             server.max_write_queue,
             linger_s=server.write_linger_ms / 1000.0,
             decisions_awaited=server.decision_ack == "commit",
+            max_parts_per_event=config.reward.max_parts_per_event,
         )
         eventlog.start()
         return cls(secret, store, eventlog)
@@ -258,11 +259,14 @@ class Service(OperatorControls, ABC, Generic[K]):
             self.secret, part.event_id, known.tenant, reward_token
         ):
             raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
-        if known.parts >= self.config.reward.max_parts_per_event:
-            raise RewardRefused(
-                409, "too_many_parts", f"this event already has {self.config.reward.max_parts_per_event} feedback parts"
-            )
-        await self.eventlog.feedback(part)
+        limit = self.config.reward.max_parts_per_event
+        too_many = RewardRefused(409, "too_many_parts", f"this event already has {limit} feedback parts")
+        if known.parts >= limit:  # the cheap check; the commit enforces the limit under concurrency
+            raise too_many
+        try:
+            await self.eventlog.feedback(part)
+        except PartsLimitReached:
+            raise too_many from None
         receipt = self._accept(part, known)
         self.metrics.feedback(part.source, late=receipt.status == "late")
         learned = receipt.learned
