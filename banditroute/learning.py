@@ -82,11 +82,11 @@ class Learning:
             self.counts["late_parts"] += 1
         return FeedbackResult(result.status, result.quality_applied, learned)
 
-    def expire(self, now: float) -> list[LearnedRow]:
-        """Finish every decision whose wait window has passed, with defaults for what is missing."""
+    def expire(self, now: float, limit: int | None = None) -> list[LearnedRow]:
+        """Finish every decision whose wait window has passed (at most `limit`), with defaults for what is missing."""
         self._saw(now)
         out = []
-        for decision, outcome in self.joiner.expire(now):
+        for decision, outcome in self.joiner.expire(now, limit):
             self.counts["expired"] += 1
             out.append(self._finish(decision, outcome, now))
         return out

@@ -1,4 +1,4 @@
-"""The data directory: where one router keeps its log, its lock and its reward secret.
+"""The data directory: where one router keeps its log, its locks and its reward secret.
 
 Every process of one router (the service, its serving processes and learner, the judge worker)
 finds these files through this module, so their names have one home.
@@ -6,9 +6,12 @@ finds these files through this module, so their names have one home.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ log = structlog.get_logger("banditroute")
 DB_NAME = "banditroute.db"  # the SQLite log (store/sqlite.py); its writer lock is DB_NAME + ".lock"
 SECRET_NAME = "reward_secret"  # the key of the reward tokens, 0600
 SECRET_ENV = "BANDITROUTE_SECRET"  # the same key from the environment instead of the file
+LEARNER_LOCK_NAME = "learner.lock"  # held by the one process that learns from the log; holds its pid
+_LOCK_POLL_S = 0.1
 _SECRET_BYTES = 32
 _SECRET_MIN_CHARS = 16
 
@@ -60,3 +65,49 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
         f.flush()
         os.fsync(f.fileno())
     return value
+
+
+class LearnerRunning(RuntimeError):
+    """Another process already learns from this log: two learners would learn every join twice."""
+
+
+class LearnerLock:
+    """An exclusive `flock` on `learner.lock` in the data directory, held for the learner's life.
+
+    The kernel releases it when its holder dies, kill -9 included, so a crash never leaves it stale.
+    The file holds the holder's pid, for the error message only.
+    """
+
+    def __init__(self, fd: int, path: Path):
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, data_dir: str | Path, wait_s: float = 0.0) -> LearnerLock:
+        """Take the lock, waiting up to `wait_s` for a holder to stop; raises LearnerRunning if it does not."""
+        path = Path(data_dir) / LEARNER_LOCK_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    os.close(fd)
+                    raise LearnerRunning(
+                        f"another process (pid {holder}) already learns from the log in {path.parent}:"
+                        " stop it first (one learner per log; see docs/reliability.md)"
+                    ) from None
+                time.sleep(_LOCK_POLL_S)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return cls(fd, path)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None

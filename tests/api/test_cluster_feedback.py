@@ -52,7 +52,7 @@ async def test_every_decision_and_every_part_answered_pending_is_learned_beyond_
             assert status == 202
             answers[eid] = answer["status"]
         learner.step()
-        learner.store.close()
+        learner.close()
         learner = Learner(config)  # a restart takes back nothing already learned
         learner.step()
         rows = dict(_db(config).execute("SELECT event_id, defaulted FROM learned").fetchall())
@@ -62,7 +62,7 @@ async def test_every_decision_and_every_part_answered_pending_is_learned_beyond_
         assert len(pending) == 10 and all("quality" not in rows[eid] for eid in pending)
         assert all(rows[eid] == "quality" for eid, s in answers.items() if s == "late")
     finally:
-        learner.store.close()
+        learner.close()
         await stop_api(api)
 
 
@@ -122,6 +122,6 @@ async def test_enqueued_decisions_are_found_by_every_serving_process_right_after
         learned = {r[0] for r in _db(config).execute("SELECT event_id FROM learned WHERE vw_cost IS NOT NULL")}
         assert learned == set(acked)
     finally:
-        learner.store.close()
+        learner.close()
         await stop_api(a)
         await stop_api(b)
