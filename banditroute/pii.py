@@ -32,6 +32,12 @@ literal ("@", "+") the engine finds with a fast string search; SSNs, national ph
 IPv4 addresses are looked for only inside clusters of digits and separators that one pass finds
 and cheap counts filter; IBAN takes one pass, IPv6 one when the text has enough colons. Every
 pattern has bounded, unambiguous repetition, so no input causes catastrophic backtracking.
+
+Bounded steps: the cost is linear, but a 4M-character prompt of digits and spaces still takes a few
+hundred milliseconds. Every pattern therefore runs through `_finditer`, which gives the same matches
+as `finditer` in calls that each look at a bounded stretch of text, and `detect_steps` hands control
+back to its caller after each stretch: the service scans a long query between other requests
+instead of stalling them. `detect` is the same scan run straight through, so both give one answer.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 KINDS = frozenset({"email", "phone", "card", "iban", "us_ssn", "ip_address"})
 
@@ -101,6 +107,17 @@ _IBAN_LENGTHS = {
 # Global unicast IPv6 is 2000::/3, so a candidate starts with hex digit 2 or 3.
 _IPV6 = re.compile(r"[23](?<![\w:.][23])[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 _IPV6_FULL_COLONS = 7
+
+# A pattern looks at at most `_REACH` characters from where a match attempt starts (the longest
+# email domain is 1 + 8 * 64 + 24, plus two of lookahead; every other pattern reaches under 50), so
+# a search over [pos, end + _REACH) finds exactly the matches `finditer` would that start before
+# `end`. One search call covers `STEP_CHARS` starting positions: about a millisecond of work.
+_REACH = 1024
+STEP_CHARS = 16_384
+# Matches validated (in Python) between two pauses at most.
+_MATCHES_PER_STEP = 256
+# Longer clusters skip the card filter, whose split costs time and memory per dot.
+_FILTERED_CLUSTER_MAX = 4096
 
 
 def _email(match: re.Match[str]) -> bool:
@@ -167,6 +184,12 @@ def _ipv4(match: re.Match[str]) -> bool:
         return False  # an octet above 255
 
 
+def _card_possible(cluster: str) -> bool:
+    """Thirteen characters without a dot in a row (rows of decimals have none). Assumed on a long
+    cluster, where splitting it would cost more than running the card pattern."""
+    return len(cluster) > _FILTERED_CLUSTER_MAX or any(len(part) >= 13 for part in cluster.split("."))
+
+
 class _Clustered(NamedTuple):
     """A kind found inside digit clusters, with a cheap test that rules out most clusters (dates,
     versions, rows of decimals) before its pattern runs."""
@@ -182,7 +205,7 @@ _CLUSTERED = (
     _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda c: c.count("-") >= 2),
     _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda c: True),
     _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda c: "0" in c),
-    _Clustered("card", _CARD, _card, len("4222222222222"), lambda c: any(len(part) >= 13 for part in c.split("."))),
+    _Clustered("card", _CARD, _card, len("4222222222222"), lambda c: _card_possible(c)),
     _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda c: c.count(".") >= 3),
 )
 _CLUSTERED_KINDS = frozenset(c.kind for c in _CLUSTERED)
@@ -213,9 +236,53 @@ def _ipv6(match: re.Match[str]) -> bool:
         return False
 
 
-def _clustered_hits(text: str) -> Iterator[str]:
+def _finditer(pattern: re.Pattern[str], text: str, start: int = 0, stop: int | None = None) -> Iterator[Any]:
+    """`pattern.finditer(text, start, stop)` (none of the patterns matches the empty string), in
+    search calls that each cover at most `STEP_CHARS` starting positions; `None` between calls and after
+    every `_MATCHES_PER_STEP` matches: a point where the caller may pause."""
+    end = len(text) if stop is None else min(stop, len(text))
+    pos, since_pause = start, 0
+    while pos < end:
+        core = min(pos + STEP_CHARS, end)
+        match = pattern.search(text, pos, min(core + _REACH, end))
+        if match is None or match.start() >= core:
+            pos, since_pause = core, 0
+            yield None
+            continue
+        yield match
+        pos = max(match.end(), match.start() + 1)
+        since_pause += 1
+        if since_pause >= _MATCHES_PER_STEP:
+            since_pause = 0
+            yield None
+
+
+def _first(
+    pattern: re.Pattern[str], valid: Callable[[re.Match[str]], bool], text: str, start: int = 0, stop: int | None = None
+) -> Iterator[bool | None]:
+    """Pauses (`None`) until a match passes `valid` (then `True`), or the text ends."""
+    for match in _finditer(pattern, text, start, stop):
+        if match is None:
+            yield None
+        elif valid(match):
+            yield True
+            return
+
+
+def _clusters(text: str) -> Iterator[re.Match[str] | None]:
+    """The digit clusters, with pauses: `_CLUSTER` is one C-speed pass, its matches are unbounded."""
+    for n, cluster in enumerate(_CLUSTER.finditer(text), 1):
+        yield cluster
+        if n % _MATCHES_PER_STEP == 0:
+            yield None
+
+
+def _clustered_hits(text: str) -> Iterator[str | None]:
     found: set[str] = set()
-    for cluster in _CLUSTER.finditer(text):
+    for cluster in _clusters(text):
+        if cluster is None:
+            yield None
+            continue
         chars = cluster.group()
         if len(chars) < _SHORTEST_NON_IP and chars.count(".") < 3:
             continue
@@ -225,33 +292,52 @@ def _clustered_hits(text: str) -> Iterator[str]:
         for candidate in _CLUSTERED:
             if candidate.kind in found or len(chars) < candidate.shortest or not candidate.possible(chars):
                 continue
-            if any(candidate.valid(m) for m in candidate.pattern.finditer(text, start, stop)):
+            for hit in _first(candidate.pattern, candidate.valid, text, start, stop):
+                if hit is None:
+                    yield None
+                    continue
                 found.add(candidate.kind)
                 yield candidate.kind
                 if found == _CLUSTERED_KINDS:
                     return
 
 
-def _hits(text: str) -> Iterator[str]:
-    """The kinds found, cheapest passes first so `contains_pii` can stop early; may repeat a kind."""
-    if "@" in text and any(_email(m) for m in _EMAIL.finditer(text)):
-        yield "email"
+def _hits(text: str) -> Iterator[str | None]:
+    """The kinds found, cheapest passes first so `contains_pii` can stop early; may repeat a kind.
+    `None` marks a pause (see `_finditer`)."""
+    if "@" in text:
+        for hit in _first(_EMAIL, _email, text):
+            yield None if hit is None else "email"
     if not any(digit in text for digit in _DIGITS):
         return
-    if "+" in text and any(_phone_international(m) for m in _PHONE_INTERNATIONAL.finditer(text)):
-        yield "phone"
+    if "+" in text:
+        for hit in _first(_PHONE_INTERNATIONAL, _phone_international, text):
+            yield None if hit is None else "phone"
     yield from _clustered_hits(text)
-    if any(_iban(m) for m in _IBAN.finditer(text)):
-        yield "iban"
-    if ("::" in text or text.count(":") >= _IPV6_FULL_COLONS) and any(_ipv6(m) for m in _IPV6.finditer(text)):
-        yield "ip_address"
+    for hit in _first(_IBAN, _iban, text):
+        yield None if hit is None else "iban"
+    if "::" in text or text.count(":") >= _IPV6_FULL_COLONS:
+        for hit in _first(_IPV6, _ipv6, text):
+            yield None if hit is None else "ip_address"
 
 
 def detect(text: str) -> frozenset[str]:
     """The kinds of PII in `text`, a subset of `KINDS`."""
-    return frozenset(_hits(text))
+    return frozenset(kind for kind in _hits(text) if kind is not None)
+
+
+def detect_steps(text: str) -> Iterator[frozenset[str] | None]:
+    """`detect(text)` in steps of bounded work (about a millisecond each): `None` after each step, a
+    point where the caller may let other work run, and the kinds found as the last item."""
+    found = set()
+    for kind in _hits(text):
+        if kind is None:
+            yield None
+        else:
+            found.add(kind)
+    yield frozenset(found)
 
 
 def contains_pii(text: str) -> bool:
     """Whether `text` holds any PII; stops at the first hit, for the router's hot path."""
-    return next(_hits(text), None) is not None
+    return any(kind is not None for kind in _hits(text))

@@ -27,10 +27,10 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import structlog
 
-from banditroute import auth
+from banditroute import auth, pii
 from banditroute.config import Config
 from banditroute.router import Router
-from banditroute.rules import NoModelAllowed
+from banditroute.rules import NoModelAllowed, tagged_sensitive
 from banditroute.service.controls import OperatorControls
 from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
 from banditroute.store.sqlite import PartsLimitReached, Store, StoreError
@@ -43,6 +43,21 @@ log = structlog.get_logger("banditroute")
 _CHANGES_SHOWN = 50  # operator changes listed on the dashboard
 
 Clock = Callable[[], float]
+
+
+async def _scan_for_pii(query: str, one_at_a_time: asyncio.Semaphore) -> frozenset[str]:
+    """pii.detect(query), letting other requests run between its steps: a long query (a 4M-character
+    prompt of digits takes about half a second to scan) must not stall every other client.
+
+    One long scan at a time: between two steps of it, every other ready request runs, so a request
+    waits for one step (about a millisecond of CPU), not one step of every long query in flight.
+    """
+    async with one_at_a_time:
+        for step in pii.detect_steps(query):
+            if step is not None:
+                return step
+            await asyncio.sleep(0)
+    raise AssertionError("pii.detect_steps ends with the kinds found")
 
 
 class UnknownEvent(LookupError):
@@ -138,6 +153,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self.started_at = clock()
         self._checkpointed_seq = checkpointed_seq
         self._tasks: list[asyncio.Task[None]] = []
+        self._long_scans = asyncio.Semaphore(1)
 
     @classmethod
     async def open(
@@ -215,6 +231,8 @@ class Service(OperatorControls, ABC, Generic[K]):
         """
         self.eventlog.admit()
         started = time.perf_counter()
+        if len(query) > pii.STEP_CHARS and self.config.rules.pii_detection and tagged_sensitive(metadata) is None:
+            options["pii_kinds"] = await _scan_for_pii(query, self._long_scans)
         try:
             decision = self.router.route(
                 query, metadata, now=self.clock(), max_output_tokens=max_output_tokens, **options
