@@ -19,6 +19,7 @@ from aiohttp import web
 from banditroute.config import Config
 from banditroute.http import admin, handlers, proxy
 from banditroute.http.middleware import create_gate, errors_as_json, guard
+from banditroute.http.protocol import Runner
 from banditroute.http.state import BOOKKEEPING, GATE, SERVICE, UPSTREAM
 from banditroute.http.upstream import Timeouts, Upstream
 from banditroute.service.base import Service
@@ -106,12 +107,19 @@ def run(
     reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
-    web.run_app(
-        create_app(config, config_path, kind),
-        host=config.server.host,
-        port=config.server.port,
-        access_log=None,
-        print=lambda *_: None,
-        reuse_port=reuse_port,
-        handle_signals=True,
-    )
+    asyncio.run(_serve(create_app(config, config_path, kind), config.server.host, config.server.port, reuse_port))
+
+
+async def _serve(app: web.Application, host: str, port: int, reuse_port: bool) -> None:
+    """aiohttp's run_app, with the connections of protocol.Runner (parser errors as JSON, not logged)."""
+    runner = Runner(app, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
