@@ -32,7 +32,7 @@ from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.rules import NoModelAllowed, tagged_sensitive
 from banditroute.service.controls import OperatorControls
-from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
+from banditroute.store.datadir import db_path, has_room, load_or_create_secret, secret_path
 from banditroute.store.sqlite import PartsLimitReached, Store, StoreError
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.observers import Observers
@@ -209,6 +209,12 @@ class Service(OperatorControls, ABC, Generic[K]):
         return 0
 
     @property
+    def store_healthy(self) -> bool:
+        """The last write succeeded and the disk has room: a fresh start on a full disk is not healthy,
+        though nothing has failed yet."""
+        return self.eventlog.healthy and has_room(self.config.server.data_dir)
+
+    @property
     def db_path(self) -> Path:
         return db_path(self.config.server.data_dir)
 
@@ -323,7 +329,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         out["write_queue"] = self.eventlog.pending()
         out["recent_events"] = self.recent_events
         out["auth"] = "on" if self.auth_enabled else "off"
-        out["store_healthy"] = self.eventlog.healthy
+        out["store_healthy"] = self.store_healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight
         out["exploration_paused"] = self.router.exploration_paused

@@ -26,6 +26,8 @@ SECRET_NAME = "reward_secret"  # the key of the reward tokens, 0600
 SECRET_ENV = "BANDITROUTE_SECRET"  # the same key from the environment instead of the file
 LEARNER_LOCK_NAME = "learner.lock"  # held by the one process that learns from the log; holds its pid
 _LOCK_POLL_S = 0.1
+# Below this much free space the log's file system counts as full: a commit would soon fail.
+MIN_FREE_BYTES = 1 << 20
 _SECRET_BYTES = 32
 _SECRET_MIN_CHARS = 16
 
@@ -38,10 +40,21 @@ def secret_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / SECRET_NAME
 
 
+def has_room(data_dir: str | Path) -> bool:
+    """Whether the data directory's file system has `MIN_FREE_BYTES` free for unprivileged writes."""
+    try:
+        usage = os.statvfs(data_dir)
+    except OSError:
+        return False
+    return usage.f_bavail * usage.f_frsize >= MIN_FREE_BYTES
+
+
 def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
     """The reward-token secret: env BANDITROUTE_SECRET, else a random one kept in `path` (0600).
 
-    Kept on disk so tokens handed out before a restart stay valid after it.
+    Kept on disk so tokens handed out before a restart stay valid after it. Created whole or not at
+    all: written and synced under a temporary name, then linked to `path`, which fails if another
+    process got there first; then that one's secret is read. A reader never sees a partial file.
     """
     from_env = environ.get(SECRET_ENV)
     if from_env is not None:
@@ -49,22 +62,41 @@ def load_or_create_secret(path: Path, environ: Any = os.environ) -> bytes:
             raise ConfigError(f"{SECRET_ENV} must be at least {_SECRET_MIN_CHARS} characters")
         return from_env.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _create_secret(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("secret_file_permissions", path=str(path), mode=oct(mode), expected="0o600")
         value = bytes.fromhex(path.read_text().strip())
-        if len(value) < _SECRET_BYTES:
-            raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret") from None
-        return value
-    value = secrets.token_bytes(_SECRET_BYTES)
-    with os.fdopen(fd, "w") as f:
-        f.write(value.hex())
-        f.flush()
-        os.fsync(f.fileno())
+    except ValueError:
+        value = b""
+    if len(value) < _SECRET_BYTES:
+        raise ConfigError(f"{path} does not hold a {_SECRET_BYTES}-byte hex secret")
     return value
+
+
+def _create_secret(path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_bytes(_SECRET_BYTES).hex())
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process created it first: theirs holds
+            os.link(temporary, path)
+            _sync_dir(path.parent)
+    finally:
+        os.unlink(temporary)
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LearnerRunning(RuntimeError):
