@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, NamedTuple
 
 KINDS = frozenset({"email", "phone", "card", "iban", "us_ssn", "ip_address"})
@@ -63,6 +63,13 @@ _FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp",
 # SSNs, national phone numbers, cards and IPv4 addresses live in runs of digits and separators
 # like these, starting with a digit or "(" and ending with a digit or ")".
 _CLUSTER = re.compile(r"[0-9(][0-9 ().-]{5,}[0-9)]")
+# Its parts, for finding clusters in bounded steps (`_clusters`).
+_CLUSTER_CHAR = re.compile(r"[0-9 ().-]")
+_NOT_CLUSTER_CHAR = re.compile(r"[^0-9 ().-]")
+_CLUSTER_START = re.compile(r"[0-9(]")
+_LAST_CLUSTER_END = re.compile(r"(?s:.*)[0-9)]")
+_LAST_NOT_CLUSTER_CHAR = re.compile(r"(?s:.*)[^0-9 ().-]")
+_CLUSTER_MIN = 7
 # The numeric patterns look at most this many characters past a candidate.
 _LOOKAHEAD = 2
 _DIGITS = "0123456789"
@@ -184,10 +191,10 @@ def _ipv4(match: re.Match[str]) -> bool:
         return False  # an octet above 255
 
 
-def _card_possible(cluster: str) -> bool:
+def _card_possible(text: str, start: int, stop: int) -> bool:
     """Thirteen characters without a dot in a row (rows of decimals have none). Assumed on a long
     cluster, where splitting it would cost more than running the card pattern."""
-    return len(cluster) > _FILTERED_CLUSTER_MAX or any(len(part) >= 13 for part in cluster.split("."))
+    return stop - start > _FILTERED_CLUSTER_MAX or any(len(part) >= 13 for part in text[start:stop].split("."))
 
 
 class _Clustered(NamedTuple):
@@ -198,15 +205,15 @@ class _Clustered(NamedTuple):
     pattern: re.Pattern[str]
     valid: Callable[[re.Match[str]], bool]
     shortest: int
-    possible: Callable[[str], bool]
+    possible: Callable[[str, int, int], bool]  # (text, cluster start, cluster stop): C-speed only
 
 
 _CLUSTERED = (
-    _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda c: c.count("-") >= 2),
-    _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda c: True),
-    _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda c: "0" in c),
-    _Clustered("card", _CARD, _card, len("4222222222222"), lambda c: _card_possible(c)),
-    _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda c: c.count(".") >= 3),
+    _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda t, a, b: t.count("-", a, b) >= 2),
+    _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda t, a, b: True),
+    _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda t, a, b: t.find("0", a, b) >= 0),
+    _Clustered("card", _CARD, _card, len("4222222222222"), _card_possible),
+    _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda t, a, b: t.count(".", a, b) >= 3),
 )
 _CLUSTERED_KINDS = frozenset(c.kind for c in _CLUSTERED)
 _SHORTEST_NON_IP = min(c.shortest for c in _CLUSTERED if c.kind != "ip_address")
@@ -241,6 +248,12 @@ def _finditer(pattern: re.Pattern[str], text: str, start: int = 0, stop: int | N
     search calls that each cover at most `STEP_CHARS` starting positions; `None` between calls and after
     every `_MATCHES_PER_STEP` matches: a point where the caller may pause."""
     end = len(text) if stop is None else min(stop, len(text))
+    if end - start <= STEP_CHARS:  # one step: the engine's own iteration, without pauses
+        return pattern.finditer(text, start, end)
+    return _stepped(pattern, text, start, end)
+
+
+def _stepped(pattern: re.Pattern[str], text: str, start: int, end: int) -> Iterator[Any]:
     pos, since_pause = start, 0
     while pos < end:
         core = min(pos + STEP_CHARS, end)
@@ -269,12 +282,79 @@ def _first(
             return
 
 
-def _clusters(text: str) -> Iterator[re.Match[str] | None]:
-    """The digit clusters, with pauses: `_CLUSTER` is one C-speed pass, its matches are unbounded."""
-    for n, cluster in enumerate(_CLUSTER.finditer(text), 1):
-        yield cluster
-        if n % _MATCHES_PER_STEP == 0:
-            yield None
+def _search(pattern: re.Pattern[str], text: str, start: int, stop: int) -> Generator[None, None, int]:
+    """Where a one-character `pattern` first matches in [start, stop) (`stop`: nowhere), a step per
+    `STEP_CHARS` characters."""
+    pos = start
+    while pos < stop:
+        window = min(pos + STEP_CHARS, stop)
+        match = pattern.search(text, pos, window)
+        if match is not None:
+            return match.start()
+        pos = window
+        yield None
+    return stop
+
+
+def _search_back(text: str, start: int, stop: int) -> Generator[None, None, int]:
+    """The last cluster end character in [start, stop) (-1: none), backwards a step at a time."""
+    high = stop
+    while high > start:
+        low = max(start, high - STEP_CHARS)
+        match = _LAST_CLUSTER_END.match(text, low, high)
+        if match is not None:
+            return match.end() - 1
+        high = low
+        yield None
+    return -1
+
+
+def _clusters(text: str) -> Iterator[tuple[int, int] | None]:
+    """The spans `_CLUSTER.finditer(text)` gives, in bounded steps (a cluster may be the whole text).
+
+    Each step searches one window. A match whose run of cluster characters ends inside the window is
+    exact: every match but the window's last (a later match lies in a later run). A run that reaches
+    the window's end is finished in steps of its own: a cluster's characters all belong to the body
+    set, so it lies in one maximal run of them, and a run holds at most one, from its first start
+    character to its last end character when those are far enough apart (the greedy body takes
+    every end character of the run).
+    """
+    n, pos = len(text), 0
+    if n <= STEP_CHARS:  # one step
+        for match in _CLUSTER.finditer(text):
+            yield match.span()
+        return
+    while pos < n:
+        window = min(pos + STEP_CHARS, n)
+        matches = list(_CLUSTER.finditer(text, pos, window))
+        run = -1
+        if matches:
+            last = matches[-1]
+            exact = window == n or _NOT_CLUSTER_CHAR.search(text, last.end(), window) is not None
+            for match in matches if exact else matches[:-1]:
+                yield match.span()
+            if not exact:
+                run = last.start()
+            after = last.end()
+        else:
+            after = pos
+        if run < 0:
+            if window == n:
+                return
+            tail = _LAST_NOT_CLUSTER_CHAR.match(text, after, window)
+            run = tail.end() if tail is not None else after
+            if run == window:  # the window ends outside any run: nothing reaches past it
+                pos = window
+                yield None
+                continue
+        run_end = yield from _search(_NOT_CLUSTER_CHAR, text, run, n)
+        first = yield from _search(_CLUSTER_START, text, run, run_end)
+        if first < run_end:
+            last_end = yield from _search_back(text, first, run_end)
+            if last_end - first >= _CLUSTER_MIN - 1:
+                yield first, last_end + 1
+        pos = run_end
+        yield None
 
 
 def _clustered_hits(text: str) -> Iterator[str | None]:
@@ -283,14 +363,15 @@ def _clustered_hits(text: str) -> Iterator[str | None]:
         if cluster is None:
             yield None
             continue
-        chars = cluster.group()
-        if len(chars) < _SHORTEST_NON_IP and chars.count(".") < 3:
+        start, end = cluster
+        size = end - start
+        if size < _SHORTEST_NON_IP and text.count(".", start, end) < 3:
             continue
-        start, stop = cluster.start(), cluster.end() + _LOOKAHEAD
-        if len(chars) <= _SHORT_CLUSTER and _ANY_CLUSTERED.search(text, start, stop) is None:
+        stop = end + _LOOKAHEAD
+        if size <= _SHORT_CLUSTER and _ANY_CLUSTERED.search(text, start, stop) is None:
             continue
         for candidate in _CLUSTERED:
-            if candidate.kind in found or len(chars) < candidate.shortest or not candidate.possible(chars):
+            if candidate.kind in found or size < candidate.shortest or not candidate.possible(text, start, end):
                 continue
             for hit in _first(candidate.pattern, candidate.valid, text, start, stop):
                 if hit is None:

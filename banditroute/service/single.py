@@ -98,6 +98,7 @@ class LearningService(Service[_Known]):
         config_path: str | Path | None,
         clock: Clock,
     ) -> Self:
+        """The rest of `_assemble`, with the learner's lock held: recovery and the service around it."""
         store = opened.store
         recovered = recovery.recover(store, config, sink=opened.eventlog, observer=observers, before_pending=restore)
         service = cls(opened, recovered, observers, config_path=config_path, clock=clock, lock=lock)

@@ -174,11 +174,16 @@ class Store(JudgeSamples):
         if limit is None:
             self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
             return set()
-        refused = set()
-        for i, p in enumerate(parts):
-            if self.conn.execute(_INSERT_FEEDBACK_WITHIN, (*feedback_row(p), p.event_id, limit)).rowcount != 1:
-                refused.add(i)
-        return refused
+        rows = [(*feedback_row(p), p.event_id, limit) for p in parts]
+        # Usually every part fits: one executemany. Else the batch's parts are inserted again one by
+        # one, to learn which were refused.
+        self.conn.execute("SAVEPOINT parts")
+        if self.conn.executemany(_INSERT_FEEDBACK_WITHIN, rows).rowcount == len(rows):
+            self.conn.execute("RELEASE parts")
+            return set()
+        self.conn.execute("ROLLBACK TO parts")
+        self.conn.execute("RELEASE parts")
+        return {i for i, row in enumerate(rows) if self.conn.execute(_INSERT_FEEDBACK_WITHIN, row).rowcount != 1}
 
     # -- reads ------------------------------------------------------------------------------
 

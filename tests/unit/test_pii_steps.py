@@ -27,6 +27,13 @@ def test_stepped_search_finds_exactly_what_finditer_finds(text: str, start: int)
         assert found == expected, pattern.pattern
 
 
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="0123456789 .-()a\n", max_size=300))
+def test_clusters_in_steps_are_exactly_the_clusters_of_one_pass(text: str) -> None:
+    expected = [m.span() for m in pii._CLUSTER.finditer(text)]
+    assert [span for span in pii._clusters(text) if span is not None] == expected
+
+
 @pytest.fixture
 def tiny_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     """Steps of 3 positions: every match crosses step boundaries in a short text."""
