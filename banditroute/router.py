@@ -7,6 +7,7 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -115,6 +116,8 @@ class Router(Learning):
         self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
         self.spend = live.Spend(r.budget_period_s, r.budgets)
         self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+        seed = config.policy.seed
+        self._draws = random.Random(seed) if seed is not None else None  # policy.seed: a replayable stream
 
     @property
     def baseline_model(self) -> str | None:
@@ -145,7 +148,7 @@ class Router(Learning):
 
         `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
         prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
-        own rule, (name, models it keeps), applied after the configured rules. `pii_kinds`: what
+        own rule, (name, models it keeps), applied before the configured rules. `pii_kinds`: what
         `pii.detect(query)` returns, when the caller has scanned the query already.
 
         Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
@@ -168,9 +171,7 @@ class Router(Learning):
         shadow_pmf: tuple[float, ...] | None = None
         shadow_chosen: int | None = None
         try:
-            verdict = self.rules.evaluate(request, state)
-            if restrict_to is not None:
-                verdict = guardrails.restrict(verdict, *restrict_to)
+            verdict = self.rules.evaluate(request, state, restrict_to)
         except guardrails.NoModelAllowed as exc:
             verdict = self._default_verdict(exc, request, restrict_to)
             fallbacks: tuple[str, ...] = ()
@@ -187,7 +188,7 @@ class Router(Learning):
                 fallbacks = tuple(m for m in ranked if m != sticky)
                 how = "sticky conversation"
             else:
-                chosen = sample(pmf, uniform_from(event_id))
+                chosen = sample(pmf, self._draws.random() if self._draws is not None else uniform_from(event_id))
                 best = max(range(len(pmf)), key=pmf.__getitem__)
                 explored = chosen != best
                 exploration = self.config.policy.exploration

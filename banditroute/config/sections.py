@@ -50,9 +50,13 @@ SHA256_OR_EMPTY = Check(
 class ServerConfig:
     """The HTTP service and its log."""
 
-    host: str = key("127.0.0.1", "address to bind (`--host`)")
+    host: str = key("127.0.0.1", "address to bind (`--host`, env `BANDITROUTE_HOST`)")
     port: int = key(8080, "port (`--port`, env `BANDITROUTE_PORT`)", within(0, 65535))
-    data_dir: str = key("var", "directory of the SQLite log `banditroute.db` and the reward-token secret")
+    data_dir: str = key(
+        "var",
+        "directory of the SQLite log `banditroute.db` and the reward-token secret"
+        " (`--data-dir`, env `BANDITROUTE_DATA_DIR`)",
+    )
     max_body_bytes: int = key(8_000_000, "larger request bodies → 413", above(0))
     max_query_chars: int = key(
         4_000_000, "longer queries → 413 (about 1M tokens: the largest context windows)", above(0)
@@ -178,6 +182,13 @@ class PolicyConfig:
     )
     residual_dims: int = key(128, "ridge: hashed feature buckets (memory: dims² floats per model)", within(8, 4096))
     residual_strength: float = key(10.0, "ridge: the L2 strength, on unit-length rows", POSITIVE)
+    seed: int | None = key(
+        None,
+        "seeds the draw each decision samples its model with (a `random.Random(seed)` per process), so a replay"
+        " of the same requests in the same order makes the same decisions (demos, tests); unset: each decision's"
+        " draw comes from its random event id",
+        parse=records.optional_int,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,7 @@ class ServingService(Service[EventState]):
         router = Router(config, policy=policy, learned_seq=seq, sink=opened.eventlog, joins=False, observer=observers)
         recovery.restore_live_state(router, store, clock())
         followed_seq = store.max_learned_seq()
+        observers.outcomes.restore(store.outcomes_per_model(followed_seq))  # the rest: follow_learner
         changes_seq = recovery.follow_changes(router, store.config_changes_after(0), 0)
         service = cls(
             opened,
@@ -90,7 +91,7 @@ class ServingService(Service[EventState]):
             followed_seq=followed_seq,
             changes_seq=changes_seq,
         )
-        log.info("started", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
+        log.info("recovered", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
         return service
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:
@@ -110,6 +111,7 @@ class ServingService(Service[EventState]):
         rows = await self.eventlog.call(lambda: list(store.learned_after(self._followed_seq)))
         for row, decision in rows:
             self.router.observe_learned(row, decision)
+            self.outcomes.learned(decision.model, row)
             self._followed_seq = row.seq
         changes = await self.eventlog.call(store.config_changes_after, self._changes_seq)
         self._changes_seq = recovery.follow_changes(self.router, changes, self._changes_seq)

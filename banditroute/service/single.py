@@ -72,6 +72,7 @@ class LearningService(Service[_Known]):
         store = opened.store
         observers = Observers(config)
         _restore_shadow(observers.shadow, store)
+        observers.outcomes.restore(store.outcomes_per_model())
         now = clock()
 
         def restore(router: Router) -> None:
@@ -106,7 +107,7 @@ class LearningService(Service[_Known]):
         # Decisions whose window passed while the service was down are finished by the expire loop,
         # in slices, once it serves: start-up does not wait for them.
         log.info(
-            "started",
+            "recovered",
             db=str(service.db_path),
             auth=service.auth_summary(),
             checkpoint_seq=recovered.checkpoint_seq,

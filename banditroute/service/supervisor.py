@@ -45,7 +45,7 @@ EXIT_LEARNER_RUNNING = 3
 
 # serve(config, config_path): run one serving process's server until SIGTERM. Picklable (the
 # children are spawned): a module-level function, or a functools.partial of one.
-Serve = Callable[[Config, str | None], None]
+Serve = Callable[[Config, str | None], object]
 
 
 def die_with_parent(parent: int) -> None:

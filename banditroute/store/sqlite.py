@@ -364,6 +364,20 @@ class Store(JudgeSamples):
         ).fetchall()
         return {model: n for model, n in rows if model is not None}
 
+    def outcomes_per_model(self, through_seq: int | None = None) -> list[tuple[str, int, float, int, float]]:
+        """Per chosen model, over the finished joins (up to learned seq `through_seq`; None: all): (model,
+        qualities observed, their sum, costs known, their sum); a quality filled in by default is not
+        counted (the dashboard's per-model table)."""
+        observed = "(l.quality IS NOT NULL AND instr(',' || l.defaulted || ',', ',quality,') = 0)"
+        rows = self.conn.execute(
+            f"SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, coalesce(sum({observed}), 0),"
+            f" coalesce(sum(CASE WHEN {observed} THEN l.quality END), 0.0), count(l.cost_usd),"
+            " coalesce(sum(l.cost_usd), 0.0)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq <= ? GROUP BY model",
+            (through_seq if through_seq is not None else 2**63 - 1,),
+        ).fetchall()
+        return [tuple(r) for r in rows if r[0] is not None]
+
     def spend_since(self, ts: float) -> dict[str, float]:
         """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
         rows = self.conn.execute(
