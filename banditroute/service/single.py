@@ -21,8 +21,8 @@ from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.router import Router
 from banditroute.service import recovery
 from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
-from banditroute.store.prune import Pruned
 from banditroute.store.datadir import LearnerLock
+from banditroute.store.prune import Pruned
 from banditroute.store.sqlite import Store
 from banditroute.telemetry.observers import Observers
 from banditroute.telemetry.shadow import ShadowTracker
