@@ -64,12 +64,26 @@ def perturb(world: World, spec: str | None, outcomes_best: str, outcomes_top_qua
     raise SystemExit(f"banditroute: unknown --world {spec!r}: none, drift, outage, price, new-model, task-shift")
 
 
-def simulate(args: argparse.Namespace) -> int:
-    from simulators.baselines import fixed_baselines, full_outcomes, regret_curve
-    from simulators.simulate import rewards_of
-    from simulators.sweep import dataset_world, run_router
+def targets(args: argparse.Namespace) -> dict[str, float]:
+    """`--target-cost-per-1k X` / `--target-quality Q` as `[reward]` overrides (at most one: the config checks)."""
+    out = {}
+    if args.target_cost_per_1k is not None:
+        out["target_cost_per_1k"] = args.target_cost_per_1k
+    if args.target_quality is not None:
+        out["target_quality"] = args.target_quality
+    return out
 
-    config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
+
+def simulate(args: argparse.Namespace) -> int:
+    from banditroute.config import ConfigError
+    from simulators.baselines import fixed_baselines, full_outcomes, regret_curve
+    from simulators.simulate import last80, rewards_of, summarize
+    from simulators.sweep import dataset_world, run_pass
+
+    try:
+        config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight, **targets(args)})
+    except ConfigError as exc:
+        raise SystemExit(f"banditroute: {exc}") from None
     weights = config.reward.weights
     base = dataset_world(args.dataset, seed=args.seed, with_task=args.with_task, limit=args.limit)
     base_rows = fixed_baselines(full_outcomes(base), weights, base)
@@ -82,8 +96,11 @@ def simulate(args: argparse.Namespace) -> int:
         from banditroute.router import MemorySink
 
         sink = MemorySink()
-    summary = run_router(world, config, _feedback(args), args.seed, progress=args.format == "table", sink=sink)
-    records = summary.pop("records")
+    run = run_pass(world, config, _feedback(args), args.seed, progress=args.format == "table", sink=sink)
+    records = run.records
+    summary = summarize(records, weights)
+    summary["last80"] = last80(records, weights)
+    summary["target"] = run.router.stats()["target"]
     if sink is not None:
         _save_log(sink, Path(args.save_log))
     baselines = fixed_baselines(outcomes, weights, world)
@@ -120,6 +137,12 @@ def _print_simulation(report: dict[str, Any]) -> None:
     print(f"world {report['world']}  cost_weight {report['cost_weight']:g}  requests {r['n']}")
     print(f"{'policy':44s} {'reward':>8s} {'quality':>8s} {'$/1k req':>9s}")
     print(f"{'router':44s} {r['mean_reward']:8.4f} {r['mean_quality']:8.4f} {r['cost_per_1k_usd']:9.4f}")
+    if r["last80"]:
+        last = r["last80"]
+        print(f"{'router, last 80 %':44s} {last['mean_reward']:8.4f} {last['mean_quality']:8.4f} {last['cost_per_1k_usd']:9.4f}")
+    if r["target"] is not None:
+        t = r["target"]
+        print(f"target {t['kind']} {t['target']:g}: cost_weight ended at {t['cost_weight']:.4g}")
     for name, b in report["baselines"].items():
         print(f"{name:44s} {b['mean_reward']:8.4f} {b['mean_quality']:8.4f} {b['mean_cost_usd'] * 1000:9.4f}")
     print(
@@ -187,6 +210,12 @@ def _switch(text: str) -> tuple[float, float]:
     if min(before, after) < 0:
         raise argparse.ArgumentTypeError("cost weights must be >= 0")
     return before, after
+
+
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    """`[reward] target_cost_per_1k` / `target_quality` for a run (docs/budget.md); at most one."""
+    p.add_argument("--target-cost-per-1k", type=float, metavar="USD", help="hold spend per 1,000 requests to USD")
+    p.add_argument("--target-quality", type=float, metavar="Q", help="hold mean quality to Q at the least spend")
 
 
 def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
@@ -396,6 +425,7 @@ def register(sub: Any) -> None:
     p.add_argument("--world", help="none, drift, outage, price, new-model, task-shift")
     p.add_argument("--format", choices=("json", "table"), default="table")
     p.add_argument("--save-log", help="write the run's log (decisions, rewards) as a banditroute.db for `ope`")
+    add_target_arguments(p)
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("sweep", help="one router run per cost weight; writes frontier.csv and frontier.png")
