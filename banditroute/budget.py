@@ -7,7 +7,7 @@ multiplier, and the dual update raises w while the constraint is violated and lo
 slack. Here it is a proportional-integral update in log space of the weight (the useful weights span
 orders of magnitude, and the spend's response to a *relative* change of w is what is roughly constant):
 
-    e_t     = clip(log(measured / target), -1, 1)          (cost)
+    e_t     = clip(measured / target - 1, -1, 1)            (cost)
     e_t     = clip((measured - target) / QUALITY_UNIT, -1, 1)   (quality)
     I_t     = clamp(I_{t-1} + (n / WINDOW) · e_t / WINDOW, log W_MIN, log W_MAX)
     log w_t = clamp(I_t + GAIN_P · e_t, log W_MIN, log W_MAX)
@@ -181,15 +181,13 @@ class Controller:
 
     def _update(self, window: _Window) -> None:
         if self.target.kind == COST:
-            measured = self.measured_cost_per_1k()
+            spend = self.measured_cost_per_1k()
+            assert spend is not None
+            error = spend / self.target.value - 1.0
         else:
-            measured = self.measured_quality()
-        assert measured is not None
-        if self.target.kind == COST:
-            ratio = measured / self.target.value
-        else:
-            ratio = math.exp((measured - self.target.value) / QUALITY_UNIT)
-        error = math.log(ratio) if ratio > 0 else -ERROR_MAX
+            quality = self.measured_quality()
+            assert quality is not None
+            error = (quality - self.target.value) / QUALITY_UNIT
         error = min(max(error, -ERROR_MAX), ERROR_MAX)
         fill = len(window) / WINDOW
         self._integral = _clamp(self._integral + fill * error / WINDOW)

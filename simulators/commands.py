@@ -139,7 +139,8 @@ def _print_simulation(report: dict[str, Any]) -> None:
     print(f"{'router':44s} {r['mean_reward']:8.4f} {r['mean_quality']:8.4f} {r['cost_per_1k_usd']:9.4f}")
     if r["last80"]:
         last = r["last80"]
-        print(f"{'router, last 80 %':44s} {last['mean_reward']:8.4f} {last['mean_quality']:8.4f} {last['cost_per_1k_usd']:9.4f}")
+        name = "router, last 80 %"
+        print(f"{name:44s} {last['mean_reward']:8.4f} {last['mean_quality']:8.4f} {last['cost_per_1k_usd']:9.4f}")
     if r["target"] is not None:
         t = r["target"]
         print(f"target {t['kind']} {t['target']:g}: cost_weight ended at {t['cost_weight']:.4g}")

@@ -116,7 +116,7 @@ def render(results: list[dict[str, Any]], command: str) -> str:
     lines = [
         "# Budget and quality targets: the measurement",
         "",
-        f"Made by `{command}` (issue 17's \"Done when\"; the method is in [budget.md](budget.md)). One cold",
+        f'Made by `{command}` (issue 17\'s "Done when"; the method is in [budget.md](budget.md)). One cold',
         "pass per (set, seed, setting), immediate feedback; spend in USD per 1,000 requests and quality over the",
         "last 80 % of the stream. Fixed weights swept: " + ", ".join(f"{w:g}" for w in results[0]["sweep"]) + ".",
         "",
@@ -139,13 +139,15 @@ def render(results: list[dict[str, Any]], command: str) -> str:
             tally["quality"][1] += 1
             lines.append(
                 f"| {r['set']} | {r['seed']} | {b['at']:g} | {b['target']:.4f} | {b['cost_per_1k_usd']:.4f} | "
-                f"{ratio:.3f} | {_ok(spend_ok)} | {b['mean_quality']:.4f} | {b['best_fixed_quality']:.4f} | {_ok(q_ok)} |"
+                f"{ratio:.3f} | {_ok(spend_ok)} | {b['mean_quality']:.4f} | {b['best_fixed_quality']:.4f} | "
+                f"{_ok(q_ok)} |"
             )
     lines += [
         "",
         "## Quality targets",
         "",
-        "Q = the quality of the fixed weight (0.1, 0.3); cheapest fixed = the least spend of a swept weight reaching Q.",
+        "Q = the quality of the fixed weight (0.1, 0.3); cheapest fixed = the least spend of a swept weight",
+        "reaching Q.",
         "",
         "| set | seed | weight | Q | quality | within ±0.01 | spend | cheapest fixed | ≤ cheapest × 1.05 |",
         "|---|---|---|---|---|---|---|---|---|",

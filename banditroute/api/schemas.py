@@ -191,15 +191,29 @@ SCHEMAS: dict[str, Any] = {
             "latency_weight": NUMBER,
             "exploration_paused": BOOLEAN,
             "shadow_baseline": {"type": ["string", "null"]},
+            "target_cost_per_1k": {"type": ["number", "null"]},
+            "target_quality": {"type": ["number", "null"]},
+            "target": {"type": ["object", "null"], "description": "the target controller's state (docs/budget.md)"},
         }
     ),
     "WeightsRequest": obj(
         {
             "cost_weight": {**WEIGHT, "type": ["number", "null"]},
             "latency_weight": {**WEIGHT, "type": ["number", "null"]},
+            "target_cost_per_1k": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "description": "a budget, USD per 1,000 requests: cost_weight is then set online; null: stop",
+            },
+            "target_quality": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "exclusiveMaximum": 1,
+                "description": "a mean quality to hold at the least spend; null: stop",
+            },
         },
         required=(),
-        description="At least one of the two; the other keeps its value.",
+        description="At least one field; the others keep their values. At most one target is set.",
     ),
     "ExplorationRequest": obj({"paused": BOOLEAN}),
     "ShadowRequest": obj(
