@@ -130,8 +130,8 @@ class Controller:
     def __init__(self, target: Target, cost_weight: float, cost_scale: float) -> None:
         self.target = target
         self.cost_scale = cost_scale
-        self._integral = _clamp(math.log(max(cost_weight, W_MIN)))
-        self._log_weight = self._integral
+        self._weight = min(max(cost_weight, W_MIN), W_MAX)  # exactly the weight it starts from
+        self._integral = math.log(self._weight)
         self.spend = _Window(WINDOW)  # estimated cost of the recent decisions
         self.quality = _Window(WINDOW)  # measured quality of the recent learned events
         self._observed = _Window(CALIBRATION)  # observed cost of learned events
@@ -141,7 +141,7 @@ class Controller:
 
     @property
     def cost_weight(self) -> float:
-        return math.exp(self._log_weight)
+        return self._weight
 
     @property
     def calibration(self) -> float:
@@ -191,7 +191,7 @@ class Controller:
         error = min(max(error, -ERROR_MAX), ERROR_MAX)
         fill = len(window) / WINDOW
         self._integral = _clamp(self._integral + fill * error / WINDOW)
-        self._log_weight = _clamp(self._integral + GAIN_P * error)
+        self._weight = math.exp(_clamp(self._integral + GAIN_P * error))
         self.error = error
         self.updates += 1
 

@@ -219,6 +219,15 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-quality", type=float, metavar="Q", help="hold mean quality to Q at the least spend")
 
 
+def _targets_of(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """`sweep --target-cost-per-1k X,Y --target-quality Q`: the targets to run next to the fixed weights."""
+    out = []
+    for key, text in (("target_cost_per_1k", args.target_cost_per_1k), ("target_quality", args.target_quality)):
+        for value in _weights(text) if text else []:
+            out.append((key, value))
+    return out
+
+
 def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     """The measurement protocols (`simulators.protocols`), shared by `sweep` and `quality`."""
     p.add_argument(
@@ -254,7 +263,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from simulators.protocols import measure
     from simulators.protocols import write_csv as write_cells
     from simulators.report import render
-    from simulators.sweep import dataset_world, plot, write_csv
+    from simulators.sweep import dataset_world, plot, target_rows, write_csv
 
     config = load_config(args.config)
     protocols, seeds = _protocols(args), _seeds(args)
@@ -273,6 +282,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         progress=True,
         skyline=not args.no_skyline,
     )
+    held = target_rows(world_of(seeds[0]), config, _targets_of(args), _feedback(args), seeds[0])
+    m.frontier.extend(held)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(m.frontier, out / "frontier.csv")
@@ -285,7 +296,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         return 0
     print(f"{'cost_weight':>11s} {'policy':40s} {'quality':>8s} {'$/1k req':>9s} {'reward':>8s}")
     for row in m.frontier:
-        if row["policy"] in ("router", "best_fixed", "skyline", "oracle"):
+        if row["policy"] in ("router", "best_fixed", "skyline", "oracle") or row["policy"].startswith("target_"):
             name = row["policy"] + (f" ({row['model']})" if "model" in row else "")
             print(
                 f"{row['cost_weight']:11g} {name:40s} {row['mean_quality']:8.4f} {row['cost_per_1k_usd']:9.4f} "
@@ -434,6 +445,8 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--out", default="out/sweep")
     add_protocol_arguments(p)
+    p.add_argument("--target-cost-per-1k", metavar="USD[,USD]", help="also run a router holding each budget")
+    p.add_argument("--target-quality", metavar="Q[,Q]", help="also run a router holding each quality")
     p.set_defaults(func=run_sweep)
 
     p = sub.add_parser("quality", help="sweep several data sets; write the routing-quality table and plots")

@@ -174,6 +174,11 @@ SCHEMAS: dict[str, Any] = {
             "budgets": map_of(obj({"spent_usd": NUMBER, "budget_usd": NUMBER})),
             "sticky_conversations": INTEGER,
             "catalog_reloads": INTEGER,
+            "target": {
+                "type": ["object", "null"],
+                "description": "the budget or quality target's controller: target, cost_weight, measured spend and"
+                " quality over its window (docs/budget.md); null without a target",
+            },
             "recent_events": INTEGER,
             "auth": {"enum": ["on", "off"]},
             "role": {
