@@ -66,6 +66,8 @@ async def test_a_budget_set_at_run_time_moves_the_weight_is_logged_and_survives_
         assert f"banditroute_cost_weight {stats['cost_weight']}" in metrics
         changes = await store_rows(api, "SELECT kind, payload FROM config_changes ORDER BY seq")
         assert [(k, orjson.loads(p)["target_cost_per_1k"]) for k, p in changes] == [("weights", 0.05)]
+        _, dash = await api.get("/dashboard/data")  # the dashboard's target panel reads this
+        assert dash["settings"]["target"]["target"] == 0.05
     finally:
         await stop_api(api)
     api = await start_api(config)  # the target is replayed at start
