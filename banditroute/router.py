@@ -377,14 +377,17 @@ class Router(Learning):
         self._follow(self.target.decided(spent))
 
     def _follow(self, cost_weight: float) -> None:
-        """The controller's weight, in force from the next decision (and in the next learned row)."""
+        """The controller's weight, in force from the next decision (and in the next learned row).
+
+        On every decision, so only what the decomposed learner reads (targets need it: config.validate):
+        the weights. The VW reward learner's span and penalty terms are set again by set_weights.
+        """
         w = self.config.reward
         if cost_weight == w.cost_weight:
             return
         self.config = replace(self.config, reward=replace(w, cost_weight=cost_weight))
-        self.joiner.required = required_parts(cost_weight, w.latency_weight)
-        self._span = reward.reward_span(self.config.models, self.config.reward)
-        self._set_penalty_terms()
+        if w.cost_weight <= 0:  # from 0: a join now waits for a cost
+            self.joiner.required = required_parts(cost_weight, w.latency_weight)
 
     def set_policy(self, policy: Policy) -> None:
         """Serve and keep learning with another policy (e.g. one trained offline on the log)."""

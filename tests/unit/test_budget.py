@@ -172,3 +172,20 @@ def test_an_operator_weight_restarts_the_controller_from_it_and_clearing_the_tar
 def test_bad_targets_are_config_errors(reward: dict[str, object], policy: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config().with_overrides(reward=reward, policy=policy)
+
+
+def test_a_logged_target_is_replayed_at_start_and_one_the_configuration_cannot_hold_is_skipped() -> None:
+    from banditroute.service.recovery import WEIGHTS, apply_change
+    from banditroute.types import ConfigChange
+
+    change = ConfigChange(0.0, WEIGHTS, {"cost_weight": 0.2, "latency_weight": 0.0, "target_cost_per_1k": 3.0})
+    router = Router(config())
+    apply_change(router, change)
+    assert router.target is not None and router.target.target == Target(COST, 3.0)
+    assert router.config.reward.cost_weight == 0.2  # the controller goes on from the logged weight
+    vw = Router(dataclasses.replace(load_config(), models=SPECS).with_overrides(policy={"exploration": "squarecb"}))
+    apply_change(vw, change)  # a start must not fail on it: the weights apply, the target is skipped
+    assert vw.target is None and vw.config.reward.cost_weight == 0.2
+    old = ConfigChange(0.0, WEIGHTS, {"cost_weight": 0.3, "latency_weight": 0.0})  # logged before targets
+    apply_change(router, old)
+    assert router.target is not None and router.config.reward.cost_weight == 0.3
