@@ -23,7 +23,7 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.service.learner import Learner
-from banditroute.store.datadir import db_path
+from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
 from banditroute.store.sqlite import Store
 from banditroute.telemetry import logs
 
@@ -34,7 +34,7 @@ _SUPERVISE_S = 0.2  # how often the supervisor checks its children
 
 # serve(config, config_path): run one serving process's server until SIGTERM. Picklable (the
 # children are spawned): a module-level function, or a functools.partial of one.
-Serve = Callable[[Config, str | None], None]
+Serve = Callable[[Config, str | None], object]
 
 
 def _learner_main(config: Config, log_level: str) -> None:
@@ -55,6 +55,7 @@ def run_cluster(
 ) -> int:
     """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM."""
     Store(db_path(config.server.data_dir)).close()  # the schema, once, before the children race
+    load_or_create_secret(secret_path(config.server.data_dir))  # and the secret (tokens, word key) they all read
     ctx = multiprocessing.get_context("spawn")
     targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
         "learner": (_learner_main, (config, log_level)),
