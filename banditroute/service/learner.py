@@ -19,25 +19,39 @@ from banditroute.config import Config
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
+from banditroute.store.datadir import LearnerLock, db_path, load_or_create_secret, secret_path
 from banditroute.store.sqlite import Store, StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
+
+# A learner restarted while its predecessor still stops (its last publish) waits this long for the lock.
+LOCK_WAIT_S = 15.0
 
 
 class Learner:
     """Synchronous; the clock is injected."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.time):
+    def __init__(self, config: Config, *, clock: Clock = time.time, lock_wait_s: float = 0.0):
+        """Raises LearnerRunning when another process learns from this log (after `lock_wait_s`)."""
         self.clock = clock
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
-        self.store = Store(db_path(config.server.data_dir))
+        # One learner per log, for this object's life (`close`): two would learn every join twice.
+        self._lock = LearnerLock.acquire(config.server.data_dir, lock_wait_s)
+        try:
+            self.store = Store(db_path(config.server.data_dir))
+        except BaseException:
+            self._lock.release()
+            raise
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
         # The serving processes' key: learning at start reads no query, but relearned and live must agree.
-        secret = load_or_create_secret(secret_path(config.server.data_dir))
-        recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
+        try:
+            secret = load_or_create_secret(secret_path(config.server.data_dir))
+            recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
+        except BaseException:
+            self.close()
+            raise
         self.router = recovered.router
         self.changes_seq = recovered.changes_seq
         self.decision_seq, self.feedback_seq = recovered.decision_seq, recovered.feedback_seq
@@ -110,4 +124,8 @@ class Learner:
         try:
             self.publish()
         finally:
-            self.store.close()
+            self.close()
+
+    def close(self) -> None:
+        self.store.close()
+        self._lock.release()
