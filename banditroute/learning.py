@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from banditroute import features, reward, trainer
+from banditroute import budget, features, reward, trainer
 from banditroute.joiner import COMPLETE, NOT_PENDING, PartResult
 from banditroute.types import Decision, EvalExample, FeedbackPart, LearnedRow, ModelSpec, Outcome, WarmStart
 
@@ -50,11 +50,13 @@ class Learning:
     spend: live.Spend
     _known: dict[str, ModelSpec]
     _span: float
+    target: budget.Controller | None
     word_tokens: features.WordTokens
 
     if TYPE_CHECKING:
 
         def _saw(self, now: float) -> None: ...
+        def _follow(self, cost_weight: float) -> None: ...
 
     def _count_reward(self, model: str) -> None:
         self.rewards[model] += 1
@@ -136,6 +138,8 @@ class Learning:
                 weights.cost_weight,
                 weights.latency_weight,
             )
+        if self.target is not None:
+            self._measured(decision, row)
         if self.policy.decomposed:
             trainer.learn_row(self.policy, decision, row, self.config)
         if self.sink is not None:
@@ -143,6 +147,19 @@ class Learning:
         if self.observer is not None:
             self.observer.learned(decision, row)
         return row
+
+    def _measured(self, decision: Decision, row: LearnedRow) -> None:
+        """A finished join for the target's controller: the quality measured (not defaulted), and the
+        observed cost next to the learner's estimate of it before it learns this one."""
+        assert self.target is not None
+        defaulted = row.defaulted.split(",")
+        quality = row.quality if "quality" not in defaulted else None
+        cost = row.cost_usd if "cost" not in defaulted else None
+        model = decision.model
+        estimate = self.policy.state.get(model).cost(
+            self._known[model], decision.input_tokens, self.config.reward.default_output_tokens
+        )
+        self._follow(self.target.learned(quality, cost, estimate))
 
     def warmstart(self, examples: Iterable[EvalExample]) -> WarmStart:
         """Learn from an eval sample with every model's outcome (full information) before routing.
@@ -217,6 +234,8 @@ class Learning:
             self._count_reward(model)
         if row.cost_usd is not None:
             self.spend.add(decision.tenant, row.cost_usd, row.ts)
+        if self.target is not None:
+            self._measured(decision, row)
 
     def observe_failure(self, model: str, now: float) -> None:
         """A reported failure of `model`: it may start a cooldown (in the multi-process mode, each

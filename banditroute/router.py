@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from banditroute import decider, features, live, reward
+from banditroute import budget, decider, features, live, reward
 from banditroute import rules as guardrails
 from banditroute.catalog import Catalog
 from banditroute.config import Config, RulesConfig
@@ -120,6 +120,8 @@ class Router(Learning):
         self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
         self.spend = live.Spend(r.budget_period_s, r.budgets)
         self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+        self.target: budget.Controller | None = None
+        self._steer_from(budget.target_of(config.reward.target_cost_per_1k, config.reward.target_quality))
         seed = config.policy.seed
         self._draws = random.Random(seed) if seed is not None else None  # policy.seed: a replayable stream
 
@@ -242,6 +244,8 @@ class Router(Learning):
             self.conversations.put(conversation, decision.model, now)
         self.selections[decision.model] += 1
         self.counts["decisions"] += 1
+        if self.target is not None:
+            self._steer(decision)
         if self.sink is not None:
             self.sink.decision(decision)
         if self.observer is not None:
@@ -351,6 +355,47 @@ class Router(Learning):
         self.joiner.required = required_parts(cost_weight, latency_weight)
         self._span = reward.reward_span(self.config.models, self.config.reward)
         self._set_penalty_terms()
+        if self.target is not None:  # an operator's weight: the controller goes on from it
+            self._steer_from(self.target.target)
+
+    def set_target(self, target: budget.Target | None) -> None:
+        """Hold spend (or quality) to `target` from now on by moving cost_weight, from the weight in force;
+        None: stop, and keep the weight where the controller left it. Raises ConfigError as set_weights."""
+        cost = target.value if target is not None and target.kind == budget.COST else None
+        quality = target.value if target is not None and target.kind == budget.QUALITY else None
+        self.config = self.config.with_overrides(reward={"target_cost_per_1k": cost, "target_quality": quality})
+        self._steer_from(target)
+
+    def _steer_from(self, target: budget.Target | None) -> None:
+        w = self.config.reward
+        self.target = budget.Controller(target, w.cost_weight, w.cost_scale) if target is not None else None
+        if self.target is not None:
+            self._follow(self.target.cost_weight)
+
+    def _steer(self, decision: Decision) -> None:
+        """Tell the target's controller what this decision is expected to spend (its pmf over the cost
+        estimates of its models: known now, no feedback needed); apply the weight it answers."""
+        assert self.target is not None
+        state, specs = self.policy.state, self.policy.specs
+        out_tokens = self.config.reward.default_output_tokens
+        spent = 0.0
+        for model, p in zip(decision.models, decision.pmf):
+            if p > 0.0:
+                spent += p * state.get(model).cost(specs[model], decision.input_tokens, out_tokens)
+        self._follow(self.target.decided(spent))
+
+    def _follow(self, cost_weight: float) -> None:
+        """The controller's weight, in force from the next decision (and in the next learned row).
+
+        On every decision, so only what the decomposed learner reads (targets need it: config.validate):
+        the weights. The VW reward learner's span and penalty terms are set again by set_weights.
+        """
+        w = self.config.reward
+        if cost_weight == w.cost_weight:
+            return
+        self.config = replace(self.config, reward=replace(w, cost_weight=cost_weight))
+        if w.cost_weight <= 0:  # from 0: a join now waits for a cost
+            self.joiner.required = required_parts(cost_weight, w.latency_weight)
 
     def set_policy(self, policy: Policy) -> None:
         """Serve and keep learning with another policy (e.g. one trained offline on the log)."""
@@ -433,6 +478,7 @@ class Router(Learning):
             "budgets": self.spend.report(now),
             "sticky_conversations": len(self.conversations),
             "catalog_reloads": self.counts["catalog_reloads"],
+            "target": self.target.state() if self.target is not None else None,
         }
 
     def pending(self, event_id: str) -> tuple[str | None, int] | None:

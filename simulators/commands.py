@@ -77,14 +77,28 @@ def perturb(world: World, spec: str | None, outcomes_best: str, outcomes_top_qua
     raise SystemExit(f"banditroute: unknown --world {spec!r}: none, drift, outage, price, new-model, task-shift")
 
 
+def targets(args: argparse.Namespace) -> dict[str, float]:
+    """`--target-cost-per-1k X` / `--target-quality Q` as `[reward]` overrides (at most one: the config checks)."""
+    out = {}
+    if args.target_cost_per_1k is not None:
+        out["target_cost_per_1k"] = args.target_cost_per_1k
+    if args.target_quality is not None:
+        out["target_quality"] = args.target_quality
+    return out
+
+
 def simulate(args: argparse.Namespace) -> int:
     if args.format == "table":  # the progress bar
         needs_sim_extra("simulate", PROGRESS)
+    from banditroute.config import ConfigError
     from simulators.baselines import fixed_baselines, full_outcomes, regret_curve
-    from simulators.simulate import rewards_of
-    from simulators.sweep import dataset_world, run_router
+    from simulators.simulate import last80, rewards_of, summarize
+    from simulators.sweep import dataset_world, run_pass
 
-    config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
+    try:
+        config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight, **targets(args)})
+    except ConfigError as exc:
+        raise SystemExit(f"banditroute: {exc}") from None
     weights = config.reward.weights
     base = dataset_world(args.dataset, seed=args.seed, with_task=args.with_task, limit=args.limit)
     base_rows = fixed_baselines(full_outcomes(base), weights, base)
@@ -97,8 +111,11 @@ def simulate(args: argparse.Namespace) -> int:
         from banditroute.router import MemorySink
 
         sink = MemorySink()
-    summary = run_router(world, config, _feedback(args), args.seed, progress=args.format == "table", sink=sink)
-    records = summary.pop("records")
+    run = run_pass(world, config, _feedback(args), args.seed, progress=args.format == "table", sink=sink)
+    records = run.records
+    summary = summarize(records, weights)
+    summary["last80"] = last80(records, weights)
+    summary["target"] = run.router.stats()["target"]
     if sink is not None:
         _save_log(sink, Path(args.save_log))
     baselines = fixed_baselines(outcomes, weights, world)
@@ -135,6 +152,13 @@ def _print_simulation(report: dict[str, Any]) -> None:
     print(f"world {report['world']}  cost_weight {report['cost_weight']:g}  requests {r['n']}")
     print(f"{'policy':44s} {'reward':>8s} {'quality':>8s} {'$/1k req':>9s}")
     print(f"{'router':44s} {r['mean_reward']:8.4f} {r['mean_quality']:8.4f} {r['cost_per_1k_usd']:9.4f}")
+    if r["last80"]:
+        last = r["last80"]
+        name = "router, last 80 %"
+        print(f"{name:44s} {last['mean_reward']:8.4f} {last['mean_quality']:8.4f} {last['cost_per_1k_usd']:9.4f}")
+    if r["target"] is not None:
+        t = r["target"]
+        print(f"target {t['kind']} {t['target']:g}: cost_weight ended at {t['cost_weight']:.4g}")
     for name, b in report["baselines"].items():
         print(f"{name:44s} {b['mean_reward']:8.4f} {b['mean_quality']:8.4f} {b['mean_cost_usd'] * 1000:9.4f}")
     print(
@@ -204,6 +228,21 @@ def _switch(text: str) -> tuple[float, float]:
     return before, after
 
 
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    """`[reward] target_cost_per_1k` / `target_quality` for a run (docs/budget.md); at most one."""
+    p.add_argument("--target-cost-per-1k", type=float, metavar="USD", help="hold spend per 1,000 requests to USD")
+    p.add_argument("--target-quality", type=float, metavar="Q", help="hold mean quality to Q at the least spend")
+
+
+def _targets_of(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """`sweep --target-cost-per-1k X,Y --target-quality Q`: the targets to run next to the fixed weights."""
+    out = []
+    for key, text in (("target_cost_per_1k", args.target_cost_per_1k), ("target_quality", args.target_quality)):
+        for value in _weights(text) if text else []:
+            out.append((key, value))
+    return out
+
+
 def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     """The measurement protocols (`simulators.protocols`), shared by `sweep` and `quality`."""
     p.add_argument(
@@ -240,7 +279,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from simulators.protocols import measure
     from simulators.protocols import write_csv as write_cells
     from simulators.report import render
-    from simulators.sweep import dataset_world, plot, write_csv
+    from simulators.sweep import dataset_world, plot, target_rows, write_csv
 
     config = load_config(args.config)
     protocols, seeds = _protocols(args), _seeds(args)
@@ -259,6 +298,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         progress=True,
         skyline=not args.no_skyline,
     )
+    held = target_rows(world_of(seeds[0]), config, _targets_of(args), _feedback(args), seeds[0])
+    m.frontier.extend(held)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(m.frontier, out / "frontier.csv")
@@ -271,7 +312,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         return 0
     print(f"{'cost_weight':>11s} {'policy':40s} {'quality':>8s} {'$/1k req':>9s} {'reward':>8s}")
     for row in m.frontier:
-        if row["policy"] in ("router", "best_fixed", "skyline", "oracle"):
+        if row["policy"] in ("router", "best_fixed", "skyline", "oracle") or row["policy"].startswith("target_"):
             name = row["policy"] + (f" ({row['model']})" if "model" in row else "")
             print(
                 f"{row['cost_weight']:11g} {name:40s} {row['mean_quality']:8.4f} {row['cost_per_1k_usd']:9.4f} "
@@ -409,6 +450,7 @@ def register(sub: Any) -> None:
     p.add_argument("--world", help="none, drift, outage, price, new-model, task-shift")
     p.add_argument("--format", choices=("json", "table"), default="table")
     p.add_argument("--save-log", help="write the run's log (decisions, rewards) as a banditroute.db for `ope`")
+    add_target_arguments(p)
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("sweep", help="one router run per cost weight; writes frontier.csv and frontier.png")
@@ -416,6 +458,8 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS)
     p.add_argument("--out", default="out/sweep")
     add_protocol_arguments(p)
+    p.add_argument("--target-cost-per-1k", metavar="USD[,USD]", help="also run a router holding each budget")
+    p.add_argument("--target-quality", metavar="Q[,Q]", help="also run a router holding each quality")
     p.set_defaults(func=run_sweep)
 
     p = sub.add_parser("quality", help="sweep several data sets; write the routing-quality table and plots")

@@ -69,6 +69,7 @@ def simulate(
                 router.reload_catalog(specs)
             catalog = specs
         req = world.request(step)
+        cost_weight = router.config.reward.cost_weight  # the weight this decision is made under
         try:
             decision = router.route(req.query, req.metadata, now=now, event_id=f"s{seed}-{step}")
         except NoModelAllowed:
@@ -112,6 +113,7 @@ def simulate(
             "latency_ms": truth.latency_ms,
             "error": truth.error,
             "task": req.task,
+            "cost_weight": cost_weight,
         }
     end = stop * feedback.interarrival_s
     while due:
@@ -153,6 +155,12 @@ def rewards_of(records: list[dict[str, Any]], weights: RewardWeights) -> np.ndar
             if r["model"] is not None
         ]
     )
+
+
+def last80(records: list[dict[str, Any]], weights: RewardWeights) -> dict[str, float]:
+    """Spend, quality and reward over the last 80 % of the stream: what a controller holds once it has settled."""
+    s = summarize(records[len(records) // 5 :], weights)
+    return {k: s[k] for k in ("cost_per_1k_usd", "mean_quality", "mean_reward")} if s["n"] else {}
 
 
 def summarize(records: list[dict[str, Any]], weights: RewardWeights) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from banditroute.router import Router
 from banditroute.types import EvalExample, Outcome, RewardWeights, WarmStart
 from simulators.baselines import Outcomes, Skyline, fixed_baselines
 from simulators.datasets import load_dataset
-from simulators.simulate import FeedbackModel, new_router, simulate, summarize
+from simulators.simulate import FeedbackModel, last80, new_router, simulate, summarize
 from simulators.worlds import DatasetWorld, World
 
 CSV_COLUMNS = (
@@ -136,6 +136,31 @@ def at_weight(weight: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [{"cost_weight": weight, **row, "cost_per_1k_usd": row["mean_cost_usd"] * 1000} for row in rows]
 
 
+def target_rows(
+    world: World, config: Config, targets: Iterable[tuple[str, float]], feedback: FeedbackModel, seed: int
+) -> list[dict[str, Any]]:
+    """One controlled router per target (`("target_cost_per_1k" | "target_quality", value)`), as frontier rows
+    next to the fixed weights': policy `target_cost_per_1k=X`, cost_weight the geometric mean of the weights it
+    set; quality, spend and reward over the last 80 % of the stream (`last80`), rewards at the config's weight."""
+    rows = []
+    for key, value in targets:
+        records = run_pass(world, config.with_overrides(reward={key: value}), feedback, seed).records
+        held = last80(records, config.reward.weights)
+        tail = [r["cost_weight"] for r in records[len(records) // 5 :] if r["model"] is not None]
+        rows.append(
+            {
+                "cost_weight": float(np.exp(np.mean(np.log(tail)))),
+                "policy": f"{key}={value:g}",
+                "mean_quality": held["mean_quality"],
+                "mean_cost_usd": held["cost_per_1k_usd"] / 1000,
+                "mean_reward": held["mean_reward"],
+                "cost_per_1k_usd": held["cost_per_1k_usd"],
+                "explored_share": float("nan"),
+            }
+        )
+    return rows
+
+
 def dataset_world(
     path: str | Path, *, seed: int = 0, with_task: bool = False, limit: int | None = None, sample: int | None = None
 ) -> DatasetWorld:
@@ -214,6 +239,16 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
             if policy == "router":
                 for x, y, w in pts:
                     ax.annotate(f"λ={w:g}", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    held = [r for r in rows if r["policy"].startswith("target_")]
+    for r in held:
+        ax.scatter(r["cost_per_1k_usd"], r["mean_quality"], marker="*", s=90, color="crimson", zorder=5)
+        ax.annotate(
+            r["policy"],
+            (r["cost_per_1k_usd"], r["mean_quality"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     oracle = [r for r in rows if r["policy"] == "oracle"]
     ax.plot(
         [r["cost_per_1k_usd"] for r in oracle],

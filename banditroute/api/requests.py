@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from banditroute import budget
 from banditroute.types import FeedbackPart
 
 SOURCES = ("user", "judge", "system")
@@ -214,14 +215,43 @@ def _is_int(value: Any) -> bool:
 # -- admin bodies ----------------------------------------------------------------------------
 
 
+TARGET_FIELDS = ("target_cost_per_1k", "target_quality")
+
+
 def parse_weights(obj: dict[str, Any], current: tuple[float, float]) -> tuple[float, float]:
-    """`{"cost_weight"?, "latency_weight"?}` -> the new (cost_weight, latency_weight); at least one."""
-    _reject_unknown(obj, frozenset({"cost_weight", "latency_weight"}))
-    if obj.get("cost_weight") is None and obj.get("latency_weight") is None:
-        raise ApiError(400, "empty_weights", "send cost_weight and/or latency_weight")
+    """`{"cost_weight"?, "latency_weight"?, target...?}` -> the new (cost_weight, latency_weight); at least
+    one of the four (the targets: `parse_target`)."""
+    _reject_unknown(obj, frozenset({"cost_weight", "latency_weight", *TARGET_FIELDS}))
+    if (
+        obj.get("cost_weight") is None
+        and obj.get("latency_weight") is None
+        and not any(k in obj for k in TARGET_FIELDS)
+    ):
+        raise ApiError(
+            400, "empty_weights", "send cost_weight, latency_weight, target_cost_per_1k and/or target_quality"
+        )
     cost = _number(obj, "cost_weight", 0.0, WEIGHT_MAX)
     latency = _number(obj, "latency_weight", 0.0, WEIGHT_MAX)
     return (cost if cost is not None else current[0], latency if latency is not None else current[1])
+
+
+def parse_target(obj: dict[str, Any]) -> tuple[bool, budget.Target | None]:
+    """The /admin/weights body's target: (whether it names one, the target; None: stop holding one).
+
+    `target_cost_per_1k` (USD per 1,000 requests, > 0) or `target_quality` (in (0, 1)), at most one
+    set; either as null stops the controller (the weight stays where it is).
+    """
+    if not any(k in obj for k in TARGET_FIELDS):
+        return False, None
+    cost = _number(obj, "target_cost_per_1k", 0.0, WEIGHT_MAX)
+    quality = _number(obj, "target_quality", 0.0, 1.0)
+    if cost is not None and cost <= 0:
+        raise ApiError(400, "invalid_target_cost_per_1k", "target_cost_per_1k must be > 0 (or null to stop)")
+    if quality is not None and not 0.0 < quality < 1.0:
+        raise ApiError(400, "invalid_target_quality", "target_quality must be in (0, 1) (or null to stop)")
+    if cost is not None and quality is not None:
+        raise ApiError(400, "conflicting_targets", "set target_cost_per_1k or target_quality, not both")
+    return True, budget.target_of(cost, quality)
 
 
 def parse_exploration(obj: dict[str, Any]) -> bool:

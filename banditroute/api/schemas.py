@@ -228,6 +228,11 @@ SCHEMAS: dict[str, Any] = {
             "budgets": map_of(obj({"spent_usd": NUMBER, "budget_usd": NUMBER})),
             "sticky_conversations": INTEGER,
             "catalog_reloads": INTEGER,
+            "target": {
+                "type": ["object", "null"],
+                "description": "the budget or quality target's controller: target, cost_weight, measured spend and"
+                " quality over its window (docs/budget.md); null without a target",
+            },
             "recent_events": INTEGER,
             "auth": {"enum": ["on", "off"]},
             "role": {
@@ -245,17 +250,35 @@ SCHEMAS: dict[str, Any] = {
             "latency_weight": NUMBER,
             "exploration_paused": BOOLEAN,
             "shadow_baseline": {"type": ["string", "null"]},
+            "target_cost_per_1k": {"type": ["number", "null"]},
+            "target_quality": {"type": ["number", "null"]},
+            "target": {"type": ["object", "null"], "description": "the target controller's state (docs/budget.md)"},
         }
     ),
     "WeightsRequest": obj(
         {
             "cost_weight": {**WEIGHT, "type": ["number", "null"]},
             "latency_weight": {**WEIGHT, "type": ["number", "null"]},
+            "target_cost_per_1k": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "maximum": WEIGHT_MAX,
+                "description": "a budget, USD per 1,000 requests: cost_weight is then set online; null: stop",
+            },
+            "target_quality": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "exclusiveMaximum": 1,
+                "description": "a mean quality to hold at the least spend; null: stop",
+            },
         },
         required=(),
-        description="At least one of the two; the other keeps its value.",
+        description="At least one field; the others keep their values. At most one target is set (null: stop).",
     )
-    | {"anyOf": any_given(["cost_weight", "latency_weight"])},
+    | {
+        "anyOf": any_given(["cost_weight", "latency_weight"])
+        + [{"required": ["target_cost_per_1k"]}, {"required": ["target_quality"]}]
+    },
     "ExplorationRequest": obj({"paused": BOOLEAN}),
     "ShadowRequest": obj(
         {

@@ -169,3 +169,10 @@ def profiles(raw: Any, source: str, name: str) -> dict[str, dict[str, Any]]:
                     f"{source}: {name}.{profile}.{k} must be a string, number, boolean or list of strings"
                 )
     return raw
+
+
+def number(raw: Any, source: str, name: str) -> float:
+    """A key that is a number when set and unset (None) when absent, e.g. `reward.target_quality`."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ConfigError(f"{source}: {name} has the wrong type ({type(raw).__name__}: {raw!r})")
+    return float(raw)

@@ -10,6 +10,7 @@ read the fields; nothing else lists the keys.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
@@ -129,6 +130,27 @@ class RewardConfig:
         256, "output tokens assumed for cost and latency estimates when neither cost nor tokens arrive", at_least(0)
     )
     max_parts_per_event: int = key(32, "feedback parts one event accepts; more → 409", above(0))
+    target_cost_per_1k: float | None = key(
+        None,
+        "a budget, USD per 1,000 requests: `cost_weight` is then set online so spend tracks it (from"
+        " `cost_weight` on; docs/budget.md); unset: `cost_weight` is fixed",
+        Check(lambda v: v is None or (math.isfinite(v) and v > 0), "> 0 or unset"),
+        parse=records.number,
+    )
+    target_quality: float | None = key(
+        None,
+        "a quality target, mean quality (0..1) over learned events: `cost_weight` is then set online so"
+        " quality tracks it at the least spend (docs/budget.md); at most one of the two targets",
+        Check(lambda v: v is None or 0.0 < v < 1.0, "in (0, 1) or unset"),
+        parse=records.number,
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            lambda r: r.target_cost_per_1k is None or r.target_quality is None,
+            "reward.target_cost_per_1k and reward.target_quality: set at most one",
+        ),
+    )
 
     @property
     def weights(self) -> RewardWeights:
@@ -437,6 +459,11 @@ def validate(cfg: Config, source: str = "config") -> None:
     _check_rule_models(cfg.rules, set(names), source)
     if cfg.policy.baseline_model and cfg.policy.baseline_model not in names:
         raise ConfigError(f"{source}: policy.baseline_model must be a catalog model or empty")
+    targeted = cfg.reward.target_cost_per_1k is not None or cfg.reward.target_quality is not None
+    if targeted and cfg.policy.exploration != "thompson":
+        # Only the decomposed learner applies the weight at decision time; VW's reward learner would
+        # learn a reward whose weight the controller keeps moving.
+        raise ConfigError(f'{source}: reward targets need policy.exploration = "thompson"')
 
 
 def _check_rule_models(r: RulesConfig, names: set[str], source: str) -> None:

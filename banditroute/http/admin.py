@@ -7,10 +7,17 @@ import hashlib
 from aiohttp import web
 
 from banditroute import snapshot
-from banditroute.api.requests import ApiError, parse_exploration, parse_json_object, parse_shadow, parse_weights
+from banditroute.api.requests import (
+    ApiError,
+    parse_exploration,
+    parse_json_object,
+    parse_shadow,
+    parse_target,
+    parse_weights,
+)
 from banditroute.http.middleware import json_response, read_object
 from banditroute.http.state import SERVICE
-from banditroute.service.controls import IncompatiblePolicy, ReloadError
+from banditroute.service.controls import KEEP, IncompatiblePolicy, ReloadError
 
 
 async def admin_settings(request: web.Request) -> web.Response:
@@ -20,8 +27,10 @@ async def admin_settings(request: web.Request) -> web.Response:
 async def admin_weights(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     current = (service.config.reward.cost_weight, service.config.reward.latency_weight)
-    cost_weight, latency_weight = parse_weights(await read_object(request), current)
-    return json_response(await service.set_weights(cost_weight, latency_weight))
+    body = await read_object(request)
+    cost_weight, latency_weight = parse_weights(body, current)
+    sets_target, target = parse_target(body)
+    return json_response(await service.set_weights(cost_weight, latency_weight, target if sets_target else KEEP))
 
 
 async def admin_exploration(request: web.Request) -> web.Response:

@@ -146,6 +146,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self.config_path = config_path
         self.clock = clock
         self.metrics = observers.metrics
+        self.metrics.watch_target(lambda: self.router.target, lambda: self.router.config.reward.cost_weight)
         self.timeseries = observers.timeseries
         self.shadow = observers.shadow
         self.outcomes = observers.outcomes

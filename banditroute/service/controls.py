@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from banditroute.budget import Target
 from banditroute.config import Config, ConfigError, load_config
 from banditroute.policy import Policy, PolicyError, vw_args
 from banditroute.router import Router
@@ -37,6 +38,13 @@ def _log_failure(fut: asyncio.Future[None]) -> None:
     """For a write nobody awaits: its failure is logged (the store's health shows it too)."""
     if not fut.cancelled() and fut.exception() is not None:
         log.error("config_change_not_stored", error=str(fut.exception()))
+
+
+class Keep:
+    """`set_weights(..., target=KEEP)`: the target in force stays."""
+
+
+KEEP = Keep()
 
 
 class IncompatiblePolicy(ValueError):
@@ -78,12 +86,16 @@ class OperatorControls:
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ReloadError(str(exc)) from None
-        # Weights changed at run time stay in force (they are replayed at start too), so the file's
-        # weights are not a difference that needs a restart.
+        # Weights and targets changed at run time stay in force (they are replayed at start too), so the
+        # file's are not a difference that needs a restart.
         running = replace(
             self.config,
             reward=replace(
-                self.config.reward, cost_weight=fresh.reward.cost_weight, latency_weight=fresh.reward.latency_weight
+                self.config.reward,
+                cost_weight=fresh.reward.cost_weight,
+                latency_weight=fresh.reward.latency_weight,
+                target_cost_per_1k=fresh.reward.target_cost_per_1k,
+                target_quality=fresh.reward.target_quality,
             ),
         )
         needs_restart = [
@@ -113,23 +125,40 @@ class OperatorControls:
         return ckpt
 
     def settings(self) -> dict[str, Any]:
+        target = self.router.target
         return {
             "cost_weight": self.config.reward.cost_weight,
             "latency_weight": self.config.reward.latency_weight,
             "exploration_paused": self.router.exploration_paused,
             "shadow_baseline": self.router.shadow_baseline,
+            "target_cost_per_1k": self.config.reward.target_cost_per_1k,
+            "target_quality": self.config.reward.target_quality,
+            "target": target.state() if target is not None else None,
         }
 
-    async def set_weights(self, cost_weight: float, latency_weight: float) -> dict[str, Any]:
-        """Learn under new weights from now on; the change is logged (and replayed at the next start)."""
+    async def set_weights(
+        self, cost_weight: float, latency_weight: float, target: Target | None | Keep = KEEP
+    ) -> dict[str, Any]:
+        """Learn under new weights from now on, and hold a target (None: none) unless KEEP; the change is
+        logged with the targets in force (and replayed at the next start)."""
         old = self.settings()
         self.router.set_weights(cost_weight, latency_weight)
+        if not isinstance(target, Keep):
+            self.router.set_target(target)
+        reward = self.config.reward
         await self._record(
             WEIGHTS,
             {
                 "cost_weight": cost_weight,
                 "latency_weight": latency_weight,
-                "previous": {"cost_weight": old["cost_weight"], "latency_weight": old["latency_weight"]},
+                "target_cost_per_1k": reward.target_cost_per_1k,
+                "target_quality": reward.target_quality,
+                "previous": {
+                    "cost_weight": old["cost_weight"],
+                    "latency_weight": old["latency_weight"],
+                    "target_cost_per_1k": old["target_cost_per_1k"],
+                    "target_quality": old["target_quality"],
+                },
             },
         )
         return self.settings()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from banditroute import retention
-from banditroute.config import Config
+from banditroute import budget, retention
+from banditroute.config import Config, ConfigError
 from banditroute.policy import Policy, PolicyError, vw_args
 from banditroute.router import LogSink, Observer, Router
 from banditroute.store.sqlite import Checkpoint, Store
@@ -65,6 +65,17 @@ def apply_change(router: Router, change: ConfigChange) -> None:
     p = change.payload
     if change.kind == WEIGHTS:
         router.set_weights(float(p["cost_weight"]), float(p["latency_weight"]))  # type: ignore[arg-type]
+        if "target_cost_per_1k" in p:  # changes logged before targets existed name none
+            cost, quality = p["target_cost_per_1k"], p.get("target_quality")
+            try:
+                router.set_target(
+                    budget.target_of(
+                        float(cost) if isinstance(cost, int | float) else None,
+                        float(quality) if isinstance(quality, int | float) else None,
+                    )
+                )
+            except (ConfigError, ValueError) as exc:  # e.g. the configuration now names a VW learner
+                log.warning("target_not_applied", error=str(exc), target_cost_per_1k=cost, target_quality=quality)
     elif change.kind == EXPLORATION:
         router.exploration_paused = bool(p["paused"])
     elif change.kind == SHADOW:

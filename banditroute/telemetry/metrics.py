@@ -9,11 +9,13 @@ per-model series is created up front for each catalog model, so a dashboard sees
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from banditroute.budget import COST, QUALITY, Controller
 from banditroute.types import Decision, LearnedRow
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -117,6 +119,20 @@ class Metrics:
         self.in_cooldown = Gauge("banditroute_models_in_cooldown", "Models in cooldown now (not routed to)", registry=r)
         self.cost_weight = Gauge("banditroute_cost_weight", "The reward's cost_weight in force", registry=r)
         self.latency_weight = Gauge("banditroute_latency_weight", "The reward's latency_weight in force", registry=r)
+        self.target_cost = Gauge(
+            "banditroute_target_cost_per_1k_usd", "The budget held (reward.target_cost_per_1k), USD", registry=r
+        )
+        self.target_quality = Gauge(
+            "banditroute_target_quality", "The mean quality held (reward.target_quality)", registry=r
+        )
+        self.measured_cost = Gauge(
+            "banditroute_target_measured_cost_per_1k_usd",
+            "The target controller's window: spend per 1,000 requests (estimated, calibrated by the bills), USD",
+            registry=r,
+        )
+        self.measured_quality = Gauge(
+            "banditroute_target_measured_quality", "The target controller's window: mean measured quality", registry=r
+        )
         self.exploration_paused = Gauge("banditroute_exploration_paused", "1 while exploration is paused", registry=r)
         self.shadow_mode = Gauge(
             "banditroute_shadow_mode", "1 while a baseline is served and the bandit shadowed", registry=r
@@ -149,6 +165,31 @@ class Metrics:
         self.pending.set_function(pending)
         self.write_queue.set_function(write_queue)
         self.in_cooldown.set_function(in_cooldown)
+
+    def watch_target(self, target: Callable[[], Controller | None], cost_weight: Callable[[], float]) -> None:
+        """The reward target's controller (docs/budget.md), read at scrape time; NaN: no target, or nothing
+        measured yet. The weight it sets moves with every decision, so the cost_weight gauge reads it live."""
+
+        def held(kind: str) -> Callable[[], float]:
+            def value() -> float:
+                c = target()
+                return c.target.value if c is not None and c.target.kind == kind else math.nan
+
+            return value
+
+        def measured(read: Callable[[Controller], float | None]) -> Callable[[], float]:
+            def value() -> float:
+                c = target()
+                v = read(c) if c is not None else None
+                return v if v is not None else math.nan
+
+            return value
+
+        self.target_cost.set_function(held(COST))
+        self.target_quality.set_function(held(QUALITY))
+        self.measured_cost.set_function(measured(Controller.measured_cost_per_1k))
+        self.measured_quality.set_function(measured(Controller.measured_quality))
+        self.cost_weight.set_function(cost_weight)
 
     # Observer ---------------------------------------------------------------------------------
 

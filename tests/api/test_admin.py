@@ -126,6 +126,9 @@ async def test_weight_change_applies_to_learning_is_logged_and_survives_restart(
             "latency_weight": 0.0,
             "exploration_paused": False,
             "shadow_baseline": None,
+            "target_cost_per_1k": None,
+            "target_quality": None,
+            "target": None,
         }
         # a decision made before the change is learned under the weight in force when it is learned
         _, a = await api.post("/reward", {"event_id": before["event_id"], "quality": 0.9, "cost_usd": 0.001})
