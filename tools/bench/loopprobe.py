@@ -9,7 +9,9 @@ completion, a timer) and the two places that fsync the log: a durable commit (`S
 `durable=True`, under `server.durability = "power"`) and the WAL syncer's sync (under "process").
 At exit it writes to OUT.json how many callbacks ran, how many took over 1 and 2 ms, how many of
 those overlapped an fsync (an fsync ran on another thread while the callback ran: the kernel's work
-for it shares the CPU), the longest, and the fsyncs' count and longest duration. A slow callback
+for it shares the CPU), the longest, the fsyncs' count and longest duration, and (under "process")
+the WAL syncer's figures over the server's life: the longest time a commit waited for the fsync
+that covered it (`max_window_ms`, the power-loss window achieved) and the longest sync. A slow callback
 that overlaps no fsync has another cause (the GC, a policy reload, the machine). The wrappers cost
 about a microsecond per callback, so compare a probed run only with a probed run.
 """
@@ -40,6 +42,7 @@ class Probe:
         self.fsyncs: list[tuple[float, float]] = []  # (start, end), appended from the writer threads
         self._lock = threading.Lock()
         self.armed = False
+        self.syncers: list[walsync.WalSyncer] = []  # under "process": the power-loss window achieved
 
     def arm(self, *_: Any) -> None:
         self.callbacks, self.slow, self.armed = 0, [], True
@@ -90,6 +93,14 @@ class Probe:
 
         walsync.WalSyncer._sync_pending = timed_sync  # type: ignore[method-assign,assignment]
 
+        init = walsync.WalSyncer.__init__
+
+        def registered_init(syncer: walsync.WalSyncer, *args: Any, **kwargs: Any) -> None:
+            init(syncer, *args, **kwargs)
+            probe.syncers.append(syncer)
+
+        walsync.WalSyncer.__init__ = registered_init  # type: ignore[method-assign,assignment]
+
     def _fsynced(self, start: float, end: float) -> None:
         if not self.armed:
             return
@@ -109,6 +120,16 @@ class Probe:
         out["max_ms_during_fsync"] = round(
             max((e - s for s, e, _ in self.slow if _overlaps(s, e, fsyncs)), default=0.0) * 1000, 3
         )
+        out["wal_sync"] = [
+            {
+                "interval_ms": round(w.interval_s * 1000, 1),
+                "syncs": w.syncs,
+                "failures": w.failures,
+                "max_window_ms": round(w.max_window_s * 1000, 1),
+                "max_sync_ms": round(w.max_sync_s * 1000, 1),
+            }
+            for w in self.syncers
+        ]
         out["slowest"] = [
             {"ms": round((e - s) * 1000, 3), "callback": what}
             for s, e, what in sorted(self.slow, key=lambda x: x[0] - x[1])[:5]
