@@ -14,32 +14,52 @@ import time
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.datadir import db_path
+from banditroute.store.datadir import LearnerLock, db_path, load_or_create_secret, secret_path
 from banditroute.store.sqlite import Store, StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
+
+# A learner restarted while its predecessor still stops (its last publish) waits this long for the lock.
+LOCK_WAIT_S = 15.0
 
 
 class Learner:
     """Synchronous; the clock is injected."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.time):
+    def __init__(self, config: Config, *, clock: Clock = time.time, lock_wait_s: float = 0.0):
+        """Raises LearnerRunning when another process learns from this log (after `lock_wait_s`)."""
         self.clock = clock
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
-        self.store = Store(db_path(config.server.data_dir))
+        # One learner per log, for this object's life (`close`): two would learn every join twice.
+        self._lock = LearnerLock.acquire(config.server.data_dir, lock_wait_s)
+        try:
+            self.store = Store(db_path(config.server.data_dir))
+        except BaseException:
+            self._lock.release()
+            raise
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
-        recovered = recovery.recover(self.store, config, sink=self._rows)
+        # The serving processes' key: learning at start reads no query, but relearned and live must agree.
+        try:
+            secret = load_or_create_secret(secret_path(config.server.data_dir))
+            recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
+        except BaseException:
+            self.close()
+            raise
         self.router = recovered.router
         self.changes_seq = recovered.changes_seq
         self.decision_seq, self.feedback_seq = recovered.decision_seq, recovered.feedback_seq
         self.published_seq = recovered.checkpoint_seq
         self._published_at = float("-inf")
+        self.prune_interval_s = config.store.prune_interval_s
+        self._pruned_at = float("-inf")
+        self._pruning = False  # the last batch was full: the next step prunes on
         log.info(
             "learner_started",
             checkpoint_seq=recovered.checkpoint_seq,
@@ -73,7 +93,21 @@ class Learner:
         if checkpoint is not None:
             self.published_seq, self._published_at = checkpoint.learned_seq, now
             log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
+        self._prune(now)
         return self.router.learned_seq - before
+
+    def _prune(self, now: float) -> None:
+        """Apply `store.retention_days`, one batch a step, so the learner never stalls on a large backlog."""
+        if not self._pruning and now - self._pruned_at < self.prune_interval_s:
+            return
+        self._pruned_at = now
+        before = recovery.prune_horizon(self.router, now)
+        if before is None:
+            return
+        done = self.store.prune_batch(before, recovery.PRUNE_BATCH)
+        self._pruning = done.decisions == recovery.PRUNE_BATCH
+        if done.decisions:
+            log.info("pruned", decisions=done.decisions, feedback_parts=done.feedback_parts, before=before)
 
     def publish(self) -> None:
         """Publish now, whatever the interval (at shutdown)."""
@@ -90,4 +124,8 @@ class Learner:
         try:
             self.publish()
         finally:
-            self.store.close()
+            self.close()
+
+    def close(self) -> None:
+        self.store.close()
+        self._lock.release()

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.service import recovery
@@ -24,6 +25,12 @@ from banditroute.telemetry.observers import Observers
 from banditroute.types import FeedbackPart
 
 log = structlog.get_logger("banditroute")
+
+# With `decision_ack = "enqueue"` a client may hold an event id before its decision is committed
+# (by this process or another): /reward looks again, backing off, for about this long (plus the
+# write linger) before it answers 404. A decision is committed with its writer's next batch.
+_VISIBILITY_WAIT_S = 1.0
+_FIRST_LOOK_AGAIN_S = 0.002
 
 
 class _Reader:
@@ -70,9 +77,18 @@ class ServingService(Service[EventState]):
         snapshot_id = store.newest_checkpoint_seq()
         policy, seq = recovery.load_policy(store, config)
         # joins=False: the learner joins and learns from the log.
-        router = Router(config, policy=policy, learned_seq=seq, sink=opened.eventlog, joins=False, observer=observers)
+        router = Router(
+            config,
+            policy=policy,
+            learned_seq=seq,
+            sink=opened.eventlog,
+            joins=False,
+            observer=observers,
+            word_key=features.word_key(opened.secret),
+        )
         recovery.restore_live_state(router, store, clock())
         followed_seq = store.max_learned_seq()
+        observers.outcomes.restore(store.outcomes_per_model(followed_seq))  # the rest: follow_learner
         changes_seq = recovery.follow_changes(router, store.config_changes_after(0), 0)
         service = cls(
             opened,
@@ -84,7 +100,7 @@ class ServingService(Service[EventState]):
             followed_seq=followed_seq,
             changes_seq=changes_seq,
         )
-        log.info("started", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
+        log.info("recovered", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
         return service
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:
@@ -104,6 +120,7 @@ class ServingService(Service[EventState]):
         rows = await self.eventlog.call(lambda: list(store.learned_after(self._followed_seq)))
         for row, decision in rows:
             self.router.observe_learned(row, decision)
+            self.outcomes.learned(decision.model, row)
             self._followed_seq = row.seq
         changes = await self.eventlog.call(store.config_changes_after, self._changes_seq)
         self._changes_seq = recovery.follow_changes(self.router, changes, self._changes_seq)
@@ -125,9 +142,27 @@ class ServingService(Service[EventState]):
     async def _known(self, event_id: str) -> EventState:
         # The event may have been decided by another process, so it is read from the log.
         known = await self._reader.event_state(event_id)
+        if known is None and self.config.server.decision_ack == "enqueue":
+            known = await self._committed_soon(event_id)
         if known is None:
             raise UnknownEvent(event_id)
         return known
+
+    async def _committed_soon(self, event_id: str) -> EventState | None:
+        """The event once its decision is committed, looked for again with backoff; None after the wait.
+
+        Under "commit" an id a client holds is always committed already, so there is nothing to wait for.
+        """
+        budget = _VISIBILITY_WAIT_S + self.config.server.write_linger_ms / 1000.0
+        delay, waited = _FIRST_LOOK_AGAIN_S, 0.0
+        while waited < budget:
+            await asyncio.sleep(delay)
+            waited += delay
+            known = await self._reader.event_state(event_id)
+            if known is not None:
+                return known
+            delay = min(2 * delay, budget - waited)
+        return None
 
     def _accept(self, part: FeedbackPart, known: EventState) -> Receipt:
         """The learner tails the log and joins the part; `late` when the join had finished."""

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import orjson
 
-from banditroute.store import schema
-from banditroute.store.errors import StoreError
+from banditroute.store import prune, schema
+from banditroute.store.errors import PartsLimitReached, StoreError
+from banditroute.store.prune import Pruning
 from banditroute.store.samples import JudgeSamples
 from banditroute.store.schema import (
     DECISION_COLUMNS,
@@ -37,7 +38,7 @@ from banditroute.store.schema import (
 )
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
-__all__ = ["Checkpoint", "EventState", "Store", "StoreError"]
+__all__ = ["Checkpoint", "EventState", "PartsLimitReached", "Store", "StoreError"]
 
 # Older snapshots are kept for rollback; the newest few are enough.
 CHECKPOINTS_KEPT = 3
@@ -48,6 +49,12 @@ _DECISIONS = "SELECT " + columns(DECISION_COLUMNS) + " FROM decisions"
 _FEEDBACK = "SELECT " + columns(FEEDBACK_COLUMNS) + " FROM feedback"
 _INSERT_DECISION = insert("INSERT OR IGNORE", "decisions", DECISION_COLUMNS)
 _INSERT_FEEDBACK = insert("INSERT", "feedback", FEEDBACK_COLUMNS)
+# A part stored only while its event has fewer than the limit: the count and the insert in one
+# statement of the writer's transaction (one writer at a time across processes: `_writing`).
+_INSERT_FEEDBACK_WITHIN = (
+    f"INSERT INTO feedback ({columns(FEEDBACK_COLUMNS)}) SELECT {', '.join('?' * len(FEEDBACK_COLUMNS))}"
+    " WHERE (SELECT count(*) FROM feedback WHERE event_id = ?) < ?"
+)
 _INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
 
 
@@ -67,7 +74,7 @@ class EventState:
     parts: int  # feedback parts stored for it
 
 
-class Store(JudgeSamples):
+class Store(JudgeSamples, Pruning):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
@@ -130,8 +137,13 @@ class Store(JudgeSamples):
         changes: Iterable[ConfigChange] = (),
         *,
         durable: bool = True,
-    ) -> None:
+        max_parts_per_event: int | None = None,
+    ) -> set[int]:
         """Append one batch in one transaction, in this order (a part never precedes its decision).
+
+        With `max_parts_per_event`, a part whose event already has that many is not stored: returns
+        the indices (in `parts`) of those refused, counted inside the transaction, so concurrent
+        writers (other processes too) never store more than the limit.
 
         `durable=False` commits without an fsync (`synchronous=NORMAL`, WAL): the batch survives a
         killed process at once, a power cut only from the next durable commit or WAL checkpoint on,
@@ -148,7 +160,7 @@ class Store(JudgeSamples):
                     "INSERT INTO config_changes (ts, kind, payload) VALUES (?,?,?)",
                     [(c.ts, c.kind, orjson.dumps(c.payload).decode()) for c in changes],
                 )
-                self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
+                refused = self._insert_parts(list(parts), max_parts_per_event)
                 self.conn.executemany(_INSERT_LEARNED, [learned_row(r) for r in learned])
                 if checkpoint is not None:
                     self.conn.execute(
@@ -168,6 +180,22 @@ class Store(JudgeSamples):
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the event log at {self.path}: {exc}") from exc
+        return refused
+
+    def _insert_parts(self, parts: list[FeedbackPart], limit: int | None) -> set[int]:
+        if limit is None:
+            self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
+            return set()
+        rows = [(*feedback_row(p), p.event_id, limit) for p in parts]
+        # Usually every part fits: one executemany. Else the batch's parts are inserted again one by
+        # one, to learn which were refused.
+        self.conn.execute("SAVEPOINT parts")
+        if self.conn.executemany(_INSERT_FEEDBACK_WITHIN, rows).rowcount == len(rows):
+            self.conn.execute("RELEASE parts")
+            return set()
+        self.conn.execute("ROLLBACK TO parts")
+        self.conn.execute("RELEASE parts")
+        return {i for i, row in enumerate(rows) if self.conn.execute(_INSERT_FEEDBACK_WITHIN, row).rowcount != 1}
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -286,19 +314,22 @@ class Store(JudgeSamples):
         return out
 
     def counts(self) -> dict[str, int]:
+        """Everything ever logged, what retention removed included (prune.py)."""
         q = self.conn.execute
+        pruned = self.pruned_totals()
         return {
-            "decisions": q("SELECT count(*) FROM decisions").fetchone()[0],
-            "feedback_parts": q("SELECT count(*) FROM feedback").fetchone()[0],
-            "learned": q("SELECT count(*) FROM learned WHERE vw_cost IS NOT NULL").fetchone()[0],
-            "joins_finished": q("SELECT count(*) FROM learned").fetchone()[0],
+            "decisions": q("SELECT count(*) FROM decisions").fetchone()[0] + pruned.get(prune.DECISIONS, 0),
+            "feedback_parts": q("SELECT count(*) FROM feedback").fetchone()[0] + pruned.get(prune.PARTS, 0),
+            "learned": q("SELECT count(*) FROM learned WHERE vw_cost IS NOT NULL").fetchone()[0]
+            + pruned.get(prune.LEARNED, 0),
+            "joins_finished": q("SELECT count(*) FROM learned").fetchone()[0] + pruned.get(prune.JOINS, 0),
         }
 
     def selection_counts(self) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT json_extract(models, '$[' || chosen || ']') AS model, count(*) FROM decisions GROUP BY model"
         ).fetchall()
-        return {model: n for model, n in rows if model is not None}
+        return _plus_pruned({model: n for model, n in rows if model is not None}, self.pruned_totals(), prune.SELECTED)
 
     def config_changes(self) -> list[ConfigChange]:
         return [change for _, change in self.config_changes_after(0)]
@@ -346,7 +377,21 @@ class Store(JudgeSamples):
             "SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, count(*)"
             " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.vw_cost IS NOT NULL GROUP BY model"
         ).fetchall()
-        return {model: n for model, n in rows if model is not None}
+        return _plus_pruned({model: n for model, n in rows if model is not None}, self.pruned_totals(), prune.REWARDED)
+
+    def outcomes_per_model(self, through_seq: int | None = None) -> list[tuple[str, int, float, int, float]]:
+        """Per chosen model, over the finished joins (up to learned seq `through_seq`; None: all): (model,
+        qualities observed, their sum, costs known, their sum); a quality filled in by default is not
+        counted (the dashboard's per-model table)."""
+        observed = "(l.quality IS NOT NULL AND instr(',' || l.defaulted || ',', ',quality,') = 0)"
+        rows = self.conn.execute(
+            f"SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, coalesce(sum({observed}), 0),"
+            f" coalesce(sum(CASE WHEN {observed} THEN l.quality END), 0.0), count(l.cost_usd),"
+            " coalesce(sum(l.cost_usd), 0.0)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq <= ? GROUP BY model",
+            (through_seq if through_seq is not None else 2**63 - 1,),
+        ).fetchall()
+        return [tuple(r) for r in rows if r[0] is not None]
 
     def spend_since(self, ts: float) -> dict[str, float]:
         """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
@@ -371,3 +416,12 @@ class Store(JudgeSamples):
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _plus_pruned(counts: dict[str, int], pruned: dict[str, int], prefix: str) -> dict[str, int]:
+    """Per-model counts of the log with retention's tallies (`prefix` + model) added."""
+    for name, n in pruned.items():
+        if name.startswith(prefix):
+            model = name[len(prefix) :]
+            counts[model] = counts.get(model, 0) + n
+    return counts

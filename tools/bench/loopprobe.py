@@ -71,7 +71,7 @@ class Probe:
 
         write = Store.write
 
-        def timed_write(store: Store, *args: Any, durable: bool = True, **kwargs: Any) -> None:
+        def timed_write(store: Store, *args: Any, durable: bool = True, **kwargs: Any) -> set[int]:
             if not durable:
                 return write(store, *args, durable=False, **kwargs)
             t0 = clock()
