@@ -112,6 +112,7 @@ $(BIN)/openloop: tools/load/openloop.c $(STAMP)
 
 bench: setup $(BIN)/openloop
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m tools.bench.harness --data $(DATA) --openloop $(BIN)/openloop --out bench.json
 
 clean:

@@ -77,15 +77,27 @@ class ServerConfig:
     read_timeout_s: float = key(30.0, "a request body must arrive within this, else 408", POSITIVE)
     decision_ack: Literal["commit", "enqueue"] = key(
         "commit",
-        '`/route` answers after its decision is committed; `"enqueue"`: once it is queued for the writer'
-        " (lower latency, see docs on durability)",
+        '`/route` answers after its decision is committed. `"enqueue"` is retired (a deprecated alias of'
+        ' `"commit"`, with a warning at start): `durability = "process"` makes the commit cheap without losing'
+        " answered decisions to a crash",
     )
     write_linger_ms: float = key(
         2.0,
-        "a write batch that starts with a record nobody waits for (a learned row; a decision under"
-        ' `"enqueue"`) gathers records this long; such batches commit without an fsync (they become durable'
-        " with the next awaited commit)",
+        "a write batch that starts with a record nobody waits for (a learned row) gathers records this long;"
+        ' under `durability = "power"` such batches commit without an fsync (durable with the next awaited commit)',
         within(0, 1000),
+    )
+    durability: Literal["process", "power"] = key(
+        "process",
+        '`"process"`: an acknowledged record survives the process dying (kill -9, OOM, a deploy); commits do not'
+        " fsync, a thread fsyncs the log every `fsync_interval_ms`, and a power cut or kernel crash loses at most"
+        ' about that much; `"power"`: `/route` and `/reward` answer after their commit\'s fsync (group commit),'
+        " so a power cut loses nothing acknowledged",
+    )
+    fsync_interval_ms: float = key(
+        200.0,
+        'with `durability = "process"`: the log is fsynced at most this often (when something was committed)',
+        within(1, 60_000),
     )
 
 

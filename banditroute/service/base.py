@@ -85,13 +85,20 @@ class OpenLog:
         """Inside the running loop (the writer is an asyncio task)."""
         server = config.server
         secret = load_or_create_secret(secret_path(server.data_dir), environ)
+        if server.decision_ack == "enqueue":
+            log.warning(
+                "decision_ack_deprecated",
+                message='server.decision_ack = "enqueue" is retired: /route answers after its commit, which'
+                ' with server.durability = "process" (the default) waits for no fsync; remove the key',
+            )
         store = Store(db_path(server.data_dir))
         eventlog = EventLog(
             store,
             server.write_batch_max,
             server.max_write_queue,
             linger_s=server.write_linger_ms / 1000.0,
-            decisions_awaited=server.decision_ack == "commit",
+            durability=server.durability,
+            fsync_interval_s=server.fsync_interval_ms / 1000.0,
             max_parts_per_event=config.reward.max_parts_per_event,
         )
         eventlog.start()
@@ -231,9 +238,8 @@ class Service(OperatorControls, ABC, Generic[K]):
     async def route(
         self, query: str, metadata: dict[str, Any], max_output_tokens: int | None, **options: Any
     ) -> Decision:
-        """Decide, then answer once the decision is committed (`server.decision_ack = "commit"`): an
-        event id handed out always exists. With "enqueue" the answer does not wait for the commit; a
-        decision whose commit fails is forgotten (its feedback gets 404 unknown_event).
+        """Decide, then answer once the decision is committed: an event id handed out always exists
+        (how durably is `server.durability`'s; the retired `decision_ack = "enqueue"` waits too).
 
         `options` go to Router.route (`escalate_from`, `input_tokens`, `restrict_to`).
         """
@@ -248,14 +254,11 @@ class Service(OperatorControls, ABC, Generic[K]):
         except NoModelAllowed as exc:
             self.metrics.refused(exc.rule, exc.excluded)
             raise
-        if self.config.server.decision_ack == "commit":
-            try:
-                await self.eventlog.decision_committed(decision.event_id)
-            except StoreError:
-                self.router.forget(decision)  # never acknowledged: it must not collect feedback
-                raise
-        else:  # "enqueue": answered now, committed with the writer's next batch
-            self.eventlog.on_decision_failed(decision.event_id, lambda: self.router.forget(decision))
+        try:
+            await self.eventlog.decision_committed(decision.event_id)
+        except StoreError:
+            self.router.forget(decision)  # never acknowledged: it must not collect feedback
+            raise
         log.info(
             "decision",
             event_id=decision.event_id,

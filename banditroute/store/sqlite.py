@@ -1,7 +1,10 @@
 """The SQLite event log and policy checkpoints: with `schema.py` and `samples.py`, the one place that knows SQLite.
 
-The tables are described in `schema.py`. WAL journal, `synchronous=FULL` by default: a committed batch
-survives a process kill and a power cut (with `write(durable=False)`, a kill only).
+The tables are described in `schema.py`. WAL journal; `write()` commits with `synchronous=FULL`: a
+committed batch survives a process kill and a power cut. `write(durable=False)` commits with
+`synchronous=NORMAL`: the batch survives a process kill at once and a power cut from the next fsync
+of the WAL (a durable commit, a checkpoint, or `walsync.WalSyncer`, which `server.durability =
+"process"` runs with `without_autocheckpoint()`).
 A Store object is used from one thread at a time (the event log's writer thread).
 """
 
@@ -91,6 +94,14 @@ class Store(JudgeSamples, Pruning):
                 schema.migrate(self.conn)
         except (OSError, sqlite3.Error, schema.SchemaTooNew) as exc:
             raise StoreError(f"cannot open the event log at {self.path}: {exc}") from exc
+
+    def without_autocheckpoint(self) -> None:
+        """Never checkpoint inside a commit (SQLite's automatic checkpoint fsyncs twice): for a writer
+        whose WAL another connection checkpoints (`walsync.WalSyncer`), so no commit waits for a disk."""
+        try:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot configure the event log at {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self.conn.close()

@@ -5,8 +5,15 @@ committed before the decision it refers to, and a checkpoint never before the le
 includes. Whatever is queued while a batch is written goes into the next one (group commit).
 Learned rows are fire-and-forget (a lost one is learned again after restart from the stored
 parts); decisions, feedback parts and checkpoints can be awaited: `/route` and `/reward` answer
-only once their record is committed (with `server.decision_ack = "enqueue"`, `/route` does not wait).
-A batch someone waits on commits with an fsync; one nobody waits on without (see `__init__`).
+only once their record is committed.
+
+What "committed" promises is `server.durability`:
+- "process" (the default): every batch commits without an fsync (`synchronous=NORMAL`, WAL), so an
+  acknowledged record survives the process dying at once; `walsync.WalSyncer` fsyncs the WAL on its
+  own thread at most every `fsync_interval_s`, which bounds what a power cut can lose. No commit,
+  and so no answer, waits for the disk.
+- "power": a batch someone waits on commits with an fsync (its answers wait for it; group commit);
+  one nobody waits on, without (see `__init__`).
 
 Bounded: `admit()` refuses new client records (Overloaded, a 503) while `max_queue` records wait
 for the writer; the service's own records (learned rows, checkpoints) are never dropped.
@@ -18,11 +25,12 @@ import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
 from banditroute.store.sqlite import Checkpoint, PartsLimitReached, Store, StoreError
+from banditroute.store.walsync import WalSyncer
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute.store.writer")
@@ -47,7 +55,8 @@ class EventLog:
         max_queue: int = 100_000,
         *,
         linger_s: float = 0.0,
-        decisions_awaited: bool = True,
+        durability: Literal["process", "power"] = "process",
+        fsync_interval_s: float = 0.2,
         max_parts_per_event: int | None = None,
     ):
         self.store = store
@@ -55,13 +64,17 @@ class EventLog:
         self.max_parts_per_event = max_parts_per_event
         self.batch_max = batch_max
         self.max_queue = max_queue
-        # Records nobody waits for: learned rows, and decisions when /route does not wait for their
-        # commit. A batch that starts with one is held `linger_s` to gather more (fewer commits, less
-        # CPU per record), and a batch of nothing else is committed without an fsync: it becomes
-        # durable with the next awaited commit. On a 2-CPU machine the fsyncs' kernel work stalled
-        # the event loop for ~5 ms several times a second.
+        # Records nobody waits for: learned rows. A batch that starts with one is held `linger_s` to
+        # gather more (fewer commits, less CPU per record); under "power", a batch of nothing else
+        # commits without an fsync and becomes durable with the next awaited commit. On a 2-CPU
+        # machine the fsyncs' kernel work stalled the event loop for ~5 ms several times a second.
         self.linger_s = linger_s
-        self._unawaited_kinds = {_LEARNED} | (set() if decisions_awaited else {_DECISION})
+        self._unawaited_kinds = {_LEARNED}
+        self.durability = durability
+        self.syncer: WalSyncer | None = None
+        if durability == "process":
+            store.without_autocheckpoint()
+            self.syncer = WalSyncer(store.path, fsync_interval_s)
         self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-writer")
@@ -71,6 +84,8 @@ class EventLog:
         self.batches = 0
 
     def start(self) -> None:
+        if self.syncer is not None:
+            self.syncer.start()
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="banditroute-eventlog")
 
@@ -81,6 +96,8 @@ class EventLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=True)
+        if self.syncer is not None:
+            self.syncer.close()  # a last fsync: a clean stop leaves nothing a power cut could take
 
     # LogSink ----------------------------------------------------------------------------------
 
@@ -99,12 +116,6 @@ class EventLog:
         fut = self._decision_commits.pop(event_id, None)
         if fut is not None:
             await fut
-
-    def on_decision_failed(self, event_id: str, callback: Any) -> None:
-        """Call `callback()` if the decision logged for `event_id` cannot be committed (without waiting)."""
-        fut = self._decision_commits.pop(event_id, None)
-        if fut is not None:
-            fut.add_done_callback(lambda f: None if f.cancelled() or f.exception() is None else callback())
 
     async def feedback(self, part: FeedbackPart) -> None:
         """Returns once the part is committed; raises StoreError when it could not be."""
@@ -160,12 +171,12 @@ class EventLog:
         changes = [item for kind, item, _ in batch if kind == _CHANGE]
         error: Exception | None = None
         refused: set[int] = set()
-        durable = any(kind not in self._unawaited_kinds for kind, _, _ in batch)
+        durable = self.syncer is None and any(kind not in self._unawaited_kinds for kind, _, _ in batch)
         try:
             refused = await loop.run_in_executor(
                 self._executor,
                 partial(
-                    self.store.write,
+                    self._commit,
                     decisions,
                     parts,
                     learned,
@@ -201,6 +212,13 @@ class EventLog:
                     fut.set_result(None)
                 else:
                     fut.set_exception(outcome)
+
+    def _commit(self, *records: Any, durable: bool, max_parts_per_event: int | None) -> set[int]:
+        """On the writer thread: one batch, then (under "process") the syncer learns it has work."""
+        refused = self.store.write(*records, durable=durable, max_parts_per_event=max_parts_per_event)
+        if self.syncer is not None:
+            self.syncer.committed()
+        return refused
 
     def _requeue(self, items: list[tuple[int, Any, None]]) -> None:
         assert self._queue is not None

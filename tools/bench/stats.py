@@ -1,8 +1,10 @@
-"""The one percentile definition of the benchmarks (make bench and make decision-bench)."""
+"""The one percentile definition of the benchmarks (make bench and make decision-bench), and the timing loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def percentile(values: Iterable[float], p: float) -> float:
@@ -21,3 +23,14 @@ def percentile(values: Iterable[float], p: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def timings_us(fn: Callable[[int], Any], n: int) -> dict[str, float]:
+    """p50 and p99 in µs of `fn(i)` for i in 0..n-1, each call timed alone (wall clock)."""
+    clock = time.perf_counter_ns
+    samples = []
+    for i in range(n):
+        t0 = clock()
+        fn(i)
+        samples.append((clock() - t0) / 1000)
+    return {"p50_us": round(percentile(samples, 50), 1), "p99_us": round(percentile(samples, 99), 1)}
