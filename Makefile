@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The LiteLLM integration's tests need the optional `litellm` extra (large: not part of `make run`'s setup).
+LITELLM_STAMP := $(VENV)/.litellm
+$(LITELLM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[litellm]'
+	touch $(LITELLM_STAMP)
+
 run: setup
 	$(BIN)/banditroute serve
 
@@ -31,7 +37,7 @@ browser:
 	    echo "installed chromium for the dashboard's browser test"; } || \
 	  echo "could not install chromium: the dashboard's browser test will be skipped"
 
-test: setup browser
+test: setup browser $(LITELLM_STAMP)
 	$(BIN)/python -m pytest -q
 
 # The unit and api tests only: no server processes, no browser, so no chromium to install.
