@@ -19,6 +19,7 @@ import orjson
 from banditroute.auth import parse_env_keys
 from banditroute.config import ConfigError, load_config
 from banditroute.evals import EvalsError
+from banditroute.store.base import is_postgres
 from banditroute.store.sqlite import Store, StoreError
 
 API_KEYS_ENV = "BANDITROUTE_API_KEYS"
@@ -133,6 +134,20 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(**sections)
     if args.workers is not None:
         config = config.with_overrides(cluster={"workers": args.workers})
+    if args.store is not None:
+        config = config.with_overrides(store={"url": args.store})
+    if args.no_learner:
+        config = config.with_overrides(cluster={"learner": False})
+    if is_postgres(config.store.url):
+        from banditroute.service.host import HostService
+
+        if config.cluster.workers > 1:  # each process a host of the fleet: serves, and may be elected learner
+            from banditroute.service.supervisor import run_cluster
+
+            serve = functools.partial(run, kind=HostService, reuse_port=True)
+            return run_cluster(config, config.cluster.workers, args.log_level, args.config, serve=serve, learner=False)
+        run(config, args.config, kind=HostService)
+        return 0
     if config.cluster.workers > 1:
         from banditroute.service.serving import ServingService
         from banditroute.service.supervisor import run_cluster
@@ -224,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
         "one process that serves and learns)",
+    )
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help='the log: "postgresql://…" for a fleet of hosts sharing one database (default: store.url, empty = '
+        "the SQLite file in the data directory)",
+    )
+    serve.add_argument(
+        "--no-learner", action="store_true", help="with a PostgreSQL store: never be elected the fleet's learner"
     )
     serve.set_defaults(func=_serve)
 

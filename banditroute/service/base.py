@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -32,8 +33,9 @@ from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.rules import NoModelAllowed
 from banditroute.service.controls import OperatorControls
-from banditroute.store.datadir import db_path, load_or_create_secret, secret_path
-from banditroute.store.sqlite import Store, StoreError
+from banditroute.store.base import LogStore, open_store, reward_secret
+from banditroute.store.datadir import db_path
+from banditroute.store.sqlite import StoreError
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.observers import Observers
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
@@ -62,15 +64,19 @@ class OpenLog:
     """What every kind opens first: the reward secret, the SQLite log, and its writer (started)."""
 
     secret: bytes
-    store: Store
+    store: LogStore
     eventlog: EventLog
 
     @classmethod
     def open(cls, config: Config, environ: Any) -> OpenLog:
         """Inside the running loop (the writer is an asyncio task)."""
         server = config.server
-        secret = load_or_create_secret(secret_path(server.data_dir), environ)
-        store = Store(db_path(server.data_dir))
+        store = open_store(config)
+        try:
+            secret = reward_secret(config, store, environ)
+        except BaseException:
+            store.close()
+            raise
         eventlog = EventLog(
             store,
             server.write_batch_max,
@@ -137,6 +143,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self.started_at = clock()
         self._checkpointed_seq = checkpointed_seq
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.identify(self.host, lambda: self.is_learner)
 
     @classmethod
     async def open(
@@ -194,6 +201,16 @@ class Service(OperatorControls, ABC, Generic[K]):
     @property
     def db_path(self) -> Path:
         return db_path(self.config.server.data_dir)
+
+    @property
+    def host(self) -> str:
+        """Which host answers (`/stats` `host`): `cluster.host_name`, else the machine's name and the port."""
+        return self.config.cluster.host_name or f"{socket.gethostname()}:{self.config.server.port}"
+
+    @property
+    def is_learner(self) -> bool:
+        """Whether this process learns and publishes the policy (`/stats` `learner`)."""
+        return self.kind == "single"
 
     def auth_summary(self) -> str:
         a = self.config.auth
@@ -296,6 +313,8 @@ class Service(OperatorControls, ABC, Generic[K]):
     def stats(self) -> dict[str, Any]:
         out = self.router.stats(self.clock())
         out["role"] = self.kind
+        out["host"] = self.host
+        out["learner"] = self.is_learner
         out["pid"] = os.getpid()
         out["policy_learned_seq"] = self.router.learned_seq
         out["write_queue"] = self.eventlog.pending()

@@ -18,8 +18,8 @@ from banditroute.config import Config
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.datadir import db_path
-from banditroute.store.sqlite import Store, StoreError
+from banditroute.store.base import LogStore, open_store
+from banditroute.store.sqlite import StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
 
@@ -27,11 +27,12 @@ log = structlog.get_logger("banditroute.service.learner")
 class Learner:
     """Synchronous; the clock is injected."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.time):
+    def __init__(self, config: Config, *, clock: Clock = time.time, store: LogStore | None = None):
+        """`store`: the log to learn from (the elected host's own session); default: the configured one."""
         self.clock = clock
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
-        self.store = Store(db_path(config.server.data_dir))
+        self.store = store if store is not None else open_store(config)
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
         recovered = recovery.recover(self.store, config, sink=self._rows)

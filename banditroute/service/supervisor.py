@@ -23,8 +23,7 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.service.learner import Learner
-from banditroute.store.datadir import db_path
-from banditroute.store.sqlite import Store
+from banditroute.store.base import open_store
 from banditroute.telemetry import logs
 
 log = structlog.get_logger("banditroute.service.supervisor")
@@ -51,13 +50,22 @@ def _server_main(serve: Serve, config: Config, log_level: str, config_path: str 
 
 
 def run_cluster(
-    config: Config, workers: int, log_level: str = "info", config_path: str | None = None, *, serve: Serve
+    config: Config,
+    workers: int,
+    log_level: str = "info",
+    config_path: str | None = None,
+    *,
+    serve: Serve,
+    learner: bool = True,
 ) -> int:
-    """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM."""
-    Store(db_path(config.server.data_dir)).close()  # the schema, once, before the children race
+    """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM.
+
+    `learner=False`: no learner process (on PostgreSQL the serving processes elect one among the fleet).
+    """
+    open_store(config).close()  # the schema, once, before the children race
     ctx = multiprocessing.get_context("spawn")
     targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
-        "learner": (_learner_main, (config, log_level)),
+        **({"learner": (_learner_main, (config, log_level))} if learner else {}),
         **{f"server-{i}": (_server_main, (serve, config, log_level, config_path)) for i in range(workers)},
     }
     children: dict[str, Any] = {}

@@ -13,12 +13,12 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from banditroute.store import schema
+from banditroute.store.base import Checkpoint, EventState
 from banditroute.store.errors import StoreError
 from banditroute.store.samples import JudgeSamples
 from banditroute.store.schema import (
@@ -46,22 +46,6 @@ _FEEDBACK = "SELECT " + columns(FEEDBACK_COLUMNS) + " FROM feedback"
 _INSERT_DECISION = insert("INSERT OR IGNORE", "decisions", DECISION_COLUMNS)
 _INSERT_FEEDBACK = insert("INSERT", "feedback", FEEDBACK_COLUMNS)
 _INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    learned_seq: int
-    vw_args: list[str]
-    model: bytes
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class EventState:
-    model: str  # the model chosen
-    tenant: str | None
-    learned: bool  # its join has finished
-    parts: int  # feedback parts stored for it
 
 
 class Store(JudgeSamples):

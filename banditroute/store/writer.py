@@ -22,7 +22,8 @@ from typing import Any
 
 import structlog
 
-from banditroute.store.sqlite import Checkpoint, Store, StoreError
+from banditroute.store.base import LogStore
+from banditroute.store.sqlite import Checkpoint, StoreError
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute.store.writer")
@@ -42,7 +43,7 @@ class EventLog:
 
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         batch_max: int = 1024,
         max_queue: int = 100_000,
         *,

@@ -150,6 +150,16 @@ class Metrics:
         self.write_queue.set_function(write_queue)
         self.in_cooldown.set_function(in_cooldown)
 
+    def identify(self, host: str, is_learner: Callable[[], bool]) -> None:
+        """`banditroute_learner{host}`: which host answers, and whether it is the learner (read at scrape time)."""
+        learner = Gauge(
+            "banditroute_learner",
+            "1 while this process is the learner (joins, learns, publishes snapshots); the label names the host",
+            ["host"],
+            registry=self.registry,
+        )
+        learner.labels(host).set_function(lambda: float(is_learner()))
+
     # Observer ---------------------------------------------------------------------------------
 
     def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None:
