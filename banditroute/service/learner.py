@@ -9,12 +9,14 @@ between deciding and learning, so the learner restarts like the single-process s
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
 import structlog
 
 from banditroute.config import Config
+from banditroute.policy import Policy, PolicyError
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
@@ -30,6 +32,7 @@ class Learner:
     def __init__(self, config: Config, *, clock: Clock = time.time, store: LogStore | None = None):
         """`store`: the log to learn from (the elected host's own session); default: the configured one."""
         self.clock = clock
+        self.config = config
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
         self.store = store if store is not None else open_store(config)
@@ -57,9 +60,11 @@ class Learner:
         if parts:
             self.feedback_seq = parts[-1][0]
         # The operator's changes (reward weights above all) logged by any serving process.
-        self.changes_seq = recovery.follow_changes(
-            self.router, self.store.config_changes_after(self.changes_seq), self.changes_seq
-        )
+        changes = self.store.config_changes_after(self.changes_seq)
+        self.changes_seq = recovery.follow_changes(self.router, changes, self.changes_seq)
+        for _, change in changes:
+            if change.kind == recovery.POLICY_LOADED:
+                self._adopt(change.payload.get("checkpoint_sha256"))
         before = self.router.learned_seq
         self.router.restore_pending((d for _, d in decisions), (p for _, p in parts))
         self.router.expire(now)
@@ -75,6 +80,22 @@ class Learner:
             self.published_seq, self._published_at = checkpoint.learned_seq, now
             log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
         return self.router.learned_seq - before
+
+    def _adopt(self, sha256: object) -> None:
+        """Learn on top of a policy an operator loaded on a serving process (its checkpoint row), and
+        publish it at the next step, so every process serves it rather than the learner's older one."""
+        for ckpt, checksum_ok in self.store.checkpoints():
+            if checksum_ok and hashlib.sha256(ckpt.model).hexdigest() == sha256:
+                try:
+                    policy = Policy(self.config.policy, self.config.models, model_data=ckpt.model)
+                except PolicyError as exc:
+                    log.error("loaded_policy_not_adopted", reason=str(exc))
+                    return
+                self.router.set_policy(policy)
+                self.published_seq, self._published_at = -1, float("-inf")
+                log.info("loaded_policy_adopted", sha256=sha256)
+                return
+        log.warning("loaded_policy_not_adopted", reason="its checkpoint is no longer in the log", sha256=sha256)
 
     def publish(self) -> None:
         """Publish now, whatever the interval (at shutdown)."""

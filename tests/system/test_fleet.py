@@ -11,20 +11,26 @@ stopped under load, hosts answer 503 with Retry-After, recover by themselves, lo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from banditroute import decider
 from banditroute.catalog import Catalog
-from banditroute.config import load_config
+from banditroute.config import Config, load_config
 from banditroute.features import estimate_tokens, featurize
+from banditroute.http.app import create_app
 from banditroute.router import Router
+from banditroute.service.learner import Learner
+from banditroute.service.serving import ServingService
 from banditroute.store.postgres import PostgresStore
-from tests.conftest import ServerProcess, post
+from banditroute.types import FeedbackPart
+from tests.conftest import Api, ServerProcess, make_config, post, stop_api
 from tools.pgcluster import PostgresCluster
 
 KEY = "fleet-test-key-8c41d2e07b"
@@ -250,3 +256,40 @@ async def test_the_database_stopped_under_load_means_503_with_retry_after_then_r
             h.close()
     check_log(store, ledger)
     store.close()
+
+
+CODE = {"query": "Write a Python function that merges two sorted lists", "metadata": {"capabilities": ["code"]}}
+
+
+def favouring(config: Config, model: str, n: int = 80) -> bytes:
+    """A policy file trained elsewhere (in this process) that prefers `model` for CODE."""
+    router = Router(config.with_overrides(store={"url": ""}))
+    for i in range(n):
+        d = router.route(CODE["query"], CODE["metadata"], now=float(i))
+        router.feedback(FeedbackPart(d.event_id, float(i), quality=float(d.model == model), cost_usd=0.0001), float(i))
+    return router.snapshot(float(n), source="offline").dumps()
+
+
+async def test_a_policy_loaded_on_one_host_is_what_the_learner_goes_on_from(tmp_path: Path, pg_url: str) -> None:
+    admin = {"key_sha256": hashlib.sha256(KEY.encode()).hexdigest()}
+    config = make_config(
+        tmp_path, store={"url": pg_url}, admin=admin, cluster={"publish_interval_s": 0.01, "reload_interval_s": 3600.0}
+    )
+    host = TestServer(create_app(config, kind=ServingService), host="127.0.0.1")
+    await host.start_server()
+    api = Api(host, aiohttp.ClientSession())
+    learner = Learner(config)
+    try:
+        status, _, _ = await api.raw("POST", "/admin/policy", data=favouring(config, "gpt-4.1"), headers=HEADERS)
+        assert status == 200
+        learner.step()  # adopts the loaded policy and publishes it
+        for _ in range(5):  # a little more learning, on top of it: the learner publishes again
+            _, d = await api.post("/route", CODE)
+            await api.post("/reward", {"event_id": d["event_id"], "quality": 0.5, "cost_usd": 0.0001})
+        assert learner.step() == 5
+        await api.service.reload_snapshot()
+        _, d = await api.post("/route", CODE)
+        assert d["pmf"]["gpt-4.1"] > max(p for m, p in d["pmf"].items() if m != "gpt-4.1")
+    finally:
+        learner.store.close()
+        await stop_api(api)
