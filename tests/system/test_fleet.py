@@ -180,6 +180,10 @@ async def test_three_hosts_share_the_log_and_survive_kill_9_of_a_server_and_of_t
                 await h.start(session)
             first = await wait_for_learner(session, hosts, FAILOVER_S * 2)
             assert [(await stats(session, h))["host"] for h in hosts] == ["a", "b", "c"]
+            for h in hosts:  # /metrics says the same
+                async with session.get(h.url + "/metrics", headers=HEADERS) as resp:
+                    flag = "1.0" if h is first else "0.0"
+                    assert f'banditroute_learner{{host="{h.name}"}} {flag}' in await resp.text()
             await run_traffic(session, hosts, ledger, 1.0)
 
             # kill -9 of a serving host under load; it comes back and serves again

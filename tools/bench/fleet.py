@@ -29,6 +29,7 @@ from banditroute.config import default_config_text
 from tools import pgcluster
 
 SNAPSHOT_SAMPLES = 8
+SETTLED_READS = 8  # /stats answers in a row that must agree before a probe (two processes behind one port)
 # Events the reward load spreads its parts over: enough that none reaches reward.max_parts_per_event
 # (a 409 is not a stored part) at the rates this machine reaches.
 REWARD_EVENTS = 2000
@@ -45,11 +46,26 @@ def _answered_per_s(result: dict[str, Any]) -> int:
     return round((result["requests"] - result["non_2xx"] - result["socket_errors"]) / result["duration_s"])
 
 
+def _settled_seq(url: str, timeout_s: float) -> int:
+    """The policy every serving process behind `url` serves: `SETTLED_READS` /stats in a row agree.
+
+    Each read is a new connection, which the kernel gives to either process (SO_REUSEPORT): without
+    this, one process still on the previous snapshot would make the next probe look instant."""
+    deadline = time.perf_counter() + timeout_s
+    seen = [_stats(url)["policy_learned_seq"]]
+    while len(seen) < SETTLED_READS or len(set(seen[-SETTLED_READS:])) > 1:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the serving processes did not settle on one snapshot")
+        time.sleep(_POLL_S)
+        seen.append(_stats(url)["policy_learned_seq"])
+    return int(seen[-1])
+
+
 def snapshot_delays(url: str, post: Any, samples: int = SNAPSHOT_SAMPLES, timeout_s: float = 30.0) -> dict[str, Any]:
     """Seconds from a completing reward's 202 to a serving process answering with the policy that learned it."""
     delays = []
     for i in range(samples):
-        before = _stats(url)["policy_learned_seq"]
+        before = _settled_seq(url, timeout_s)
         event = post(url + "/route", {"query": f"snapshot delay probe {i}"})["event_id"]
         post(url + "/reward", {"event_id": event, "quality": 1.0, "cost_usd": 0.0001, "latency_ms": 500})
         acked = time.perf_counter()
