@@ -45,7 +45,6 @@ class LearnerSeat:
         self.host = host
         self.try_every_s = config.cluster.failover_s * TRY_SHARE
         self.is_learner = False
-        self.terms = 0  # times this host became the learner
         self.learner: Learner | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="banditroute-learner-seat", daemon=True)
@@ -89,7 +88,6 @@ class LearnerSeat:
             log.warning("learner_seat_lost", error=str(exc))
             return
         self.learner, self.is_learner = learner, True
-        self.terms += 1
         log.info("learner_elected", host=self.host, learned_seq=learner.router.learned_seq)
         try:
             while not self._stop.is_set():

@@ -217,10 +217,6 @@ class PostgresStore:
             if not self._reconnect:
                 self._lost = True
 
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None and not self._conn.closed
-
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):

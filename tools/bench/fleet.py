@@ -19,6 +19,7 @@ machine its CPU and fsyncs would be off the hosts, and every commit would cross 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import urllib.request
@@ -116,6 +117,7 @@ def summary(fleet: dict[str, Any]) -> list[str]:
     """The table's lines for the section."""
     if "skipped" in fleet:
         return [f"fleet: skipped ({fleet['skipped']})"]
+    fleet = {k: v for k, v in fleet.items() if k in ("sqlite", "postgres")}
     lines = ["two serving processes      routes/s   reward parts/s   snapshot delay median/max (s)"]
     for engine in ("sqlite", "postgres"):
         f = fleet[engine]
@@ -125,3 +127,29 @@ def summary(fleet: dict[str, Any]) -> list[str]:
             f"{d['median_s']:.3f} / {d['max_s']:.3f}"
         )
     return lines
+
+
+def main() -> int:
+    """`python -m tools.bench.fleet`: this section alone, printed as JSON (the same as in `make bench`)."""
+    import argparse
+
+    from tools.bench import harness
+
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.fleet", description=__doc__)
+    parser.add_argument("--data", default=str(harness.ROOT / "data"), help="the bundled data sets")
+    parser.add_argument("--saturation-s", type=float, default=10.0, help="seconds of wrk per figure")
+    args = parser.parse_args()
+    prompts = [r["prompt"] for r in harness.load_rows(Path(args.data))]
+    load_at_start = os.getloadavg()
+    result = harness.bench_fleet_phase(prompts, args.saturation_s)
+    for engine in ("sqlite", "postgres"):
+        for detail in ("route", "reward"):
+            result.get(engine, {}).pop(detail, None)
+    result["loadavg"] = {"start": load_at_start, "end": os.getloadavg()}
+    print(json.dumps(result, indent=2))
+    print("\n".join(summary(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
