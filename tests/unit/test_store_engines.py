@@ -5,6 +5,7 @@ the order of the log under concurrent writers, the learner's lock, reconnection,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,8 +218,12 @@ def test_one_session_at_a_time_holds_the_learners_lock(pg_url: str) -> None:
     assert first.try_lead() and first.try_lead()  # held (re-entrant on its session)
     assert not second.try_lead()
     assert second.leader() == "host-a"
-    first.close()  # the session ends: the lock is free
-    assert second.try_lead() and second.leader() == "host-b"
+    first.close()  # the session ends: the lock is free once the server has ended its backend
+    deadline = time.monotonic() + 5
+    while not second.try_lead():
+        assert time.monotonic() < deadline, "the lock outlived its session"
+        time.sleep(0.01)
+    assert second.leader() == "host-b"
     second.close()
 
 
