@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
 
-.PHONY: setup browser postgres run judge lint test test-fast docs demo simulate sweep quality decision-bench ope bench clean
+.PHONY: setup browser postgres run judge lint test test-fast docs demo demo-screenshot simulate sweep quality decision-bench ope bench clean
 SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,lint,sim,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -58,12 +58,18 @@ docs: setup
 	$(BIN)/banditroute config --reference > docs/configuration.md
 
 # Start the service on 127.0.0.1:$(DEMO_PORT), drive simulated traffic from the bundled data through
-# HTTP so the dashboard fills, save a screenshot to docs/dashboard.png, keep serving until Ctrl-C.
+# HTTP so the dashboard fills, save a screenshot to out/dashboard.png, keep serving until Ctrl-C.
+# DEMO_SEED fixes the traffic order and the router's draws: the same seed prints the same figures.
 DEMO_PORT ?= 8090
+DEMO_SEED ?= 0
 DEMO_ARGS ?=
+DEMO      = $(BIN)/python -m tools.demo --data $(DATA)/routerbench --port $(DEMO_PORT) --seed $(DEMO_SEED)
 demo: setup browser
-	$(BIN)/python -m tools.demo --data $(DATA)/routerbench --port $(DEMO_PORT) \
-	  --screenshot docs/dashboard.png $(DEMO_ARGS)
+	$(DEMO) $(DEMO_ARGS)
+
+# The README's screenshot and figures: the seeded demo, docs/dashboard.png rewritten, then exit.
+demo-screenshot: setup browser
+	$(DEMO) --screenshot docs/dashboard.png --exit $(DEMO_ARGS)
 
 # Offline evaluation on the bundled data (data/; DATA=dir to use another); outputs under out/.
 simulate: setup

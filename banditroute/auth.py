@@ -27,7 +27,7 @@ from banditroute.config.records import api_key, parse_keys
 from banditroute.types import ApiKey
 
 # Public: health and the static pages (the dashboard page holds no data; /dashboard/data does).
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/dashboard"})
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/docs", "/dashboard"})
 ADMIN_PREFIX = "/admin/"
 ADMIN_KEY_ENV = "BANDITROUTE_ADMIN_KEY"
 ADMIN_DISABLED = (

@@ -10,14 +10,23 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import orjson
 
+from banditroute import __version__
 from banditroute.auth import parse_env_keys
-from banditroute.config import ConfigError, load_config
+from banditroute.config import (
+    ConfigError,
+    ServerConfig,
+    config_path,
+    environment_server,
+    load_config,
+    with_environment,
+)
 from banditroute.evals import EvalsError
 from banditroute.store.base import is_postgres
 from banditroute.store.sqlite import Store, StoreError
@@ -48,13 +57,38 @@ def _stats(args: argparse.Namespace) -> int:
         finally:
             store.close()
     else:
-        url = args.url.rstrip("/") + "/stats"
+        url = (args.url or server_url()).rstrip("/") + "/stats"
         try:
             with urllib.request.urlopen(url, timeout=args.timeout) as resp:
                 out = orjson.loads(resp.read())
         except (urllib.error.URLError, OSError) as exc:
             raise CliError(f"cannot read {url}: {exc}") from None
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+    return 0
+
+
+def server_url(environ: Mapping[str, str] = os.environ) -> str:
+    """Where a client command finds the server: `BANDITROUTE_HOST` and `BANDITROUTE_PORT` over the defaults,
+    as `serve` reads them (a server bound to every address is reached on loopback)."""
+    server = replace(ServerConfig(), **environment_server(environ))
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
+    return f"http://[{host}]:{server.port}" if ":" in host else f"http://{host}:{server.port}"
+
+
+def _init(args: argparse.Namespace) -> int:
+    from banditroute.config.starter import starter_config
+
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else []
+    text = starter_config(providers, version=__version__)
+    out = Path(args.out)
+    try:
+        with out.open("w" if args.force else "x", encoding="utf-8") as f:
+            f.write(text)
+    except FileExistsError:
+        raise CliError(f"{out} exists; pass --force to overwrite it") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote {out}; start it with: banditroute serve --config {out}", file=sys.stderr)
     return 0
 
 
@@ -80,7 +114,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from banditroute.retrain import retrain
     from banditroute.snapshot import PolicyFile
 
-    config = load_config(args.config)
+    config = load_config(config_path(args.config))
     cost_weight = args.cost_weight if args.cost_weight is not None else config.reward.cost_weight
     latency_weight = args.latency_weight if args.latency_weight is not None else config.reward.latency_weight
     store = _store(args.db)
@@ -113,15 +147,15 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from banditroute.http.app import run
+    from banditroute.http.app import BindError, bind, run
     from banditroute.telemetry import logs
 
     logs.configure(args.log_level)
-    config = load_config(args.config)
+    path = config_path(args.config)
+    config = with_environment(load_config(path))  # flag > environment > file > default
     server: dict[str, object] = {}
-    port = args.port if args.port is not None else os.environ.get("BANDITROUTE_PORT")
-    if port is not None:
-        server["port"] = int(port)
+    if args.port is not None:
+        server["port"] = args.port
     if args.host is not None:
         server["host"] = args.host
     if args.data_dir is not None:
@@ -138,33 +172,40 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(store={"url": args.store})
     if args.no_learner:
         config = config.with_overrides(cluster={"learner": False})
-    if is_postgres(config.store.url):
-        from banditroute.service.host import HostService
+    try:
+        if is_postgres(config.store.url):
+            from banditroute.service.host import HostService
 
-        if config.cluster.workers > 1:  # each process a host of the fleet: serves, and may be elected learner
+            if config.cluster.workers > 1:  # each process a host of the fleet: serves, and may be elected learner
+                from banditroute.service.supervisor import run_cluster
+
+                for sock in bind(config.server.host, config.server.port, reuse_port=True):
+                    sock.close()
+                serve = functools.partial(run, kind=HostService, reuse_port=True)
+                return run_cluster(config, config.cluster.workers, args.log_level, path, serve=serve, learner=False)
+            return run(config, path, kind=HostService)
+        if config.cluster.workers > 1:
+            from banditroute.service.serving import ServingService
             from banditroute.service.supervisor import run_cluster
 
-            serve = functools.partial(run, kind=HostService, reuse_port=True)
-            return run_cluster(config, config.cluster.workers, args.log_level, args.config, serve=serve, learner=False)
-        run(config, args.config, kind=HostService)
-        return 0
-    if config.cluster.workers > 1:
-        from banditroute.service.serving import ServingService
-        from banditroute.service.supervisor import run_cluster
-
-        serve = functools.partial(run, kind=ServingService, reuse_port=True)
-        return run_cluster(config, config.cluster.workers, args.log_level, args.config, serve=serve)
-    run(config, args.config)
-    return 0
+            for sock in bind(config.server.host, config.server.port, reuse_port=True):  # busy: say so once, here
+                sock.close()
+            serve = functools.partial(run, kind=ServingService, reuse_port=True)
+            return run_cluster(config, config.cluster.workers, args.log_level, path, serve=serve)
+        return run(config, path)
+    except BindError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _warmstart(args: argparse.Namespace) -> int:
     """Train a policy on an eval sample (every model's outcome per prompt) and write it as a policy file."""
     from banditroute.evals import read_evals
+    from banditroute.features import word_key
     from banditroute.router import Router
     from banditroute.snapshot import PolicyFile
+    from banditroute.store.datadir import load_or_create_secret, secret_path
 
-    config = load_config(args.config)
+    config = load_config(config_path(args.config))
     if args.cost_weight is not None or args.latency_weight is not None:
         config = config.with_overrides(
             reward={
@@ -173,7 +214,10 @@ def _warmstart(args: argparse.Namespace) -> int:
             }
         )
     examples = read_evals(args.evals, limit=args.limit, with_task=args.with_task)
-    router = Router(config)
+    # The word tokens of the service that will load the policy: its data directory's key.
+    data_dir = args.data_dir if args.data_dir is not None else config.server.data_dir
+    secret = load_or_create_secret(secret_path(data_dir))
+    router = Router(config, word_key=word_key(secret))
     named = {m for ex in examples for m in ex.outcomes}
     unknown = sorted(named - set(router.catalog.names))
     if len(unknown) == len(named):
@@ -202,6 +246,34 @@ def _warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace) -> int:
+    """Apply the retention (`store.retention_days`, or --days) to a log now, as the service does periodically."""
+    from banditroute import live, retention
+    from banditroute.store.datadir import db_path
+
+    config = load_config(args.config)
+    days = args.days if args.days is not None else config.store.retention_days
+    if not days > 0:
+        raise CliError("nothing to prune: store.retention_days is 0 (keep everything); pass --days N")
+    now = time.time()
+    before = retention.horizon(now, days, live.Spend(config.rules.budget_period_s, {}).period_start(now))
+    assert before is not None
+    store = _store(args.db or str(db_path(config.server.data_dir)))
+    try:
+        done = store.prune(before)
+    finally:
+        store.close()
+    summary = {
+        "before": before,
+        "decisions": done.decisions,
+        "feedback_parts": done.feedback_parts,
+        "learned": done.learned,
+        "covered_seq": done.covered_seq,
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from banditroute.config.reference import render_reference
 
@@ -217,22 +289,19 @@ def _bench(argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "tools.bench.harness", *argv])
 
 
-def _version() -> str:
-    try:
-        return version("banditroute")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="banditroute", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the HTTP service")
-    serve.add_argument("--config", help="TOML config file (default: the bundled one)")
-    serve.add_argument("--port", type=int, help="port (or env BANDITROUTE_PORT; default 8080)")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--data-dir", help="where the SQLite log lives (default ./var)")
+    serve.add_argument(
+        "--config", help="TOML file, read over the bundled one (or env BANDITROUTE_CONFIG; default: the bundled one)"
+    )
+    serve.add_argument("--port", type=int, help="port (or env BANDITROUTE_PORT; default server.port, 8080)")
+    serve.add_argument("--host", help="address to bind (or env BANDITROUTE_HOST; default server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--data-dir", help="where the SQLite log lives (or env BANDITROUTE_DATA_DIR; default server.data_dir, ./var)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
         "--workers",
@@ -253,10 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="counts of a running server (--url) or of a log file (--db)")
     where = stats.add_mutually_exclusive_group()
-    where.add_argument("--url", default="http://127.0.0.1:8080", help="the server (default %(default)s)")
+    where.add_argument(
+        "--url", help="the server (default: http://BANDITROUTE_HOST:BANDITROUTE_PORT, else http://127.0.0.1:8080)"
+    )
     where.add_argument("--db", help="a SQLite log (e.g. var/banditroute.db) instead of a server")
     stats.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
     stats.set_defaults(func=_stats)
+
+    init = sub.add_parser("init", help="write a starter config that `serve --config` accepts")
+    init.add_argument(
+        "--providers",
+        help="comma-separated provider catalogs to route to instead of the bundled catalog: "
+        "openai, anthropic, local (ollama, vllm), aggregator (openrouter)",
+    )
+    init.add_argument("--out", default="banditroute.toml", help="the file to write (default %(default)s)")
+    init.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    init.set_defaults(func=_init)
 
     export = sub.add_parser("export-log", help="the log as JSON lines: decisions with feedback and learned rewards")
     export.add_argument("--db", default="var/banditroute.db", help="the SQLite log (default %(default)s)")
@@ -265,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("retrain", aliases=["replay-log"], help="retrain a policy from the log under given weights")
     replay.add_argument("--db", default="var/banditroute.db", help="the SQLite log (default %(default)s)")
-    replay.add_argument("--config", help="TOML config (catalog, policy arguments; default: the bundled one)")
+    replay.add_argument(
+        "--config", help="TOML config (catalog, policy arguments; or env BANDITROUTE_CONFIG; default: the bundled one)"
+    )
     replay.add_argument("--cost-weight", type=float, help="cost_weight to learn under (default: the config's)")
     replay.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
     replay.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
@@ -275,13 +358,26 @@ def build_parser() -> argparse.ArgumentParser:
         "warmstart", help="train a policy on an eval sample (every model's outcome per prompt); writes a policy file"
     )
     warm.add_argument("--evals", required=True, help="a folder (or .jsonl[.gz] file) in the data/README.md format")
-    warm.add_argument("--config", help="TOML config (catalog, policy, reward; default: the bundled one)")
+    warm.add_argument(
+        "--config", help="TOML config (catalog, policy, reward; or env BANDITROUTE_CONFIG; default: the bundled one)"
+    )
     warm.add_argument("--cost-weight", type=float, help="cost_weight to learn under (default: the config's)")
     warm.add_argument("--latency-weight", type=float, help="latency_weight to learn under (default: the config's)")
     warm.add_argument("--limit", type=int, help="use the first N prompts only")
     warm.add_argument("--with-task", action="store_true", help="pass each prompt's task label as metadata.task")
     warm.add_argument("--out", required=True, help="the policy file to write (POST it to /admin/policy)")
+    warm.add_argument(
+        "--data-dir", help="the data directory of the service that will load it (its word key; default server.data_dir)"
+    )
     warm.set_defaults(func=_warmstart)
+
+    prune = sub.add_parser(
+        "prune", help="remove events older than store.retention_days that a checkpoint covers (the service does it too)"
+    )
+    prune.add_argument("--config", help="TOML config (store.retention_days, server.data_dir; default: the bundled one)")
+    prune.add_argument("--db", help="the SQLite log (default: banditroute.db in server.data_dir)")
+    prune.add_argument("--days", type=float, help="retention in days instead of store.retention_days")
+    prune.set_defaults(func=_prune)
 
     config = sub.add_parser("config", help="the configuration reference, generated from the keys' definitions")
     config.add_argument(

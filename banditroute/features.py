@@ -3,7 +3,7 @@
 The result is a compact string (a few hundred bytes) in VW's text format with three namespaces:
 
 - `w` words: lower-cased word unigrams and adjacent bigrams of the first `max_words` words, and the
-  unigrams of the last `tail_words` words of a longer query;
+  unigrams of the last `tail_words` words of a longer query, each as its keyed hash (`WordTokens`);
 - `x` structure: length buckets and signals for code, math, lists, questions, URLs, JSON and the
   script the text is written in; with `simhash_tables` > 0 also SimHash buckets of the words
   (`h<table>_<code>`): each distinct word hashes to a pseudo-random ±1 vector, the signs of their
@@ -12,7 +12,7 @@ The result is a compact string (a few hundred bytes) in VW's text format with th
 - `c` characters (when `char_ngrams` > 0): character n-grams of the first `char_window` characters,
   lower-cased, with digits folded to `0` so that "2015-10-18 18:01:47" and "2016-01-02 07:30:00"
   give the same grams: the format of a log line, a stack trace or a code snippet shows here even
-  when its words are all identifiers never seen before;
+  when its words are all identifiers never seen before; hashed like the words;
 - `u` metadata: `key=value` categories for the configured metadata keys.
 
 With `shape_numbers`, a word with a digit in it is replaced by its shape (`#num3` for a number of
@@ -21,13 +21,23 @@ addresses, each seen once, become a few features that recur.
 
 The policy crosses each of them with the action namespace, so every model gets its own weights per
 feature. Pending decisions keep this string, not a parsed VW example (about 32 KB each).
+
+The string is logged with the decision (learning again from the log needs it), so it holds no query
+text: words and character grams become tokens of a keyed hash (BLAKE2b, 30 bits, five characters),
+the same live and in the log, so a policy relearned from the log equals the live one. Without the
+key a token tells nothing of its word; the service keys it with `word_key` of its data directory's
+secret. `with_words=False` (requests flagged sensitive, see router.py) leaves the words, their
+SimHash and the grams out altogether: only the structure and the metadata remain.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
@@ -84,8 +94,70 @@ _QUESTION_WORDS = frozenset(
 _SIGNAL_CHARS = 4000
 
 
-def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesConfig) -> str:
-    """The VW shared-namespace text for one request."""
+# Distinct words (and grams) whose tokens are remembered: the hash costs ~1 µs, a hit ~50 ns. Words
+# follow Zipf's law, so this many cover nearly every word of a stream; when full, the cache starts over.
+TOKEN_CACHE_MAX = 1 << 16
+_TOKEN_BYTES = 4  # 32 bits of BLAKE2b, of which the token's 5 base64 characters keep 30
+_TOKEN_CHARS = 5
+# The label of the word key: one secret, two uses (reward tokens, word tokens), never one key for both.
+_WORD_KEY_LABEL = b"banditroute word features v1"
+
+
+def word_key(secret: bytes) -> bytes:
+    """The key of the word tokens, derived from the data directory's secret: HMAC-SHA256(secret, label),
+    one HKDF-Expand block, so the reward tokens' key (the secret itself) serves no second purpose."""
+    return hmac.digest(secret, _WORD_KEY_LABEL, "sha256")
+
+
+class _TokenCache(dict[str, str]):
+    """word -> token; a miss computes and keeps it. Bounded: when full it is cleared."""
+
+    __slots__ = ("key", "max_size")
+
+    def __init__(self, key: bytes, max_size: int) -> None:
+        super().__init__()
+        self.key = key
+        self.max_size = max_size
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= self.max_size:
+            self.clear()
+        digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), key=self.key, digest_size=_TOKEN_BYTES).digest()
+        token = base64.urlsafe_b64encode(digest)[:_TOKEN_CHARS].decode("ascii")
+        self[word] = token
+        return token
+
+
+class WordTokens:
+    """Words -> opaque tokens: BLAKE2b keyed with `key` (the service's: `word_key(secret)`), cached.
+
+    A token is a deterministic function of the word and the key, so learning, relearning the log and
+    retraining from it see the same features; 30 bits collide far less often than VW's own hashing
+    (`policy.bits`) of the features does. Safe to share between threads (dict operations under the GIL).
+    """
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, key: bytes, cache_max: int = TOKEN_CACHE_MAX) -> None:
+        self._cache = _TokenCache(key, cache_max)
+
+    def __call__(self, words: Iterable[str]) -> list[str]:
+        return list(map(self._cache.__getitem__, words))
+
+
+# For simulations, benchmarks and tests (public words): the service passes its own, keyed.
+UNKEYED = WordTokens(b"")
+
+
+def featurize(
+    query: str,
+    metadata: Mapping[str, Any] | None,
+    config: FeaturesConfig,
+    tokens: WordTokens = UNKEYED,
+    *,
+    with_words: bool = True,
+) -> str:
+    """The VW shared-namespace text for one request; words and grams as `tokens` hashes them, or none."""
     head = query[:_SIGNAL_CHARS]
     lowered = query[: config.max_words * 16].lower()
     # The first `max_words` matches only: the scan stops there.
@@ -101,18 +173,20 @@ def featurize(query: str, metadata: Mapping[str, Any] | None, config: FeaturesCo
         words = [_shape(w) if _has_digit(w) else w for w in words]
         tail = [_shape(w) if _has_digit(w) else w for w in tail]
     parts = ["|w"]
-    parts.extend(dict.fromkeys(words + tail) if tail else dict.fromkeys(words))
-    if config.bigrams and len(words) > 1:
-        parts.extend(dict.fromkeys(f"{a}_{b}" for a, b in zip(words, words[1:])))
+    if with_words:
+        parts.extend(tokens(dict.fromkeys(words + tail) if tail else dict.fromkeys(words)))
+        if config.bigrams and len(words) > 1:
+            # "a b": a space never occurs in a word, so a bigram's hash input is no word's
+            parts.extend(tokens(dict.fromkeys(f"{a} {b}" for a, b in zip(words, words[1:]))))
     parts.append("|x")
     parts.extend(_structure(query, head, words))
-    if config.simhash_tables > 0 and words:
+    if config.simhash_tables > 0 and words and with_words:
         parts.extend(_simhash(words, config.simhash_tables, config.simhash_bits))
-    if config.char_ngrams > 0:
+    if config.char_ngrams > 0 and with_words:
         grams = _char_grams(query[: config.char_window], config.char_ngrams)
         if grams:
             parts.append("|c")
-            parts.extend(grams)
+            parts.extend(tokens(grams))
     if metadata:
         meta = _metadata(metadata, config.metadata_keys)
         if meta:

@@ -50,6 +50,7 @@ class Learning:
     spend: live.Spend
     _known: dict[str, ModelSpec]
     _span: float
+    word_tokens: features.WordTokens
 
     if TYPE_CHECKING:
 
@@ -158,7 +159,7 @@ class Learning:
             n_examples += 1
             models = tuple(m for m in self.catalog.names if m in ex.outcomes)
             if self.policy.decomposed:
-                rewards = trainer.learn_example(self.policy, ex, models, self.config)
+                rewards = trainer.learn_example(self.policy, ex, models, self.config, self.word_tokens)
             else:
                 rewards = self._learn_full(ex, models)
             for model, value in rewards.items():
@@ -176,7 +177,7 @@ class Learning:
     def _learn_full(self, ex: EvalExample, models: tuple[str, ...]) -> dict[str, float]:
         """The VW reward learner's full-information update: each model's reward at probability 1."""
         input_tokens = features.estimate_tokens(ex.query)
-        feats = features.featurize(ex.query, ex.metadata, self.config.features)
+        feats = features.featurize(ex.query, ex.metadata, self.config.features, self.word_tokens)
         rewards = {}
         for i, model in enumerate(models):
             r = reward.resolve(ex.outcomes[model], self._known[model], input_tokens, self.config.reward)

@@ -7,6 +7,7 @@ production does. Time is passed in (`now`); logging goes to an injected sink.
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -80,8 +81,12 @@ class Router(Learning):
         learned_seq: int = 0,
         observer: Observer | None = None,
         joins: bool = True,
+        word_key: bytes = b"",
     ):
+        """`word_key`: the key of the word tokens (`features.word_key` of the data directory's secret); the
+        same in every process that decides or learns from one log. Empty: unkeyed, for simulations."""
         self.config = config
+        self.word_tokens = features.WordTokens(word_key)
         self.observer = observer
         # False in a serving process of the multi-process mode: the learner joins and learns from the log.
         self.joins = joins
@@ -115,6 +120,8 @@ class Router(Learning):
         self.cooldowns = live.Cooldowns(r.cooldown_failures, r.cooldown_window_s, r.cooldown_s)
         self.spend = live.Spend(r.budget_period_s, r.budgets)
         self.conversations = live.Conversations(r.sticky_ttl_s, r.sticky_max_conversations)
+        seed = config.policy.seed
+        self._draws = random.Random(seed) if seed is not None else None  # policy.seed: a replayable stream
 
     @property
     def baseline_model(self) -> str | None:
@@ -144,7 +151,7 @@ class Router(Learning):
 
         `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
         prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
-        own rule, (name, models it keeps), applied after the configured rules.
+        own rule, (name, models it keeps), applied before the configured rules.
 
         Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
         it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
@@ -161,14 +168,14 @@ class Router(Learning):
         state = guardrails.LiveState(
             self.cooldowns.active(now), self.spend.exhausted(request.tenant, now), self.latency.p95
         )
-        feats = features.featurize(query, meta, self.config.features)
+        # A sensitive request's words stay out of its features (live too, so the log relearns the same).
+        with_words = not request.sensitive or self.config.features.log_sensitive_words
+        feats = features.featurize(query, meta, self.config.features, self.word_tokens, with_words=with_words)
         conversation = guardrails.meta_text(meta.get("conversation_id")) if rules.sticky_conversations else None
         shadow_pmf: tuple[float, ...] | None = None
         shadow_chosen: int | None = None
         try:
-            verdict = self.rules.evaluate(request, state)
-            if restrict_to is not None:
-                verdict = guardrails.restrict(verdict, *restrict_to)
+            verdict = self.rules.evaluate(request, state, restrict_to)
         except guardrails.NoModelAllowed as exc:
             verdict = self._default_verdict(exc, request, restrict_to)
             fallbacks: tuple[str, ...] = ()
@@ -185,7 +192,7 @@ class Router(Learning):
                 fallbacks = tuple(m for m in ranked if m != sticky)
                 how = "sticky conversation"
             else:
-                chosen = sample(pmf, uniform_from(event_id))
+                chosen = sample(pmf, self._draws.random() if self._draws is not None else uniform_from(event_id))
                 best = max(range(len(pmf)), key=pmf.__getitem__)
                 explored = chosen != best
                 exploration = self.config.policy.exploration

@@ -148,8 +148,13 @@ class Rules:
     def sensitive_ok(self, model: str) -> bool:
         return model in self._sensitive_ok
 
-    def evaluate(self, req: RuleRequest, live: LiveState) -> Allowed:
-        """The allowed set, or NoModelAllowed naming the rule that emptied it."""
+    def evaluate(self, req: RuleRequest, live: LiveState, scope: tuple[str, frozenset[str]] | None = None) -> Allowed:
+        """The allowed set, or NoModelAllowed naming the rule that emptied it.
+
+        `scope`: a caller's own rule, (name, the models it keeps), applied first: the models outside
+        it are no candidates at all, so a rule that then empties the set is named as the reason
+        (a requested model in cooldown is refused by `cooldown`, not by the caller's rule).
+        """
         candidates = list(self.names)
         excluded: dict[str, str] = {}
         rules: list[str] = []
@@ -168,6 +173,9 @@ class Rules:
             if not kept:
                 raise NoModelAllowed(rule, excluded, tuple(rules))
             candidates[:] = kept
+
+        if scope is not None:
+            apply(scope[0], scope[1].__contains__)
 
         if req.capabilities:
             need = req.capabilities
@@ -210,14 +218,3 @@ class Rules:
             apply("cooldown", lambda m: m not in cooling)
 
         return Allowed(tuple(candidates), excluded, tuple(rules), notes)
-
-
-def restrict(verdict: Allowed, rule: str, keep: frozenset[str]) -> Allowed:
-    """Apply one more rule, given as the set of models it keeps, to a verdict (a caller's own rule)."""
-    kept = tuple(m for m in verdict.allowed if m in keep)
-    excluded = dict(verdict.excluded)
-    excluded.update((m, rule) for m in verdict.allowed if m not in keep)
-    rules = (*verdict.rules, rule)
-    if not kept:
-        raise NoModelAllowed(rule, excluded, rules)
-    return Allowed(kept, excluded, rules, verdict.notes)

@@ -38,10 +38,18 @@ def learn_row(policy: Policy, decision: Decision, row: LearnedRow, config: Confi
         stats.observe_latency(row.latency_ms)
 
 
-def learn_example(policy: Policy, example: EvalExample, models: tuple[str, ...], config: Config) -> dict[str, float]:
-    """Every model's outcome on one eval prompt, each a full-information update; returns their rewards."""
+def learn_example(
+    policy: Policy,
+    example: EvalExample,
+    models: tuple[str, ...],
+    config: Config,
+    tokens: features.WordTokens,
+) -> dict[str, float]:
+    """Every model's outcome on one eval prompt, each a full-information update; returns their rewards.
+
+    `tokens`: the word tokens of the router that will decide with this policy (Router.word_tokens)."""
     input_tokens = features.estimate_tokens(example.query)
-    feats = features.featurize(example.query, example.metadata, config.features)
+    feats = features.featurize(example.query, example.metadata, config.features, tokens)
     rewards = {}
     for i, model in enumerate(models):
         outcome = example.outcomes[model]

@@ -39,7 +39,7 @@ import structlog
 
 from banditroute.api.chat import message_text, tokens_used
 from banditroute.auth import reward_token
-from banditroute.config import Config, ConfigError, JudgeConfig, load_config
+from banditroute.config import Config, ConfigError, JudgeConfig, config_path, load_config, with_environment
 from banditroute.http.upstream import Timeouts, Upstream, UpstreamError
 from banditroute.store.base import LogStore, open_store, reward_secret
 from banditroute.types import JudgeSample
@@ -321,7 +321,7 @@ def _run(args: argparse.Namespace) -> int:
     from banditroute.telemetry import logs
 
     logs.configure(args.log_level)
-    config = load_config(args.config)
+    config = with_environment(load_config(config_path(args.config)))  # finds the server and log as serve does
     if args.data_dir is not None:
         config = config.with_overrides(server={"data_dir": args.data_dir})
     with contextlib.suppress(KeyboardInterrupt):

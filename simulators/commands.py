@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,18 @@ if TYPE_CHECKING:  # the simulators load numpy, VW and matplotlib: only when a c
     from simulators.worlds import DatasetWorld, World
 
 DEFAULT_WEIGHTS = "0,0.03,0.1,0.3,1,3"
+PLOTS = ("matplotlib", "tqdm")  # the sim extra: the frontier plots and the progress bars
+PROGRESS = ("tqdm",)
+
+
+def needs_sim_extra(command: str, modules: tuple[str, ...]) -> None:
+    """Stop before any work, in one line, when the base install lacks what `command` needs."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(
+            f"banditroute {command}: needs {', '.join(missing)}, which only the sim extra installs:"
+            " pip install 'banditroute[sim]'"
+        )
 
 
 def add_world_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,6 +78,8 @@ def perturb(world: World, spec: str | None, outcomes_best: str, outcomes_top_qua
 
 
 def simulate(args: argparse.Namespace) -> int:
+    if args.format == "table":  # the progress bar
+        needs_sim_extra("simulate", PROGRESS)
     from simulators.baselines import fixed_baselines, full_outcomes, regret_curve
     from simulators.simulate import rewards_of
     from simulators.sweep import dataset_world, run_router
@@ -221,6 +236,7 @@ def _command(name: str, flags: dict[str, object]) -> str:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    needs_sim_extra("sweep", PLOTS)
     from simulators.protocols import measure
     from simulators.protocols import write_csv as write_cells
     from simulators.report import render
@@ -268,6 +284,7 @@ QUALITY_WEIGHTS = "0.03,0.1,0.3,1"
 
 
 def run_quality(args: argparse.Namespace) -> int:
+    needs_sim_extra("quality", PLOTS)
     import time
 
     from simulators.report import run
@@ -371,21 +388,17 @@ def _retrained_quality_and_cost(rounds: list, weights: Any, config: Any) -> tupl
 
 
 def run_ope(args: argparse.Namespace) -> int:
-    from simulators import ope
+    from simulators import ope, ope_report
 
     config = load_config(args.config).with_overrides(reward={"cost_weight": args.cost_weight})
     rounds = ope.rounds_from_store(args.log)
-    rows = ope.evaluate(rounds, config.reward.weights, config, config.models, targets=args.target or None)
+    weights = config.reward.weights
+    assessments = ope.assess(rounds, weights, config, config.models, targets=args.target or None)
+    logged = ope.logged_value(rounds, weights)
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{len(rounds)} logged rounds, cost_weight {args.cost_weight:g}; mean reward per target policy")
-    print(f"{'target':36s} {'estimator':12s} {'value':>9s} {'95% CI':>22s} {'n':>7s}")
-    for r in rows:
-        print(
-            f"{r['target']:36s} {r['estimator']:12s} {r['value']:9.4f} [{r['ci_low']:9.4f}, {r['ci_high']:9.4f}] "
-            f"{r['n']:7d}"
-        )
+        print(json.dumps(ope_report.as_json(assessments, logged, len(rounds), args.cost_weight), indent=2))
+    else:
+        print(ope_report.text(assessments, logged, len(rounds), args.cost_weight))
     return 0
 
 

@@ -8,6 +8,26 @@ Candidate (target) policies:
 - `greedy`: the logged policy without exploration (argmax of the logged pmf);
 - `retrained`: a fresh bandit learning online from the log under the new weight, evaluated by
   progressive validation (each round is scored by the policy trained on the rounds before it).
+
+`assess` leads with one recommended estimate per candidate, chosen by a rule fixed in advance (no
+estimate is picked for looking better), from the candidate's support in the log: the effective
+sample size of its importance weights, ESS = (sum w)^2 / sum w^2.
+- ESS >= MIN_ESS: DR with its normal interval. The router logs the exact pmf it sampled from, so
+  the importance weights are right and DR is unbiased whatever its reward model; the reward model
+  (each model's mean logged reward) is a control variate that takes out the variance the models'
+  different means cause, so DR is never much worse than IPS and usually better. With that many
+  effective rounds the mean of its per-round terms is close enough to normal for a normal interval.
+- 0 < ESS < MIN_ESS: too few effective rounds for a normal interval (a few heavy weights carry the
+  estimate): SNIPS with a percentile bootstrap interval, flagged `low_support`. SNIPS stays within
+  the range of the rewards observed; the bootstrap makes no normality assumption. Both only soften
+  the problem: the flag says to log more exploration or to consider a candidate closer to the
+  logged policy.
+- ESS = 0: the candidate never takes an action the log holds; nothing can be estimated.
+
+`coverage` is the share of the candidate's choices that the logged policy could have made (its
+probability mass on actions the logged pmf gave p > 0, averaged over rounds: priced-out models and
+paused exploration leave actions at p = 0). Below 1, IPS and SNIPS see only the covered part; DR's
+reward model stands in for the rest, so the note says how much of the estimate rests on it.
 """
 
 from __future__ import annotations
@@ -25,6 +45,11 @@ from banditroute import reward as reward_formula
 from banditroute.config import Config
 from banditroute.policy import Policy
 from banditroute.types import Decision, LearnedRow, ModelSpec, RewardWeights
+
+# The classic rule of thumb for a mean's normal interval (about 30 equally weighted observations),
+# applied to the effective number of rounds; a fixed design choice, not fitted to any data set.
+MIN_ESS = 30.0
+RECOMMENDED, LOW_SUPPORT, NO_SUPPORT = "recommended", "low_support", "no_support"
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,55 @@ def rounds_from_store(path: str | Path) -> list[Round]:
     return rounds_from((d for _, d in pairs), (r for r, _ in pairs))
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """One candidate policy: its support in the log, the recommended estimate and why, every estimate."""
+
+    target: str
+    n: int  # the rounds the candidate is evaluated on
+    left_out: int  # rounds where the candidate's model was not allowed
+    ess: float  # effective sample size of the importance weights over those rounds
+    coverage: float  # mean share of the candidate's probability on actions the log could have taken
+    support: str  # RECOMMENDED, LOW_SUPPORT or NO_SUPPORT
+    recommended: estimators.Estimate | None  # None when there is no support
+    why: str
+    estimates: tuple[estimators.Estimate, ...]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every estimate as a flat row (`evaluate`'s output, the `--format json` `estimates`)."""
+        return [
+            {
+                "target": self.target,
+                "estimator": est.method,
+                "value": est.value,
+                "ci_low": est.ci_low,
+                "ci_high": est.ci_high,
+                "n": est.n,
+                "left_out": self.left_out,
+                "ess": self.ess,
+                "coverage": self.coverage,
+            }
+            for est in self.estimates
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        est = self.recommended
+        return {
+            "target": self.target,
+            "estimator": est.method if est else None,
+            "interval": "normal" if self.support == RECOMMENDED else "bootstrap" if est else None,
+            "value": est.value if est else None,
+            "ci_low": est.ci_low if est else None,
+            "ci_high": est.ci_high if est else None,
+            "n": self.n,
+            "left_out": self.left_out,
+            "ess": self.ess,
+            "coverage": self.coverage,
+            "support": self.support,
+            "why": self.why,
+        }
+
+
 def evaluate(
     rounds: list[Round],
     weights: RewardWeights,
@@ -71,7 +145,20 @@ def evaluate(
     targets: Iterable[str] | None = None,
     alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
-    """IPS, clipped IPS, SNIPS, DM and DR estimates of each target policy's mean reward."""
+    """IPS, clipped IPS, SNIPS, DM and DR estimates of each target policy's mean reward, as flat rows."""
+    return [row for a in assess(rounds, weights, config, specs, targets=targets, alpha=alpha) for row in a.rows()]
+
+
+def assess(
+    rounds: list[Round],
+    weights: RewardWeights,
+    config: Config,
+    specs: Iterable[ModelSpec],
+    *,
+    targets: Iterable[str] | None = None,
+    alpha: float = 0.05,
+) -> list[Assessment]:
+    """Each target policy's estimates and the recommended one (see the module docstring for the rule)."""
     if not rounds:
         raise ValueError("the log holds no finished rounds to evaluate")
     specs = list(specs)
@@ -91,21 +178,46 @@ def evaluate(
         target_prob = np.array([pmfs[i][rounds[i].decision.chosen] for i in idx])
         q_logged = np.array([q_hat[rounds[i].decision.model] for i in idx])
         q_target = np.array([sum(p * q_hat[m] for p, m in zip(pmfs[i], rounds[i].decision.models)) for i in idx])
-        for est in estimators.evaluate_all(
+        every = estimators.evaluate_all(
             rewards[idx], logged[idx], target_prob, q_hat_logged=q_logged, q_hat_target=q_target, alpha=alpha
-        ):
-            out.append(
-                {
-                    "target": target,
-                    "estimator": est.method,
-                    "value": est.value,
-                    "ci_low": est.ci_low,
-                    "ci_high": est.ci_high,
-                    "n": est.n,
-                    "left_out": int(len(rounds) - len(idx)),
-                }
+        )
+        ess = estimators.effective_sample_size(target_prob / logged[idx])
+        coverage = float(np.mean([sum(p for p, q in zip(pmfs[i], rounds[i].decision.pmf) if q > 0) for i in idx]))
+        support, recommended, why = _recommend(every, ess, rewards[idx], logged[idx], target_prob, alpha)
+        out.append(
+            Assessment(
+                target, len(idx), int(len(rounds) - len(idx)), ess, coverage, support, recommended, why, tuple(every)
             )
+        )
     return out
+
+
+def _recommend(
+    every: list[estimators.Estimate],
+    ess: float,
+    rewards: np.ndarray,
+    logged_prob: np.ndarray,
+    target_prob: np.ndarray,
+    alpha: float,
+) -> tuple[str, estimators.Estimate | None, str]:
+    if ess <= 0.0:
+        return NO_SUPPORT, None, "the candidate never takes an action the log holds: no estimate is possible"
+    if ess >= MIN_ESS:
+        dr = next(e for e in every if e.method == "dr")
+        return RECOMMENDED, dr, f"ESS {ess:.0f} >= {MIN_ESS:.0f}: DR (exact logged propensities), normal interval"
+    snips = estimators.snips(rewards, logged_prob, target_prob, alpha=alpha, ci="bootstrap")
+    return (
+        LOW_SUPPORT,
+        snips,
+        f"ESS {ess:.1f} < {MIN_ESS:.0f}: SNIPS, bootstrap interval; low support, log more exploration",
+    )
+
+
+def logged_value(rounds: list[Round], weights: RewardWeights, alpha: float = 0.05) -> estimators.Estimate:
+    """The logged policy's own mean reward (on-policy: every weight is 1), the reference for the candidates."""
+    rewards = [reward_formula.combine(r.quality, r.cost_usd, r.latency_ms, weights) for r in rounds]
+    probability = [r.decision.probability for r in rounds]
+    return estimators.ips(rewards, probability, probability, alpha=alpha)
 
 
 def _per_model_means(rounds: list[Round], rewards: np.ndarray) -> dict[str, float]:

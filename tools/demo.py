@@ -5,7 +5,15 @@ serve` on loopback, and replays the dataset's prompts through HTTP: POST /route,
 with the quality and cost the data records for the model the router chose (the "simulated user"
 is the dataset). Halfway it raises `cost_weight` through the admin API, so the dashboard shows a
 run-time change and the router moving to cheaper models. It then saves a screenshot of the
-dashboard with headless chromium and keeps serving until Ctrl-C (or exits with --exit).
+dashboard with headless chromium (to out/dashboard.png unless --screenshot names another path) and
+keeps serving until Ctrl-C (or exits with --exit).
+
+Reproducible: `--seed` fixes every random source the figures depend on. It shuffles the traffic
+order, and it is the router's `policy.seed`, so the draws the decisions sample their models with
+are a seeded stream instead of the random event ids'; the feedback is what the data records for the
+chosen model. The same command prints the same figures (mean quality, cost per 1,000 requests,
+selection shares); only the clock times, and so how the requests fall into the dashboard's time
+buckets, differ.
 
 The datasets record no latency and no context windows: the demo does not learn latency
 (latency_weight = 0) and gives every model a context window no prompt reaches.
@@ -25,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -44,11 +53,23 @@ def load(data_dir: Path) -> Dataset:
     return ds.subset([i for i in range(ds.n) if ds.available(i).all()])
 
 
+def traffic(n_prompts: int, requests: int, seed: int) -> list[int]:
+    """The prompts in the order they are sent: seeded shuffles of all of them, as many as `requests` needs."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < requests:
+        block = list(range(n_prompts))
+        rng.shuffle(block)
+        order += block
+    return order[:requests]
+
+
 def demo_config(ds: Dataset, data_dir: str, port: int, args: argparse.Namespace) -> str:
     lines = [
         "# Written by `make demo` (tools/demo.py): the catalog is the dataset's model pool.",
         f'[server]\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\ncheckpoint_interval_s = 10.0',
         f"[reward]\ncost_weight = {args.cost_weight}\nlatency_weight = 0.0\nreward_wait_s = 30.0",
+        f"[policy]\nseed = {args.seed}",
         f"[dashboard]\ninterval_s = {args.interval}\nhistory = 600\npoll_interval_s = 2.0",
     ]
     for name in ds.models:
@@ -70,6 +91,7 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
 async def drive(
     session: aiohttp.ClientSession, base: str, ds: Dataset, order: list[int], args: argparse.Namespace
 ) -> dict[str, float]:
+    """Send `order`'s prompts one after another at `args.rate`; the totals of what the answers recorded."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     totals = {"requests": 0, "quality": 0.0, "cost_usd": 0.0}
     started = time.monotonic()
@@ -83,6 +105,7 @@ async def drive(
         async with session.post(
             base + "/route", json={"query": ds.prompts[row], "metadata": {"task": ds.tasks[row]}}
         ) as resp:
+            resp.raise_for_status()
             decision = await resp.json()
         j = column[decision["model"]]
         feedback = {
@@ -100,6 +123,18 @@ async def drive(
         if ahead > 0:
             await asyncio.sleep(ahead)
     return totals
+
+
+def figures(totals: dict[str, float], stats: dict[str, Any]) -> dict[str, Any]:
+    """What the demo prints: the run's mean quality and cost per 1,000 requests, and /stats' counts."""
+    n = totals["requests"]
+    return {
+        "requests": n,
+        "mean_quality": round(totals["quality"] / n, 4),
+        "cost_per_1k_usd": round(1000 * totals["cost_usd"] / n, 4),
+        "rewards_learned": stats["rewards_learned"],
+        "selection_share": {m: round(s, 3) for m, s in stats["selection_share"].items()},
+    }
 
 
 # Headless chromium with nothing that reaches the network or needs a GPU (the dashboard test uses them too).
@@ -128,7 +163,7 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
             chromium,
             *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
-            "--window-size=1280,1480",
+            "--window-size=1280,1800",
             "--virtual-time-budget=6000",
             f"--screenshot={out}",
             url,
@@ -142,9 +177,7 @@ def screenshot(url: str, out: Path, profile: Path) -> bool:
 
 async def main_async(args: argparse.Namespace) -> int:
     ds = load(Path(args.data))
-    order = list(range(ds.n))
-    random.Random(args.seed).shuffle(order)
-    order = order[: args.requests]
+    order = traffic(ds.n, args.requests, args.seed)
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)  # every demo starts from an empty log
     work.mkdir(parents=True)
@@ -158,23 +191,14 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, base, proc)
-            print(f"dashboard: {base}/dashboard   ({len(order)} requests at {args.rate}/s from {args.data})")
+            print(
+                f"dashboard: {base}/dashboard   ({len(order)} requests at {args.rate}/s from {args.data},"
+                f" seed {args.seed})"
+            )
             totals = await drive(session, base, ds, order, args)
             async with session.get(base + "/stats") as resp:
                 stats = await resp.json()
-        n = totals["requests"]
-        print(
-            json.dumps(
-                {
-                    "requests": n,
-                    "mean_quality": round(totals["quality"] / n, 4),
-                    "cost_per_1k_usd": round(1000 * totals["cost_usd"] / n, 4),
-                    "rewards_learned": stats["rewards_learned"],
-                    "selection_share": {m: round(s, 3) for m, s in stats["selection_share"].items()},
-                },
-                indent=1,
-            )
-        )
+        print(json.dumps(figures(totals, stats), indent=1))
         if args.screenshot and screenshot(base + "/dashboard", Path(args.screenshot), work / "chromium"):
             print(f"screenshot: {args.screenshot}")
         if not args.exit:
@@ -187,7 +211,7 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="data/routerbench", help="a dataset folder (see data/README.md)")
     parser.add_argument("--port", type=int, default=8090)
@@ -196,11 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=2.0, help="dashboard bucket width in seconds")
     parser.add_argument("--cost-weight", type=float, default=0.02, help="cost_weight at the start")
     parser.add_argument("--cost-weight-later", type=float, default=0.1, help="cost_weight set halfway")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the traffic order and the router's policy.seed: same seed, same figures"
+    )
     parser.add_argument("--work-dir", default="var/demo")
-    parser.add_argument("--screenshot", help="save a PNG of the dashboard here")
+    parser.add_argument(
+        "--screenshot", default="out/dashboard.png", help="save a PNG of the dashboard here ('' for none)"
+    )
     parser.add_argument("--exit", action="store_true", help="stop the service after the screenshot")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(main_async(args))
     return 0

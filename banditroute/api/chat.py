@@ -9,6 +9,9 @@
   holds them back) and notes the first token, the answer's size or text, and `usage`.
 - `tokens_used` takes the upstream's `usage`, or counts when it is absent: characters / 4, the
   same estimate the router uses for prompts.
+- `ProxyError` and `exhausted`: the proxy's errors in the OpenAI shape
+  (`{"error": {"message", "type", "param", "code", ...}}`), naming the rule or the attempts and the
+  real elapsed time; `attempt_headers` say how many attempts, and which models, an answer took.
 
 No I/O here: the handlers in server.py and the client in upstream.py do the talking.
 """
@@ -28,10 +31,74 @@ from banditroute.features import estimate_tokens
 from banditroute.types import ModelSpec
 
 AUTO = "auto"
+EVENT_HEADER = "x-banditroute-event-id"
+REWARD_TOKEN_HEADER = "x-banditroute-reward-token"
+MODEL_HEADER = "x-banditroute-model"  # the model that served the answer
+ATTEMPTS_HEADER = "x-banditroute-attempts"  # upstream attempts made for this answer, fallbacks included
+MODELS_HEADER = "x-banditroute-models"  # the models tried, in order, comma-separated
+# The OpenAI SDKs' own header: "false" where the proxy already tried the fallbacks, so a client
+# retry would only make a new decision (and a new learned failure) for the same request.
+SHOULD_RETRY_HEADER = "x-should-retry"
 # Upstream answers after which the next fallback is tried, with the error fed back for them.
 RETRY_STATUS = {429: "rate_limited"}
 RETRY_SERVER_ERROR = 500  # this status and above: server_error
 _JSON_FORMATS = ("json_object", "json_schema")
+
+
+class ProxyError(ApiError):
+    """An error of the proxy, in the OpenAI shape the SDKs read; `details` add fields beside `code`."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any):
+        super().__init__(status, code, message)
+        self.details = details
+
+    @classmethod
+    def of(cls, exc: ApiError) -> ProxyError:
+        return exc if isinstance(exc, ProxyError) else cls(exc.status, exc.code, exc.message)
+
+    def body(self) -> bytes:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        error = {"message": self.message, "type": kind, "param": None, "code": self.code, **self.details}
+        return orjson.dumps({"error": error})
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream attempt that failed: which model, the feedback API's error name, what happened, how long."""
+
+    model: str
+    error: str
+    detail: str
+    elapsed_ms: float
+
+
+def exhausted(attempts: list[Attempt], elapsed_ms: float, deadline_s: float, untried: int) -> ProxyError:
+    """The answer when no upstream answered: 504 when the last failure was a timeout, else 502.
+
+    The message names each attempt and the time it really took; `untried` models were left when
+    the total deadline ran out.
+    """
+    last = attempts[-1].error if attempts else "timeout"
+    status, code = (504, "upstream_timeout") if last == "timeout" else (502, "upstream_unavailable")
+    tried = "; ".join(f"{a.model}: {a.error} ({a.detail}) after {a.elapsed_ms:.0f} ms" for a in attempts)
+    message = f"no upstream answered: {len(attempts)} attempt(s) in {elapsed_ms:.0f} ms ({tried or 'none'})"
+    if untried:
+        message += f"; the total deadline of {deadline_s:g} s ran out with {untried} fallback(s) untried"
+    return ProxyError(
+        status,
+        code,
+        message,
+        elapsed_ms=round(elapsed_ms, 1),
+        attempts=[
+            {"model": a.model, "error": a.error, "detail": a.detail, "elapsed_ms": round(a.elapsed_ms, 1)}
+            for a in attempts
+        ],
+    )
+
+
+def attempt_headers(tried: list[str]) -> dict[str, str]:
+    """What every proxied answer says of its attempts: how many, and the models in order."""
+    return {ATTEMPTS_HEADER: str(len(tried)), MODELS_HEADER: ",".join(tried)}
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ def _answer(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, **_json(schema)}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int, schema: str = "Error") -> dict[str, Any]:
     what = {
         400: "invalid request",
         401: "no valid API key (or reward_token) presented",
@@ -36,7 +36,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         503: "the event log cannot be written now or its queue is full; see Retry-After",
         504: "no upstream answered in time",
     }
-    return {str(s): _answer(what[s], "Error") for s in statuses}
+    return {str(s): _answer(what[s], schema) for s in statuses}
 
 
 def _op(summary: str, responses: dict[str, Any], *, body: str | None = None, tag: str = "routing") -> dict[str, Any]:
@@ -94,7 +94,7 @@ PATHS: dict[str, Any] = {
                     "x-banditroute-model name the event and the model that answered)",
                     "content": {JSON: {"schema": {"type": "object"}}, "text/event-stream": {"schema": STRING}},
                 },
-                **_errors(400, 404, 413, 422, 502, 504),
+                **_errors(400, 404, 413, 422, 502, 504, schema="ProxyError"),
                 "default": {
                     "description": "an upstream's own error answer, passed through",
                     "content": {JSON: {"schema": {"type": "object"}}},
@@ -121,6 +121,18 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": False, "content": {JSON: {"schema": {}}}},
         }
     },
+    "/": {
+        "get": _op(
+            "Where to start: links to /docs, /dashboard, /openapi.json, /healthz; the version",
+            {
+                "200": {
+                    "description": "JSON; a small HTML page when Accept prefers text/html",
+                    "content": {JSON: {"schema": ref("Index")}, "text/html": {"schema": STRING}},
+                }
+            },
+            tag="operate",
+        )
+    },
     "/healthz": {
         "get": _op(
             "Liveness and log health",
@@ -140,8 +152,13 @@ PATHS: dict[str, Any] = {
     "/dashboard": {"get": _op("The live dashboard page", {"200": _text("an HTML page", "text/html")}, tag="operate")},
     "/dashboard/data": {
         "get": _op(
-            "The dashboard's time series and recent decisions",
-            {"200": _answer("per-interval aggregates, recent decisions, settings, shadow summary", "DashboardData")},
+            "The dashboard's time series, per-model table and recent decisions",
+            {
+                "200": _answer(
+                    "per-interval aggregates, the per-model table, recent decisions, settings, shadow summary",
+                    "DashboardData",
+                )
+            },
             tag="operate",
         )
     },

@@ -132,6 +132,30 @@ SCHEMAS: dict[str, Any] = {
         },
         required=("event_id", "status", "stored"),
     ),
+    "ProxyError": obj(
+        {
+            "error": obj(
+                {
+                    "message": STRING,
+                    "type": STRING,
+                    "param": {"type": "null"},
+                    "code": STRING,
+                    "rule": STRING,
+                    "excluded": map_of(STRING),
+                    "elapsed_ms": NUMBER,
+                    "attempts": {
+                        "type": "array",
+                        "items": obj({"model": STRING, "error": STRING, "detail": STRING, "elapsed_ms": NUMBER}),
+                    },
+                },
+                required=("message", "code"),
+                description="the OpenAI error shape; `type` (`invalid_request_error`, `server_error`) and `param` on "
+                "the proxy's own errors; `rule` and `excluded` on a 422, `elapsed_ms` and `attempts` on a 502 or 504 "
+                "(an upstream's own 4xx is passed through as the upstream wrote it)",
+            )
+        }
+    ),
+    "Index": obj({"service": STRING, "version": STRING, "links": map_of(STRING)}),
     "Health": obj({"status": {"enum": ["ok", "degraded"]}}),
     "Model": obj(
         {
@@ -277,6 +301,20 @@ SCHEMAS: dict[str, Any] = {
             "excluded": INTEGER,
         }
     ),
+    "ModelRow": obj(
+        {
+            "model": STRING,
+            "decisions": INTEGER,
+            "share": NUMBER,
+            "mean_quality": NULLABLE_NUMBER,
+            "cost_per_1k": NULLABLE_NUMBER,
+            "rewards": INTEGER,
+            "state": {"enum": ["active", "cold_start", "cooldown"]},
+            "cooldown_remaining_s": NULLABLE_NUMBER,
+        },
+        description="one catalog model: share of decisions, observed mean quality, USD per 1,000 requests,"
+        " rewards learned, the rules' state (see telemetry/per_model.py)",
+    ),
     "ConfigChange": obj(
         {
             "ts": NUMBER,
@@ -327,6 +365,7 @@ SCHEMAS: dict[str, Any] = {
             "totals": {"type": "object"},
             "shadow": ref("ShadowSummary"),
             "changes": {"type": "array", "items": ref("ConfigChange")},
+            "per_model": {"type": "array", "items": ref("ModelRow")},
         }
     ),
 }

@@ -4,12 +4,24 @@ The face of the package; importers use these names. Where things live:
 - keys.py      how a key is written (`key(...)`, checks, rules) and how a section is checked;
 - sections.py  one frozen dataclass per TOML section, and `Config`, the whole file;
 - records.py   the tables that hold records: `[[models]]`, `[auth].keys`, rule tables, profiles;
-- load.py      TOML text -> Config;
+- load.py      TOML text -> Config (a user's file over the bundled one), and the environment's overrides;
+- starter.py   the starter file `banditroute init` writes;
 - reference.py docs/configuration.md, rendered from the fields.
 """
 
 from banditroute.config.keys import ConfigError
-from banditroute.config.load import default_config_text, load_config, parse_config
+from banditroute.config.load import (
+    CONFIG_ENV,
+    DATA_DIR_ENV,
+    HOST_ENV,
+    PORT_ENV,
+    config_path,
+    default_config_text,
+    environment_server,
+    load_config,
+    parse_config,
+    with_environment,
+)
 from banditroute.config.sections import (
     DEFAULT_RUBRIC,
     AdminConfig,
@@ -28,6 +40,10 @@ from banditroute.config.sections import (
 )
 
 __all__ = [
+    "CONFIG_ENV",
+    "DATA_DIR_ENV",
+    "HOST_ENV",
+    "PORT_ENV",
     "DEFAULT_RUBRIC",
     "AdminConfig",
     "AuthConfig",
@@ -42,8 +58,11 @@ __all__ = [
     "RewardConfig",
     "RulesConfig",
     "ServerConfig",
+    "config_path",
     "default_config_text",
+    "environment_server",
     "load_config",
     "parse_config",
     "validate",
+    "with_environment",
 ]

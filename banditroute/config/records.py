@@ -124,6 +124,13 @@ def quality_or_skip(raw: Any, source: str, name: str) -> float | None:
     return float(raw)
 
 
+def optional_int(raw: Any, source: str, name: str) -> int:
+    """An integer key whose default is unset (TOML has no null: absent means unset)."""
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ConfigError(f"{source}: {name} has the wrong type ({type(raw).__name__}: {raw!r})")
+    return raw
+
+
 def _table(raw: Any, source: str, name: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: [{name}] must be a table")

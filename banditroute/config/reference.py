@@ -19,12 +19,19 @@ INTRO = """\
      edit the fields there, not this file. -->
 # Configuration
 
-One TOML file holds everything tunable. `banditroute serve --config my.toml` reads it; without
-`--config` the bundled `banditroute/data/default.toml` is used: the model catalog and the few keys
-worth showing. A key left out takes the default below; an unknown section or key, a value of the
-wrong type or out of range stops the service at start with a message that names the key.
+One TOML file holds everything tunable. `banditroute serve --config my.toml` (or env
+`BANDITROUTE_CONFIG=my.toml`) reads it over the bundled `banditroute/data/default.toml` (the model
+catalog and the few keys worth showing; without a file it is used alone): the keys your file gives
+replace the bundled ones one by one, every other key keeps its bundled value (the default below),
+and a `[[models]]` catalog in your file replaces the bundled catalog as a whole. So a file with only
+`[server]` and `[reward]` is a whole configuration. An unknown section or key, a value of the wrong
+type or out of range stops the service at start with a message that names the key.
+`banditroute init [--providers openai,anthropic,local,aggregator]` writes a starter file.
 
-The environment adds what should not live in a file: `BANDITROUTE_PORT` (the port),
+Where a server setting comes from: a flag (`--host`, `--port`, `--data-dir`), else the environment
+(`BANDITROUTE_HOST`, `BANDITROUTE_PORT`, `BANDITROUTE_DATA_DIR`), else the file, else the default.
+Client commands (`banditroute stats`) find the server through `BANDITROUTE_HOST` and
+`BANDITROUTE_PORT` too. The environment also holds what should not live in a file:
 `BANDITROUTE_API_KEYS` (API keys, merged into `auth.keys`), `BANDITROUTE_ADMIN_KEY` (the admin key),
 `BANDITROUTE_SECRET` (the reward-token secret), `BANDITROUTE_JUDGE_KEY` (the key the judge worker
 sends with its `/reward` posts).

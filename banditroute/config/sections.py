@@ -50,9 +50,13 @@ SHA256_OR_EMPTY = Check(
 class ServerConfig:
     """The HTTP service and its log."""
 
-    host: str = key("127.0.0.1", "address to bind (`--host`)")
+    host: str = key("127.0.0.1", "address to bind (`--host`, env `BANDITROUTE_HOST`)")
     port: int = key(8080, "port (`--port`, env `BANDITROUTE_PORT`)", within(0, 65535))
-    data_dir: str = key("var", "directory of the SQLite log `banditroute.db` and the reward-token secret")
+    data_dir: str = key(
+        "var",
+        "directory of the SQLite log `banditroute.db` and the reward-token secret"
+        " (`--data-dir`, env `BANDITROUTE_DATA_DIR`)",
+    )
     max_body_bytes: int = key(8_000_000, "larger request bodies → 413", above(0))
     max_query_chars: int = key(
         4_000_000, "longer queries → 413 (about 1M tokens: the largest context windows)", above(0)
@@ -97,7 +101,22 @@ class StoreConfig:
             'empty or a "postgresql://" URL',
         ),
     )
-    retention_days: float = key(0.0, "0: keep everything (not yet: retention)", NON_NEGATIVE)
+    retention_days: float = key(
+        0.0,
+        "events (decision, feedback parts, learned row) older than this many days are removed once every kept"
+        " checkpoint covers them (never pending ones, never inside the current budget period); 0: keep everything",
+        FINITE_NON_NEGATIVE,
+    )
+    prune_interval_s: float = key(
+        3600.0, "how often the service (the learner with `--workers`) applies `retention_days`", POSITIVE
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            lambda s: s.url == "" or s.retention_days == 0,
+            "store.retention_days works on the SQLite log only (not yet with a PostgreSQL store.url)",
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +201,13 @@ class PolicyConfig:
     )
     residual_dims: int = key(128, "ridge: hashed feature buckets (memory: dims² floats per model)", within(8, 4096))
     residual_strength: float = key(10.0, "ridge: the L2 strength, on unit-length rows", POSITIVE)
+    seed: int | None = key(
+        None,
+        "seeds the draw each decision samples its model with (a `random.Random(seed)` per process), so a replay"
+        " of the same requests in the same order makes the same decisions (demos, tests); unset: each decision's"
+        " draw comes from its random event id",
+        parse=records.optional_int,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +235,11 @@ class FeaturesConfig:
     metadata_keys: tuple[str, ...] = key(
         ("user_tier", "channel", "task", "tenant", "language", "turns", "system_prompt", "tools", "response_format"),
         "metadata that becomes features (the last four are set by the proxy)",
+    )
+    log_sensitive_words: bool = key(
+        False,
+        "requests flagged sensitive (the data policy: `metadata.sensitive` or detected personal data) keep their"
+        " hashed word features, live and in the log; `false`: they are featurized without words, grams or SimHash",
     )
 
     RULES: ClassVar[tuple[Rule, ...]] = (

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from banditroute.config import Config
@@ -25,7 +27,13 @@ from banditroute.service.base import Service
 from banditroute.service.controls import ReloadError
 from banditroute.service.single import LearningService
 
-__all__ = ["SERVICE", "create_app", "run"]
+__all__ = ["SERVICE", "BindError", "create_app", "run"]
+
+log = structlog.get_logger("banditroute.http.app")
+
+
+class BindError(Exception):
+    """The address cannot be bound (in use, not ours, unknown): said in one line, before anything starts."""
 
 
 def create_app(
@@ -65,6 +73,7 @@ def create_app(
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/", handlers.index)
     app.router.add_post("/route", handlers.route)
     app.router.add_post("/reward", handlers.reward)
     app.router.add_post("/noop", handlers.noop)
@@ -104,14 +113,59 @@ def run(
     config_path: str | Path | None = None,
     kind: type[Service[Any]] = LearningService,
     reuse_port: bool = False,
-) -> None:
-    """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port."""
-    web.run_app(
-        create_app(config, config_path, kind),
-        host=config.server.host,
-        port=config.server.port,
-        access_log=None,
-        print=lambda *_: None,
-        reuse_port=reuse_port,
-        handle_signals=True,
-    )
+) -> int:
+    """Serve until SIGINT/SIGTERM; `reuse_port` lets several serving processes share the port.
+
+    The address is bound first: a busy port raises BindError before the log is opened. `started`,
+    with the URL, is logged once the server accepts connections.
+    """
+    host, port = config.server.host, config.server.port
+    sockets = bind(host, port, reuse_port)
+    app = create_app(config, config_path, kind)
+
+    def started(*_: object) -> None:  # run_app calls it once the sites listen
+        urls = [_url(host or s.getsockname()[0], s.getsockname()[1]) for s in sockets]
+        service = app[SERVICE]
+        log.info("started", url=urls[0], urls=urls, auth=service.auth_summary(), db=str(service.db_path))
+
+    try:
+        web.run_app(app, sock=sockets, access_log=None, print=started, handle_signals=True)
+    finally:
+        for s in sockets:
+            s.close()
+    return 0
+
+
+def bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
+    """Bound (not yet listening) sockets for every address `host` resolves to, or BindError."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:  # a family this host lacks (IPv6 for "localhost"): as asyncio, skip it
+                continue
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does on POSIX
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            if port == 0:  # an ephemeral port: one address, or each would get another port
+                break
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise BindError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    if not sockets:
+        raise BindError(f"cannot bind {host}:{port}: no address family of it is available here")
+    return sockets
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,4 +1,4 @@
-"""The core routes: /route /reward /healthz /models /stats /metrics /dashboard /docs /noop (parse, call, answer)."""
+"""The core routes: / /route /reward /healthz /models /stats /metrics /dashboard /docs /noop (parse, call, answer)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from importlib import resources
 
 from aiohttp import web
 
+from banditroute import __version__
+from banditroute.api import index as index_page
 from banditroute.api import openapi
 from banditroute.api.requests import ApiError, parse_reward, parse_reward_token, parse_route
 from banditroute.http.middleware import json_response, read_object
@@ -99,3 +101,10 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     return web.Response(body=_page("docs.html"), content_type="text/html", charset="utf-8")
+
+
+async def index(request: web.Request) -> web.Response:
+    """Links to the docs, the dashboard, the OpenAPI document, health; JSON, or HTML for a browser."""
+    if index_page.prefers_html(request.headers.get("Accept", "")):
+        return web.Response(text=index_page.index_html(__version__), content_type="text/html", charset="utf-8")
+    return json_response(index_page.index(__version__))

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from banditroute.api import chat as chat_api
 from banditroute.api.requests import ApiError
-from banditroute.http.middleware import error_response, json_response, read_object
+from banditroute.http.middleware import json_response, read_object
 from banditroute.http.state import BOOKKEEPING, SERVICE, UPSTREAM
 from banditroute.http.upstream import Reply, UpstreamError
 from banditroute.rules import NoModelAllowed
@@ -31,13 +31,23 @@ from banditroute.types import Decision, FeedbackPart, JudgeSample
 
 log = structlog.get_logger("banditroute.http.proxy")
 
-EVENT_HEADER = "x-banditroute-event-id"
-REWARD_TOKEN_HEADER = "x-banditroute-reward-token"
-MODEL_HEADER = "x-banditroute-model"
+EVENT_HEADER = chat_api.EVENT_HEADER
+REWARD_TOKEN_HEADER = chat_api.REWARD_TOKEN_HEADER
+MODEL_HEADER = chat_api.MODEL_HEADER
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """Route (or pass through), forward to the upstream with fallbacks, measure, feed back."""
+    """Route (or pass through), forward to the upstream with fallbacks, measure, feed back.
+
+    Every error is in the OpenAI shape (`chat_api.ProxyError`), as the SDKs expect of this path.
+    """
+    try:
+        return await _chat_completions(request)
+    except ApiError as exc:
+        raise chat_api.ProxyError.of(exc) from None
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     service = request.app[SERVICE]
     config = service.config
@@ -58,17 +68,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             chat.query, chat.metadata, chat.max_output_tokens, input_tokens=chat.input_tokens, restrict_to=restriction
         )
     except NoModelAllowed as exc:
-        raise ApiError(422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})") from None
+        raise chat_api.ProxyError(
+            422, "no_model_allowed", f"{exc} (excluded: {exc.excluded})", rule=exc.rule, excluded=exc.excluded
+        ) from None
     candidates = [decision.model, *decision.fallbacks]  # the next best allowed, none cooling down
     deadline = started + config.proxy.total_deadline_s
-    last_error = "timeout"
-    for attempt, name in enumerate(candidates):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    failed: list[chat_api.Attempt] = []
+    for name in candidates:
+        if deadline - time.monotonic() <= 0:
             break
+        attempt_started = time.monotonic()
         spec = catalog[name]
         url, headers, body = chat_api.upstream_request(spec, chat.body, os.environ)
-        attempt_deadline = min(deadline, time.monotonic() + config.proxy.attempt_timeout_s)
+        attempt_deadline = min(deadline, attempt_started + config.proxy.attempt_timeout_s)
+        tried = [*(a.model for a in failed), name]
         try:
             reply = await request.app[UPSTREAM].send(url, headers, body, attempt_deadline - time.monotonic())
             error = chat_api.retry_error(reply.status)
@@ -77,53 +90,56 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     request,
                     chat,
                     decision,
-                    name,
+                    tried,
                     reply,
                     started,
                     attempt_deadline if chat.stream else deadline,
-                    chosen=attempt == 0,
                 )
             reply.close()
             raise UpstreamError(error, f"HTTP {reply.status}")
         except UpstreamError as exc:
-            last_error = exc.kind
+            failed.append(chat_api.Attempt(name, exc.kind, exc.detail, 1000 * (time.monotonic() - attempt_started)))
             log.warning(
                 "upstream_failed",
                 event_id=decision.event_id,
                 model=name,
                 error=exc.kind,
                 detail=exc.detail,
-                attempt=attempt,
+                attempt=len(failed) - 1,
             )
-            if attempt == 0:  # the failure of the model the policy chose is its feedback
+            if len(failed) == 1:  # the failure of the model the policy chose is its feedback
                 await _bookkeep(request, _feed_back(service, decision, _failed(decision, exc.kind, started)))
-    status, code = (504, "upstream_timeout") if last_error == "timeout" else (502, "upstream_unavailable")
-    response = error_response(
-        status,
-        code,
-        f"no upstream answered within {config.proxy.total_deadline_s} s "
-        f"(tried {candidates[: attempt + 1]}; last error {last_error})",
-    )
-    response.headers[EVENT_HEADER] = decision.event_id
-    response.headers[REWARD_TOKEN_HEADER] = service.reward_token(decision)
-    return response
+    elapsed_ms = 1000 * (time.monotonic() - started)
+    refusal = chat_api.exhausted(failed, elapsed_ms, config.proxy.total_deadline_s, len(candidates) - len(failed))
+    headers = _headers(service, decision, [a.model for a in failed])
+    headers[chat_api.SHOULD_RETRY_HEADER] = "false"  # the fallbacks were the retries
+    return web.Response(body=refusal.body(), status=refusal.status, headers=headers, content_type="application/json")
+
+
+def _headers(service: Service, decision: Decision, tried: list[str]) -> dict[str, str]:
+    """The headers of every routed answer: the event, its reward token, the attempts and models tried."""
+    return {
+        EVENT_HEADER: decision.event_id,
+        REWARD_TOKEN_HEADER: service.reward_token(decision),
+        **chat_api.attempt_headers(tried),
+    }
 
 
 async def _answer(
     request: web.Request,
     chat: chat_api.ChatRequest,
     decision: Decision,
-    name: str,
+    tried: list[str],
     reply: Reply,
     started: float,
     deadline: float,
-    *,
-    chosen: bool,
 ) -> web.StreamResponse:
-    """Pass a non-retried upstream answer to the client; raises UpstreamError while a fallback is still possible."""
+    """Pass a non-retried upstream answer (of `tried[-1]`) to the client; raises UpstreamError while a
+    fallback is still possible."""
     service = request.app[SERVICE]
     config = service.config
-    headers = {EVENT_HEADER: decision.event_id, MODEL_HEADER: name, REWARD_TOKEN_HEADER: service.reward_token(decision)}
+    name, chosen = tried[-1], len(tried) == 1
+    headers = {**_headers(service, decision, tried), MODEL_HEADER: name}
     keep = chosen and chat_api.sampled(decision.event_id, config.judge.sample_rate)
     try:
         if chat.stream and reply.status < 300:
@@ -146,10 +162,12 @@ async def _answer(
             answer = chat_api.completion_text(obj)
             if reply.status < 300 and answer is None:
                 raise UpstreamError("server_error", "the upstream's answer is not a chat completion")
+            if reply.status >= 300:  # a client error, returned as it is; not the model's fault, nor retried
+                headers[chat_api.SHOULD_RETRY_HEADER] = "false"
             response = web.Response(body=raw, status=reply.status, headers=headers, content_type="application/json")
             await response.prepare(request)
             await response.write_eof()
-            if reply.status >= 300:  # a client error, returned as it is; not the model's fault
+            if reply.status >= 300:
                 return response
             ttft, text, chars = None, answer or "", len(answer or "")
             usage = obj.get("usage") if isinstance(obj, dict) else None

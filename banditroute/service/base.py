@@ -138,6 +138,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self.metrics = observers.metrics
         self.timeseries = observers.timeseries
         self.shadow = observers.shadow
+        self.outcomes = observers.outcomes
         self.auth_enabled = auth.auth_enabled(router.config.auth, router.config.server.host)
         self.changes: deque[ConfigChange] = deque(maxlen=_CHANGES_SHOWN)
         self.started_at = clock()

@@ -26,6 +26,7 @@ from banditroute.snapshot import PolicyFile
 from banditroute.store.sqlite import Checkpoint
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.metrics import Metrics
+from banditroute.telemetry.per_model import ModelOutcomes, model_table
 from banditroute.telemetry.shadow import ShadowTracker
 from banditroute.telemetry.timeseries import TimeSeries
 from banditroute.types import ConfigChange
@@ -57,6 +58,7 @@ class OperatorControls:
     metrics: Metrics
     timeseries: TimeSeries
     shadow: ShadowTracker
+    outcomes: ModelOutcomes
     changes: deque[ConfigChange]  # the newest, for the dashboard
     _checkpointed_seq: int  # the learned seq of the newest checkpoint this process wrote
 
@@ -183,12 +185,22 @@ class OperatorControls:
 
     def dashboard_data(self) -> dict[str, Any]:
         out = self.timeseries.to_json()
+        router, now = self.router, self.clock()
+        stats = router.stats(now)
+        out["per_model"] = model_table(
+            router.catalog.names,
+            router.selections,
+            stats["rewards_per_model"],
+            stats["cooldowns"],
+            stats["cold_start"],
+            self.outcomes,
+        )
         out.update(
-            now=self.clock(),
+            now=now,
             poll_interval_s=self.config.dashboard.poll_interval_s,
             models=list(self.router.catalog.names),
             settings=self.settings(),
-            totals={k: v for k, v in self.router.stats().items() if k != "selection_share"},
+            totals={k: v for k, v in stats.items() if k != "selection_share"},
             shadow=self.shadow_summary(),
             changes=[{"ts": c.ts, "kind": c.kind, "payload": c.payload} for c in reversed(self.changes)],
         )

@@ -10,17 +10,19 @@ between deciding and learning, so the learner restarts like the single-process s
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.policy import Policy, PolicyError
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.base import LogStore, open_store
+from banditroute.store.base import LogStore, open_store, reward_secret
 from banditroute.store.sqlite import StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
@@ -38,12 +40,17 @@ class Learner:
         self.store = store if store is not None else open_store(config)
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
-        recovered = recovery.recover(self.store, config, sink=self._rows)
+        # The serving processes' key: learning at start reads no query, but relearned and live must agree.
+        secret = reward_secret(config, self.store, os.environ)
+        recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
         self.router = recovered.router
         self.changes_seq = recovered.changes_seq
         self.decision_seq, self.feedback_seq = recovered.decision_seq, recovered.feedback_seq
         self.published_seq = recovered.checkpoint_seq
         self._published_at = float("-inf")
+        self.prune_interval_s = config.store.prune_interval_s
+        self._pruned_at = float("-inf")
+        self._pruning = False  # the last batch was full: the next step prunes on
         log.info(
             "learner_started",
             checkpoint_seq=recovered.checkpoint_seq,
@@ -79,6 +86,7 @@ class Learner:
         if checkpoint is not None:
             self.published_seq, self._published_at = checkpoint.learned_seq, now
             log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
+        self._prune(now)
         return self.router.learned_seq - before
 
     def _adopt(self, sha256: object) -> None:
@@ -96,6 +104,19 @@ class Learner:
                 log.info("loaded_policy_adopted", sha256=sha256)
                 return
         log.warning("loaded_policy_not_adopted", reason="its checkpoint is no longer in the log", sha256=sha256)
+
+    def _prune(self, now: float) -> None:
+        """Apply `store.retention_days`, one batch a step, so the learner never stalls on a large backlog."""
+        if not self._pruning and now - self._pruned_at < self.prune_interval_s:
+            return
+        self._pruned_at = now
+        before = recovery.prune_horizon(self.router, now)
+        if before is None:
+            return
+        done = self.store.prune_batch(before, recovery.PRUNE_BATCH)
+        self._pruning = done.decisions == recovery.PRUNE_BATCH
+        if done.decisions:
+            log.info("pruned", decisions=done.decisions, feedback_parts=done.feedback_parts, before=before)
 
     def publish(self) -> None:
         """Publish now, whatever the interval (at shutdown)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from banditroute import retention
 from banditroute.config import Config
 from banditroute.policy import Policy, PolicyError, vw_args
 from banditroute.router import LogSink, Observer, Router
@@ -21,6 +22,9 @@ from banditroute.store.base import Checkpoint, LogStore
 from banditroute.types import ConfigChange
 
 log = structlog.get_logger("banditroute")
+
+# Events one retention batch removes at most: one short transaction; the writes go between batches.
+PRUNE_BATCH = 5000
 
 # The kinds of logged operator changes (ConfigChange.kind).
 WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
@@ -114,6 +118,7 @@ def recover(
     config: Config,
     *,
     sink: LogSink,
+    word_key: bytes,
     observer: Observer | None = None,
     before_pending: Callable[[Router], None] | None = None,
 ) -> Recovered:
@@ -124,7 +129,7 @@ def recover(
     what they add must come on top of the log's totals, not be read back from it.
     """
     policy, seq = load_policy(store, config)
-    router = Router(config, policy=policy, sink=sink, learned_seq=seq, observer=observer)
+    router = Router(config, policy=policy, sink=sink, learned_seq=seq, observer=observer, word_key=word_key)
     changes = store.config_changes_after(0)
     changes_seq = follow_changes(router, changes, 0)
     if before_pending is not None:
@@ -155,3 +160,8 @@ def checkpoint_of(router: Router, now: float) -> Checkpoint | None:
         return None
     snap = router.snapshot(now)
     return Checkpoint(snap.learned_seq, snap.vw_args, snap.model, snap.created)
+
+
+def prune_horizon(router: Router, now: float) -> float | None:
+    """Before when retention may remove events (`store.retention_days`); None: it keeps everything."""
+    return retention.horizon(now, router.config.store.retention_days, router.spend.period_start(now))

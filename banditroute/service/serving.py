@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.service import recovery
@@ -70,9 +71,18 @@ class ServingService(Service[EventState]):
         snapshot_id = store.newest_checkpoint_seq()
         policy, seq = recovery.load_policy(store, config)
         # joins=False: the learner joins and learns from the log.
-        router = Router(config, policy=policy, learned_seq=seq, sink=opened.eventlog, joins=False, observer=observers)
+        router = Router(
+            config,
+            policy=policy,
+            learned_seq=seq,
+            sink=opened.eventlog,
+            joins=False,
+            observer=observers,
+            word_key=features.word_key(opened.secret),
+        )
         recovery.restore_live_state(router, store, clock())
         followed_seq = store.max_learned_seq()
+        observers.outcomes.restore(store.outcomes_per_model(followed_seq))  # the rest: follow_learner
         changes_seq = recovery.follow_changes(router, store.config_changes_after(0), 0)
         service = cls(
             opened,
@@ -84,7 +94,7 @@ class ServingService(Service[EventState]):
             followed_seq=followed_seq,
             changes_seq=changes_seq,
         )
-        log.info("started", role=cls.kind, db=describe(config), policy_learned_seq=router.learned_seq)
+        log.info("recovered", role=cls.kind, db=describe(config), policy_learned_seq=router.learned_seq)
         return service
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:
@@ -104,6 +114,7 @@ class ServingService(Service[EventState]):
         rows = await self.eventlog.call(lambda: list(store.learned_after(self._followed_seq)))
         for row, decision in rows:
             self.router.observe_learned(row, decision)
+            self.outcomes.learned(decision.model, row)
             self._followed_seq = row.seq
         changes = await self.eventlog.call(store.config_changes_after, self._changes_seq)
         self._changes_seq = recovery.follow_changes(self.router, changes, self._changes_seq)

@@ -14,12 +14,14 @@ from typing import Any, Self
 
 import structlog
 
+from banditroute import features
 from banditroute.config import Config
 from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.router import Router
 from banditroute.service import recovery
 from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
 from banditroute.store.base import LogStore
+from banditroute.store.prune import Pruned
 from banditroute.telemetry.observers import Observers
 from banditroute.telemetry.shadow import ShadowTracker
 from banditroute.types import FeedbackPart
@@ -65,20 +67,28 @@ class LearningService(Service[_Known]):
         store = opened.store
         observers = Observers(config)
         _restore_shadow(observers.shadow, store)
+        observers.outcomes.restore(store.outcomes_per_model())
         now = clock()
 
         def restore(router: Router) -> None:
             recovery.restore_counts(router, store)
             recovery.restore_live_state(router, store, now)
 
-        recovered = recovery.recover(store, config, sink=opened.eventlog, observer=observers, before_pending=restore)
+        recovered = recovery.recover(
+            store,
+            config,
+            sink=opened.eventlog,
+            word_key=features.word_key(opened.secret),
+            observer=observers,
+            before_pending=restore,
+        )
         service = cls(opened, recovered, observers, config_path=config_path, clock=clock)
         router = recovered.router
         expired = router.expire(clock())
         for row in expired:
             service._remember(row.event_id, _TENANT_UNKNOWN)
         log.info(
-            "started",
+            "recovered",
             db=str(service.db_path),
             auth=service.auth_summary(),
             checkpoint_seq=recovered.checkpoint_seq,
@@ -98,7 +108,13 @@ class LearningService(Service[_Known]):
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:
         server = self.config.server
-        return [(server.expire_interval_s, self.expire), (server.checkpoint_interval_s, self.checkpoint)]
+        loops: list[tuple[float, Callable[[], Any]]] = [
+            (server.expire_interval_s, self.expire),
+            (server.checkpoint_interval_s, self.checkpoint),
+        ]
+        if self.config.store.retention_days > 0:
+            loops.append((self.config.store.prune_interval_s, self.prune))
+        return loops
 
     async def stop(self) -> None:
         await self._stop_tasks()
@@ -139,6 +155,21 @@ class LearningService(Service[_Known]):
             self._remember(row.event_id, _TENANT_UNKNOWN)
             self.metrics.expired.inc()
             log.info("reward", event_id=row.event_id, status="expired", reward=row.reward, defaulted=row.defaulted)
+
+    async def prune(self) -> Pruned:
+        """Apply `store.retention_days`: batch after batch on the writer thread, the writes in between."""
+        total = Pruned()
+        before = recovery.prune_horizon(self.router, self.clock())
+        while before is not None:
+            done = await self.eventlog.call(self.store.prune_batch, before, recovery.PRUNE_BATCH)
+            total.add(done)
+            for event_id in done.event_ids:  # no longer known: a late part for one is refused, not stored
+                self._recent.pop(event_id, None)
+            if done.decisions < recovery.PRUNE_BATCH:
+                break
+        if total.decisions:
+            log.info("pruned", decisions=total.decisions, feedback_parts=total.feedback_parts, before=before)
+        return total
 
     def _remember(self, event_id: str, tenant: Any) -> None:
         self._recent[event_id] = tenant

@@ -13,6 +13,7 @@ What a serving child runs is passed in (`serve`): the HTTP server is a layer abo
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -23,7 +24,7 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.service.learner import Learner
-from banditroute.store.base import open_store
+from banditroute.store.base import open_store, reward_secret
 from banditroute.telemetry import logs
 
 log = structlog.get_logger("banditroute.service.supervisor")
@@ -33,7 +34,7 @@ _SUPERVISE_S = 0.2  # how often the supervisor checks its children
 
 # serve(config, config_path): run one serving process's server until SIGTERM. Picklable (the
 # children are spawned): a module-level function, or a functools.partial of one.
-Serve = Callable[[Config, str | None], None]
+Serve = Callable[[Config, str | None], object]
 
 
 def _learner_main(config: Config, log_level: str) -> None:
@@ -62,7 +63,11 @@ def run_cluster(
 
     `learner=False`: no learner process (on PostgreSQL the serving processes elect one among the fleet).
     """
-    open_store(config).close()  # the schema, once, before the children race
+    store = open_store(config)  # the schema, once, before the children race
+    try:
+        reward_secret(config, store, os.environ)  # and the secret (tokens, word key) they all read
+    finally:
+        store.close()
     ctx = multiprocessing.get_context("spawn")
     targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
         **({"learner": (_learner_main, (config, log_level))} if learner else {}),

@@ -35,6 +35,7 @@ import psycopg
 from banditroute.store import schema
 from banditroute.store.base import Checkpoint, EventState
 from banditroute.store.errors import StoreError
+from banditroute.store.prune import Pruned
 from banditroute.store.schema import (
     DECISION_COLUMNS,
     FEEDBACK_COLUMNS,
@@ -536,6 +537,25 @@ class PostgresStore:
             (per_model,),
         )
         return [(model, latency) for model, latency in rows]
+
+    def outcomes_per_model(self, through_seq: int | None = None) -> list[tuple[str, int, float, int, float]]:
+        """As `Store.outcomes_per_model`: per chosen model, the observed qualities and known costs."""
+        observed = "(l.quality IS NOT NULL AND strpos(',' || l.defaulted || ',', ',quality,') = 0)"
+        rows = self._all(
+            f"SELECT {_MODEL} AS model, count(*) FILTER (WHERE {observed}),"
+            f" coalesce(sum(l.quality) FILTER (WHERE {observed}), 0.0), count(l.cost_usd),"
+            " coalesce(sum(l.cost_usd), 0.0)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq <= %s GROUP BY model",
+            (through_seq if through_seq is not None else 2**63 - 1,),
+        )
+        return [(r[0], int(r[1]), float(r[2]), int(r[3]), float(r[4])) for r in rows if r[0] is not None]
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def prune_batch(self, before_ts: float, limit: int) -> Pruned:
+        """Retention is not implemented on PostgreSQL: the configuration refuses `store.retention_days`
+        with a PostgreSQL URL, so no caller reaches this."""
+        raise StoreError("store.retention_days is not supported with a PostgreSQL store yet")
 
     # -- the judge's queue --------------------------------------------------------------------
 

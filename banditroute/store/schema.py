@@ -10,11 +10,13 @@ Tables (append-only but for the judge's queue and the checkpoints kept):
   replayed at start so they survive a restart;
 - `judge_samples`: conversations and answers of proxy events sampled for the judge, bounded in
   rows and age (the only place prompts and answers are kept), and `judge_spend`, the judge's
-  running spend.
+  running spend;
+- `pruned_totals`: what retention removed (`[store] retention_days`, prune.py), by name: decisions,
+  feedback parts, learned rows, selections and rewards per model, so the counts read back stay whole.
 
 Versions: 0 is a new file; 1 a log from the first release (decisions, feedback, learned and
 checkpoints only, without `decisions.shadow_pmf`/`shadow_chosen`); 2 is the schema below, whose
-`feedback.ttft_ms` the proxy added without a version bump. A file with a newer version than this
+`feedback.ttft_ms` the proxy added without a version bump; 3 adds `pruned_totals`. A file with a newer version than this
 code knows is refused rather than written with a schema it does not understand.
 """
 
@@ -28,7 +30,7 @@ import sqlite_utils
 
 from banditroute.types import Decision, FeedbackPart, JudgeSample, LearnedRow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The tables as sqlite_utils creates them, column name -> Python type, in column order. Each column
 # list below is derived from these, so a column is named once (the dataclasses must agree: a test checks).
@@ -195,9 +197,18 @@ def _to_v2(db: sqlite_utils.Database) -> None:
     db.table("learned").create_index(["event_id"], unique=True, if_not_exists=True)
 
 
+def _to_v3(db: sqlite_utils.Database) -> None:
+    """Retention's tallies (store/prune.py)."""
+    db.table("pruned_totals").create({"name": str, "n": int}, pk="name", not_null={"n"}, if_not_exists=True)
+
+
 # MIGRATIONS[v] = (version reached, step) for a file at version v; the next schema change adds a
 # step from SCHEMA_VERSION and bumps it. The step to 2 is idempotent, so 0 and 1 share it.
-MIGRATIONS: dict[int, tuple[int, Callable[[sqlite_utils.Database], None]]] = {0: (2, _to_v2), 1: (2, _to_v2)}
+MIGRATIONS: dict[int, tuple[int, Callable[[sqlite_utils.Database], None]]] = {
+    0: (2, _to_v2),
+    1: (2, _to_v2),
+    2: (3, _to_v3),
+}
 
 
 def user_version(conn: sqlite3.Connection) -> int:

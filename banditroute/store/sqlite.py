@@ -17,9 +17,10 @@ from pathlib import Path
 
 import orjson
 
-from banditroute.store import schema
+from banditroute.store import prune, schema
 from banditroute.store.base import Checkpoint, EventState
 from banditroute.store.errors import StoreError
+from banditroute.store.prune import Pruning
 from banditroute.store.samples import JudgeSamples
 from banditroute.store.schema import (
     DECISION_COLUMNS,
@@ -48,7 +49,7 @@ _INSERT_FEEDBACK = insert("INSERT", "feedback", FEEDBACK_COLUMNS)
 _INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
 
 
-class Store(JudgeSamples):
+class Store(JudgeSamples, Pruning):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
@@ -259,19 +260,22 @@ class Store(JudgeSamples):
         return out
 
     def counts(self) -> dict[str, int]:
+        """Everything ever logged, what retention removed included (prune.py)."""
         q = self.conn.execute
+        pruned = self.pruned_totals()
         return {
-            "decisions": q("SELECT count(*) FROM decisions").fetchone()[0],
-            "feedback_parts": q("SELECT count(*) FROM feedback").fetchone()[0],
-            "learned": q("SELECT count(*) FROM learned WHERE vw_cost IS NOT NULL").fetchone()[0],
-            "joins_finished": q("SELECT count(*) FROM learned").fetchone()[0],
+            "decisions": q("SELECT count(*) FROM decisions").fetchone()[0] + pruned.get(prune.DECISIONS, 0),
+            "feedback_parts": q("SELECT count(*) FROM feedback").fetchone()[0] + pruned.get(prune.PARTS, 0),
+            "learned": q("SELECT count(*) FROM learned WHERE vw_cost IS NOT NULL").fetchone()[0]
+            + pruned.get(prune.LEARNED, 0),
+            "joins_finished": q("SELECT count(*) FROM learned").fetchone()[0] + pruned.get(prune.JOINS, 0),
         }
 
     def selection_counts(self) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT json_extract(models, '$[' || chosen || ']') AS model, count(*) FROM decisions GROUP BY model"
         ).fetchall()
-        return {model: n for model, n in rows if model is not None}
+        return _plus_pruned({model: n for model, n in rows if model is not None}, self.pruned_totals(), prune.SELECTED)
 
     def config_changes(self) -> list[ConfigChange]:
         return [change for _, change in self.config_changes_after(0)]
@@ -319,7 +323,21 @@ class Store(JudgeSamples):
             "SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, count(*)"
             " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.vw_cost IS NOT NULL GROUP BY model"
         ).fetchall()
-        return {model: n for model, n in rows if model is not None}
+        return _plus_pruned({model: n for model, n in rows if model is not None}, self.pruned_totals(), prune.REWARDED)
+
+    def outcomes_per_model(self, through_seq: int | None = None) -> list[tuple[str, int, float, int, float]]:
+        """Per chosen model, over the finished joins (up to learned seq `through_seq`; None: all): (model,
+        qualities observed, their sum, costs known, their sum); a quality filled in by default is not
+        counted (the dashboard's per-model table)."""
+        observed = "(l.quality IS NOT NULL AND instr(',' || l.defaulted || ',', ',quality,') = 0)"
+        rows = self.conn.execute(
+            f"SELECT json_extract(d.models, '$[' || d.chosen || ']') AS model, coalesce(sum({observed}), 0),"
+            f" coalesce(sum(CASE WHEN {observed} THEN l.quality END), 0.0), count(l.cost_usd),"
+            " coalesce(sum(l.cost_usd), 0.0)"
+            " FROM learned l JOIN decisions d ON d.event_id = l.event_id WHERE l.seq <= ? GROUP BY model",
+            (through_seq if through_seq is not None else 2**63 - 1,),
+        ).fetchall()
+        return [tuple(r) for r in rows if r[0] is not None]
 
     def spend_since(self, ts: float) -> dict[str, float]:
         """USD per tenant of the joins finished at or after `ts` (the budgets' current period)."""
@@ -344,3 +362,12 @@ class Store(JudgeSamples):
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _plus_pruned(counts: dict[str, int], pruned: dict[str, int], prefix: str) -> dict[str, int]:
+    """Per-model counts of the log with retention's tallies (`prefix` + model) added."""
+    for name, n in pruned.items():
+        if name.startswith(prefix):
+            model = name[len(prefix) :]
+            counts[model] = counts.get(model, 0) + n
+    return counts

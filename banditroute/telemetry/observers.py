@@ -13,6 +13,7 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.telemetry.metrics import Metrics
+from banditroute.telemetry.per_model import ModelOutcomes
 from banditroute.telemetry.shadow import ShadowTracker
 from banditroute.telemetry.timeseries import TimeSeries
 from banditroute.types import Decision, LearnedRow
@@ -21,13 +22,15 @@ log = structlog.get_logger("banditroute")
 
 
 class Observers:
-    """The router's Observer: Prometheus metrics, the dashboard's time series, the shadow estimate."""
+    """The router's Observer: Prometheus metrics, the dashboard's time series and per-model outcomes, the
+    shadow estimate."""
 
     def __init__(self, config: Config):
         self.metrics = Metrics(m.name for m in config.models)
         d = config.dashboard
         self.timeseries = TimeSeries(d.interval_s, d.history, d.recent_decisions)
         self.shadow = ShadowTracker()
+        self.outcomes = ModelOutcomes()
 
     def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None:
         self.metrics.decided(decision, excluded)
@@ -42,5 +45,6 @@ class Observers:
     def learned(self, decision: Decision, row: LearnedRow) -> None:
         self.metrics.learned(decision, row)
         self.timeseries.learned(decision, row)
+        self.outcomes.learned(decision.model, row)
         if decision.shadow_pmf is not None and row.reward is not None:
             self.shadow.learned(row.reward, decision.shadow_pmf[decision.chosen])

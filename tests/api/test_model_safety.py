@@ -73,7 +73,7 @@ async def test_bad_checkpoint_falls_back_to_the_previous_good_one(tmp_path: Path
         refused = [e for e in logs if e["event"] == "checkpoint_refused"]
         assert len(refused) == 1
         assert ("NaN" if how == "nan" else "checksum") in refused[0]["reason"]
-        started = next(e for e in logs if e["event"] == "started")
+        started = next(e for e in logs if e["event"] == "recovered")
         assert started["checkpoint_seq"] == previous_seq and started["replayed"] > 0
         _, after = await api.post("/route", PROBE)
         assert after["pmf"] == pytest.approx(before, abs=1e-6)  # previous checkpoint + replay: same policy

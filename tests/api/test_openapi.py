@@ -104,6 +104,10 @@ async def test_real_responses_match_the_document(tmp_path: Path) -> None:
         assert "banditroute_decisions_total" in await check("GET", "/metrics", expect=200)
         assert "<svg" in await check("GET", "/dashboard", expect=200)
         assert "openapi.json" in await check("GET", "/docs", expect=200)
+        index = await check("GET", "/", expect=200)
+        assert index["links"]["docs"] == "/docs" and index["links"]["dashboard"] == "/dashboard"
+        page = await check("GET", "/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, expect=200)
+        assert '<a href="/dashboard">' in page and '<a href="/openapi.json">' in page
 
         await check("GET", "/admin/settings", expect=401)
         await check("GET", "/admin/settings", headers={"Authorization": "Bearer nope"}, expect=401)

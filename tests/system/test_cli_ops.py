@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from banditroute.config import Config
 from banditroute.retrain import retrain
 from banditroute.snapshot import loads
+from banditroute.store.datadir import secret_path
 from banditroute.types import Decision, LearnedRow
 from tests.conftest import Api, make_config, start_api, stop_api
 
@@ -127,7 +129,11 @@ async def test_replay_log_reproduces_the_live_policy_and_retrains_under_a_new_we
     assert code == 0, err
     assert loads(heavier.read_bytes()).cost_weight == 5.0
 
-    api = await start_api(cfg.with_overrides(server={"data_dir": str(tmp_path / "fresh")}))
+    # A policy's word weights are keyed to its data directory's secret: the fresh one shares it.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy2(secret_path(cfg.server.data_dir), secret_path(fresh))
+    api = await start_api(cfg.with_overrides(server={"data_dir": str(fresh)}))
     try:
         # The same log, the same order: the same policy. The decomposed learner learns quality, cost and
         # latency apart from the weights, so the one retrained under another weight predicts the same pmf

@@ -20,8 +20,9 @@ import pytest
 from banditroute import decider
 from banditroute.catalog import Catalog
 from banditroute.config import load_config
-from banditroute.features import estimate_tokens, featurize
+from banditroute.features import WordTokens, estimate_tokens, featurize, word_key
 from banditroute.router import Router
+from banditroute.store.datadir import load_or_create_secret, secret_path
 from banditroute.store.sqlite import Store
 from tests.conftest import ServerProcess, post
 
@@ -144,7 +145,9 @@ async def test_repeated_kill_9_under_concurrent_traffic(tmp_path: Path) -> None:
     reference.relearn(store.learned_after(0))
     store.close()
     names = Catalog(config.models).names
-    feats = featurize(PROBE["query"], PROBE["metadata"], config.features)
+    # The server's word tokens: keyed with its data directory's secret (the log holds only those).
+    tokens = WordTokens(word_key(load_or_create_secret(secret_path(server.data_dir))))
+    feats = featurize(PROBE["query"], PROBE["metadata"], config.features, tokens)
     r, p = config.reward, config.policy
     args = (feats, estimate_tokens(PROBE["query"]), r.weights, r.default_output_tokens, p.thompson_draws, None, 0.0)
     expected = dict(zip(names, decider.decide(reference.policy, names, *args).pmf))

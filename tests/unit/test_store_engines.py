@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from banditroute.config import load_config
+from banditroute.config import ConfigError, load_config
 from banditroute.store.base import Checkpoint, EventState, LogStore, open_store, reward_secret
 from banditroute.store.errors import StoreError
 from banditroute.store.postgres import PG_SCHEMA_VERSION, PostgresStore, redacted
@@ -66,6 +66,7 @@ def test_the_same_batch_reads_back_the_same_on_both_engines(store: LogStore) -> 
     assert store.rewards_per_model() == {"b": 1}
     assert store.spend_since(0.0) == {"t1": 0.5}
     assert store.recent_latencies(5) == [("b", 10.0)]
+    assert store.outcomes_per_model() == [("b", 1, 0.8, 1, 0.5)]
     assert store.config_changes_after(0) == [
         (1, ConfigChange(3.0, "weights", {"cost_weight": 0.5, "latency_weight": 0.0}))
     ]
@@ -130,6 +131,11 @@ def test_the_configured_url_picks_the_engine(pg_url: str, tmp_path: Path) -> Non
     sqlite = open_store(load_config().with_overrides(server={"data_dir": str(tmp_path)}))
     assert isinstance(sqlite, Store)
     sqlite.close()
+
+
+def test_retention_is_refused_with_a_postgresql_store() -> None:
+    with pytest.raises(ConfigError, match="retention_days"):
+        load_config().with_overrides(store={"url": "postgresql://db/x", "retention_days": 30.0})
 
 
 def test_a_schema_newer_than_the_code_is_refused(pg_url: str) -> None:

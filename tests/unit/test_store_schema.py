@@ -43,6 +43,12 @@ INSERT INTO judge_samples (event_id, ts, model, prompt, response, status, attemp
   VALUES ('e1', 1.5, 'b', '[]', 'hi', 'new', 0);
 """
 
+# Version 3: version 2 and retention's tallies.
+V3_SCHEMA = V2_SCHEMA.replace(
+    "PRAGMA user_version=2;",
+    'CREATE TABLE "pruned_totals" ("name" TEXT PRIMARY KEY, "n" INTEGER NOT NULL);\nPRAGMA user_version=3;',
+)
+
 # The first release's schema (user_version 1): no shadow columns, no ttft_ms, four tables.
 BEFORE_SHADOW = """
 CREATE TABLE "learned" ("seq" INTEGER PRIMARY KEY, "event_id" TEXT NOT NULL, "ts" REAL NOT NULL, "reward" REAL,
@@ -69,8 +75,16 @@ def made_by(tmp_path, script: str) -> str:
     return path
 
 
+def test_a_version_2_log_gains_the_pruned_totals_and_keeps_its_rows(tmp_path) -> None:
+    store = Store(made_by(tmp_path, V2_SCHEMA))
+    assert schema.user_version(store.conn) == schema.SCHEMA_VERSION == 3
+    assert store.pruned_totals() == {} and store.counts()["decisions"] == 1
+    assert store.prune(before_ts=10.0).decisions == 0  # no checkpoint covers e1: it stays
+    store.close()
+
+
 def test_a_log_at_the_current_version_opens_unchanged(tmp_path, monkeypatch) -> None:
-    path = made_by(tmp_path, V2_SCHEMA)
+    path = made_by(tmp_path, V3_SCHEMA)
     monkeypatch.setattr(schema, "MIGRATIONS", {})  # nothing to migrate: no step may run
     store = Store(path)
     assert store.decision("e1") == Decision(

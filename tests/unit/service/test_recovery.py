@@ -20,21 +20,9 @@ from banditroute.service.recovery import (
 )
 from banditroute.store.datadir import db_path
 from banditroute.store.sqlite import Store
-from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
+from banditroute.types import ConfigChange, FeedbackPart
 from tests.conftest import make_config
-
-
-class StoreSink:
-    """A process that logs each record as it happens, straight into the store (no writer thread)."""
-
-    def __init__(self, store: Store):
-        self.store = store
-
-    def decision(self, decision: Decision) -> None:
-        self.store.write(decisions=[decision])
-
-    def learned(self, row: LearnedRow) -> None:
-        self.store.write(learned=[row])
+from tests.support.store_sink import StoreSink
 
 
 @pytest.fixture
@@ -70,7 +58,7 @@ def test_recover_takes_the_checkpoint_relearns_what_came_after_and_waits_again_f
     reward(store, first, FeedbackPart(events[8].event_id, 23.0, quality=0.5))  # its cost still missing
 
     sink = MemorySink()
-    recovered = recover(store, config, sink=sink)
+    recovered = recover(store, config, sink=sink, word_key=b"")
     router = recovered.router
     assert (recovered.checkpoint_seq, recovered.relearned, recovered.pending) == (4, 4, 4)
     assert router.learned_seq == first.learned_seq == 8
@@ -94,7 +82,9 @@ def test_a_join_whose_parts_were_all_stored_finishes_at_recovery_after_the_calle
 
     sink = MemorySink()
     seen: list[int] = []
-    recovered = recover(store, config, sink=sink, before_pending=lambda router: seen.append(len(sink.learned_rows)))
+    recovered = recover(
+        store, config, sink=sink, word_key=b"", before_pending=lambda router: seen.append(len(sink.learned_rows))
+    )
     assert seen == [0]
     assert [row.event_id for row in sink.learned_rows] == [d.event_id]
     assert recovered.router.learned_seq == 1 and recovered.pending == 1
@@ -109,7 +99,7 @@ def test_operator_changes_survive_a_restart_and_follow_changes_applies_the_newer
             ConfigChange(2.0, EXPLORATION, {"paused": True}),
         ]
     )
-    recovered = recover(store, config, sink=MemorySink())
+    recovered = recover(store, config, sink=MemorySink(), word_key=b"")
     router = recovered.router
     assert router.config.reward.cost_weight == 0.7 and router.exploration_paused
     assert [c.kind for c in recovered.changes] == [WEIGHTS, EXPLORATION] and recovered.changes_seq == 2

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from banditroute import estimators
 from banditroute.cli import main
 from banditroute.config import load_config
 from banditroute.router import MemorySink
 from banditroute.store.sqlite import Store
-from banditroute.types import ModelSpec
-from simulators import ope, worlds
+from banditroute.types import Decision, ModelSpec
+from simulators import ope, ope_report, worlds
 from simulators.simulate import new_router, simulate
 
 P_GOOD = {"alpha": [0.9, 0.2, 0.5, 0.3], "beta": [0.1, 0.8, 0.5, 0.3], "gamma": [0.4, 0.4, 0.6, 0.9]}
@@ -99,7 +101,13 @@ def test_ope_command_reads_the_service_log(tmp_path: Path, capsys) -> None:
     )
     import json
 
-    rows = json.loads(capsys.readouterr().out)
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["guidance"] == ope_report.GUIDANCE and answer["rounds"] == 600
+    assert [(r["target"], r["estimator"], r["interval"]) for r in answer["recommended"]] == [
+        ("uniform", "dr", "normal"),
+        ("retrained", "dr", "normal"),
+    ]
+    rows = answer["estimates"]
     assert {(r["target"], r["estimator"]) for r in rows} >= {("uniform", "snips"), ("retrained", "dr")}
     uniform = next(r for r in rows if r["target"] == "uniform" and r["estimator"] == "snips")
     truth = np.mean([world.true_value(m) for m in MODELS])
@@ -115,3 +123,57 @@ def test_rounds_without_an_observed_quality_are_left_out() -> None:
     rows[0] = LearnedRow(**{**{f: getattr(rows[0], f) for f in LearnedRow.__slots__}, "defaulted": "quality,latency"})
     kept = ope.rounds_from(sink.decisions, rows)
     assert len(kept) == 49 and rows[0].event_id not in {r.decision.event_id for r in kept}
+
+
+def test_the_recommended_estimate_is_dr_where_the_log_supports_the_candidate_and_covers_the_truth() -> None:
+    config = load_config().with_overrides(reward={"cost_weight": 0.0})
+    world, sink = logged_run(0, n=1200)
+    rounds = ope.rounds_from(sink.decisions, sink.learned_rows)
+    targets = [f"model:{m}" for m in MODELS] + ["uniform"]
+    for a in ope.assess(rounds, config.reward.weights, config, world.specs, targets=targets):
+        assert a.ess >= ope.MIN_ESS and a.support == ope.RECOMMENDED, a.target
+        assert a.recommended == next(e for e in a.estimates if e.method == "dr")
+        assert a.coverage == pytest.approx(1.0)  # epsilon-greedy gives every model p > 0
+        assert ope_report.note(a) == ""
+        if a.target != "uniform":
+            truth = world.true_value(a.target.removeprefix("model:"))
+            assert a.recommended.ci_low - 0.02 <= truth <= a.recommended.ci_high + 0.02, a
+
+
+def test_a_candidate_with_few_effective_rounds_gets_snips_with_a_bootstrap_interval_flagged() -> None:
+    config = load_config().with_overrides(reward={"cost_weight": 0.0})
+    world, sink = logged_run(1, n=120)
+    rounds = ope.rounds_from(sink.decisions, sink.learned_rows)
+    assessed = ope.assess(rounds, config.reward.weights, config, world.specs, targets=[f"model:{m}" for m in MODELS])
+    low = [a for a in assessed if a.ess < ope.MIN_ESS]
+    assert low, [a.ess for a in assessed]  # 120 rounds at epsilon 0.3 leave some model few effective rounds
+    for a in low:
+        assert a.support == ope.LOW_SUPPORT and a.recommended is not None and "low support" in ope_report.note(a)
+        rewards = [r.quality for r in rounds]
+        snips = estimators.snips(
+            rewards,
+            [r.decision.probability for r in rounds],
+            [float(r.decision.model == a.target.removeprefix("model:")) for r in rounds],
+            ci="bootstrap",
+        )
+        assert a.recommended == snips and a.summary()["interval"] == "bootstrap"
+        assert 0.0 <= a.recommended.ci_low <= a.recommended.value <= a.recommended.ci_high <= 1.0
+
+
+def test_a_candidate_the_log_never_supports_gets_no_estimate_and_its_coverage_is_said() -> None:
+    config = load_config().with_overrides(reward={"cost_weight": 0.0})
+    specs = [ModelSpec(m, 0.0, 0.0, 100_000) for m in ("a", "b")]
+    rounds = [
+        ope.Round(Decision(f"e{i}", float(i), "|w x", ("a", "b"), 0, (1.0, 0.0), False, "only a"), 0.5, 0.0, 10.0)
+        for i in range(50)
+    ]
+    never, half = ope.assess(rounds, config.reward.weights, config, specs, targets=["model:b", "uniform"])
+    assert (never.support, never.recommended, never.ess, never.coverage) == (ope.NO_SUPPORT, None, 0.0, 0.0)
+    assert half.support == ope.RECOMMENDED and half.coverage == pytest.approx(0.5)
+    assert "covers 50%: DR's reward model stands in for the other 50%" in ope_report.note(half)
+    out = ope_report.text([never, half], ope.logged_value(rounds, config.reward.weights), 50, 0.0)
+    lines = out.splitlines()
+    assert lines[0] == ope_report.GUIDANCE
+    first = lines[: lines.index("All estimates (normal intervals):")]
+    assert [line.split()[0] for line in first if line.startswith(("model:", "uniform"))] == ["model:b", "uniform"]
+    assert "no support" in first[-3] and "dr (normal)" in first[-2]
