@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from banditroute import decider
 from banditroute.catalog import Catalog
 from banditroute.config import Config, load_config
-from banditroute.features import estimate_tokens, featurize
+from banditroute.features import WordTokens, estimate_tokens, featurize, word_key
 from banditroute.http.app import create_app
 from banditroute.router import Router
 from banditroute.service.learner import Learner
@@ -163,7 +163,8 @@ def expected_pmf(config_path: Path, store: PostgresStore) -> dict[str, float]:
     reference = Router(config)
     reference.relearn(store.learned_after(0))
     names = Catalog(config.models).names
-    feats = featurize(PROBE["query"], PROBE["metadata"], config.features)
+    tokens = WordTokens(word_key(store.shared_secret(b"")))  # the fleet's secret, kept in the database
+    feats = featurize(PROBE["query"], PROBE["metadata"], config.features, tokens)
     r, p = config.reward, config.policy
     args = (feats, estimate_tokens(PROBE["query"]), r.weights, r.default_output_tokens, p.thompson_draws, None, 0.0)
     return dict(zip(names, decider.decide(reference.policy, names, *args).pmf))
