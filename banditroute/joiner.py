@@ -120,10 +120,10 @@ class Joiner:
         self._pending.pop(event_id, None)
         self._outcomes.pop(event_id, None)
 
-    def expire(self, now: float) -> list[tuple[Decision, Outcome]]:
-        """Release every decision whose deadline is at or before `now`."""
-        released = []
-        while self._deadlines and self._deadlines[0][0] <= now:
+    def expire(self, now: float, limit: int | None = None) -> list[tuple[Decision, Outcome]]:
+        """Release every decision whose deadline is at or before `now` (at most `limit` of them)."""
+        released: list[tuple[Decision, Outcome]] = []
+        while self._deadlines and self._deadlines[0][0] <= now and (limit is None or len(released) < limit):
             released.extend(self._pop_oldest())
         return released
 

@@ -83,11 +83,11 @@ class Learning:
             self.counts["late_parts"] += 1
         return FeedbackResult(result.status, result.quality_applied, learned)
 
-    def expire(self, now: float) -> list[LearnedRow]:
-        """Finish every decision whose wait window has passed, with defaults for what is missing."""
+    def expire(self, now: float, limit: int | None = None) -> list[LearnedRow]:
+        """Finish every decision whose wait window has passed (at most `limit`), with defaults for what is missing."""
         self._saw(now)
         out = []
-        for decision, outcome in self.joiner.expire(now):
+        for decision, outcome in self.joiner.expire(now, limit):
             self.counts["expired"] += 1
             out.append(self._finish(decision, outcome, now))
         return out
@@ -244,13 +244,40 @@ class Learning:
         return n
 
     def restore_pending(self, decisions: Iterable[Decision], parts: Iterable[FeedbackPart]) -> None:
-        """Wait again for decisions that were pending at the last stop, with the parts already stored.
+        """Wait again for decisions that were pending at the last stop (or that a serving process logged),
+        with the parts already stored, as if they had just been made and reported.
 
-        Nothing is learned here; `expire(now)` afterwards finishes those whose window has passed.
+        Each decision's own parts are folded in right after it, so a stored part is never left behind by
+        a decision the `max_pending` bound pushes out; what the bound pushes out is finished with defaults
+        exactly as Router.route finishes it (`wait_for`). A part for a decision already waiting completes
+        it as live feedback would. `expire(now)` afterwards finishes those whose window has passed.
         """
-        for d in decisions:
-            self.joiner.add(d, d.ts + self.config.reward.reward_wait_s)
+        held: dict[str, list[FeedbackPart]] = {}
+        later: list[FeedbackPart] = []
+        batch = list(decisions)
+        ids = {d.event_id for d in batch}
         for p in parts:
-            result = self.joiner.add_part(p)
-            if result.status == COMPLETE and result.joined is not None:
-                self._finish(*result.joined, p.ts)
+            if p.event_id in ids:
+                held.setdefault(p.event_id, []).append(p)
+            else:
+                later.append(p)
+        for d in batch:
+            self.wait_for(d)
+            for p in held.pop(d.event_id, ()):
+                self._fold(p)
+        for p in later:
+            self._fold(p)
+
+    def wait_for(self, decision: Decision) -> None:
+        """Start waiting for a decision's feedback; what the `max_pending` bound releases to make room is
+        finished with what it has (its defaults), as of the new decision's time. The one home of that
+        sequence: Router.route and restore_pending both come through here."""
+        deadline = decision.ts + self.config.reward.reward_wait_s
+        for released in self.joiner.add(decision, deadline):
+            self._finish(*released, decision.ts)
+
+    def _fold(self, part: FeedbackPart) -> None:
+        """A stored part taken back: joined like live feedback, timed as when it was reported."""
+        result = self.joiner.add_part(part)
+        if result.status == COMPLETE and result.joined is not None:
+            self._finish(*result.joined, part.ts)

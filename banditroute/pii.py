@@ -32,14 +32,20 @@ literal ("@", "+") the engine finds with a fast string search; SSNs, national ph
 IPv4 addresses are looked for only inside clusters of digits and separators that one pass finds
 and cheap counts filter; IBAN takes one pass, IPv6 one when the text has enough colons. Every
 pattern has bounded, unambiguous repetition, so no input causes catastrophic backtracking.
+
+Bounded steps: the cost is linear, but a 4M-character prompt of digits and spaces still takes a few
+hundred milliseconds. Every pattern therefore runs through `_finditer`, which gives the same matches
+as `finditer` in calls that each look at a bounded stretch of text, and `detect_steps` hands control
+back to its caller after each stretch: the service scans a long query between other requests
+instead of stalling them. `detect` is the same scan run straight through, so both give one answer.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, NamedTuple
 
 KINDS = frozenset({"email", "phone", "card", "iban", "us_ssn", "ip_address"})
 
@@ -57,6 +63,13 @@ _FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp",
 # SSNs, national phone numbers, cards and IPv4 addresses live in runs of digits and separators
 # like these, starting with a digit or "(" and ending with a digit or ")".
 _CLUSTER = re.compile(r"[0-9(][0-9 ().-]{5,}[0-9)]")
+# Its parts, for finding clusters in bounded steps (`_clusters`).
+_CLUSTER_CHAR = re.compile(r"[0-9 ().-]")
+_NOT_CLUSTER_CHAR = re.compile(r"[^0-9 ().-]")
+_CLUSTER_START = re.compile(r"[0-9(]")
+_LAST_CLUSTER_END = re.compile(r"(?s:.*)[0-9)]")
+_LAST_NOT_CLUSTER_CHAR = re.compile(r"(?s:.*)[^0-9 ().-]")
+_CLUSTER_MIN = 7
 # The numeric patterns look at most this many characters past a candidate.
 _LOOKAHEAD = 2
 _DIGITS = "0123456789"
@@ -101,6 +114,17 @@ _IBAN_LENGTHS = {
 # Global unicast IPv6 is 2000::/3, so a candidate starts with hex digit 2 or 3.
 _IPV6 = re.compile(r"[23](?<![\w:.][23])[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 _IPV6_FULL_COLONS = 7
+
+# A pattern looks at at most `_REACH` characters from where a match attempt starts (the longest
+# email domain is 1 + 8 * 64 + 24, plus two of lookahead; every other pattern reaches under 50), so
+# a search over [pos, end + _REACH) finds exactly the matches `finditer` would that start before
+# `end`. One search call covers `STEP_CHARS` starting positions: about a millisecond of work.
+_REACH = 1024
+STEP_CHARS = 16_384
+# Matches validated (in Python) between two pauses at most.
+_MATCHES_PER_STEP = 256
+# Longer clusters skip the card filter, whose split costs time and memory per dot.
+_FILTERED_CLUSTER_MAX = 4096
 
 
 def _email(match: re.Match[str]) -> bool:
@@ -167,6 +191,12 @@ def _ipv4(match: re.Match[str]) -> bool:
         return False  # an octet above 255
 
 
+def _card_possible(text: str, start: int, stop: int) -> bool:
+    """Thirteen characters without a dot in a row (rows of decimals have none). Assumed on a long
+    cluster, where splitting it would cost more than running the card pattern."""
+    return stop - start > _FILTERED_CLUSTER_MAX or any(len(part) >= 13 for part in text[start:stop].split("."))
+
+
 class _Clustered(NamedTuple):
     """A kind found inside digit clusters, with a cheap test that rules out most clusters (dates,
     versions, rows of decimals) before its pattern runs."""
@@ -175,15 +205,15 @@ class _Clustered(NamedTuple):
     pattern: re.Pattern[str]
     valid: Callable[[re.Match[str]], bool]
     shortest: int
-    possible: Callable[[str], bool]
+    possible: Callable[[str, int, int], bool]  # (text, cluster start, cluster stop): C-speed only
 
 
 _CLUSTERED = (
-    _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda c: c.count("-") >= 2),
-    _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda c: True),
-    _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda c: "0" in c),
-    _Clustered("card", _CARD, _card, len("4222222222222"), lambda c: any(len(part) >= 13 for part in c.split("."))),
-    _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda c: c.count(".") >= 3),
+    _Clustered("us_ssn", _SSN, _shape_suffices, len("123-45-6789"), lambda t, a, b: t.count("-", a, b) >= 2),
+    _Clustered("phone", _PHONE_NANP, _shape_suffices, len("415-555-2671"), lambda t, a, b: True),
+    _Clustered("phone", _PHONE_TRUNK, _phone_trunk, len("020 7946 09"), lambda t, a, b: t.find("0", a, b) >= 0),
+    _Clustered("card", _CARD, _card, len("4222222222222"), _card_possible),
+    _Clustered("ip_address", _IPV4, _ipv4, len("8.8.8.8"), lambda t, a, b: t.count(".", a, b) >= 3),
 )
 _CLUSTERED_KINDS = frozenset(c.kind for c in _CLUSTERED)
 _SHORTEST_NON_IP = min(c.shortest for c in _CLUSTERED if c.kind != "ip_address")
@@ -213,45 +243,182 @@ def _ipv6(match: re.Match[str]) -> bool:
         return False
 
 
-def _clustered_hits(text: str) -> Iterator[str]:
-    found: set[str] = set()
-    for cluster in _CLUSTER.finditer(text):
-        chars = cluster.group()
-        if len(chars) < _SHORTEST_NON_IP and chars.count(".") < 3:
+def _finditer(pattern: re.Pattern[str], text: str, start: int = 0, stop: int | None = None) -> Iterator[Any]:
+    """`pattern.finditer(text, start, stop)` (none of the patterns matches the empty string), in
+    search calls that each cover at most `STEP_CHARS` starting positions; `None` between calls and after
+    every `_MATCHES_PER_STEP` matches: a point where the caller may pause."""
+    end = len(text) if stop is None else min(stop, len(text))
+    if end - start <= STEP_CHARS:  # one step: the engine's own iteration, without pauses
+        return pattern.finditer(text, start, end)
+    return _stepped(pattern, text, start, end)
+
+
+def _stepped(pattern: re.Pattern[str], text: str, start: int, end: int) -> Iterator[Any]:
+    pos, since_pause = start, 0
+    while pos < end:
+        core = min(pos + STEP_CHARS, end)
+        match = pattern.search(text, pos, min(core + _REACH, end))
+        if match is None or match.start() >= core:
+            pos, since_pause = core, 0
+            yield None
             continue
-        start, stop = cluster.start(), cluster.end() + _LOOKAHEAD
-        if len(chars) <= _SHORT_CLUSTER and _ANY_CLUSTERED.search(text, start, stop) is None:
+        yield match
+        pos = max(match.end(), match.start() + 1)
+        since_pause += 1
+        if since_pause >= _MATCHES_PER_STEP:
+            since_pause = 0
+            yield None
+
+
+def _first(
+    pattern: re.Pattern[str], valid: Callable[[re.Match[str]], bool], text: str, start: int = 0, stop: int | None = None
+) -> Iterator[bool | None]:
+    """Pauses (`None`) until a match passes `valid` (then `True`), or the text ends."""
+    for match in _finditer(pattern, text, start, stop):
+        if match is None:
+            yield None
+        elif valid(match):
+            yield True
+            return
+
+
+def _search(pattern: re.Pattern[str], text: str, start: int, stop: int) -> Generator[None, None, int]:
+    """Where a one-character `pattern` first matches in [start, stop) (`stop`: nowhere), a step per
+    `STEP_CHARS` characters."""
+    pos = start
+    while pos < stop:
+        window = min(pos + STEP_CHARS, stop)
+        match = pattern.search(text, pos, window)
+        if match is not None:
+            return match.start()
+        pos = window
+        yield None
+    return stop
+
+
+def _search_back(text: str, start: int, stop: int) -> Generator[None, None, int]:
+    """The last cluster end character in [start, stop) (-1: none), backwards a step at a time."""
+    high = stop
+    while high > start:
+        low = max(start, high - STEP_CHARS)
+        match = _LAST_CLUSTER_END.match(text, low, high)
+        if match is not None:
+            return match.end() - 1
+        high = low
+        yield None
+    return -1
+
+
+def _clusters(text: str) -> Iterator[tuple[int, int] | None]:
+    """The spans `_CLUSTER.finditer(text)` gives, in bounded steps (a cluster may be the whole text).
+
+    Each step searches one window. A match whose run of cluster characters ends inside the window is
+    exact: every match but the window's last (a later match lies in a later run). A run that reaches
+    the window's end is finished in steps of its own: a cluster's characters all belong to the body
+    set, so it lies in one maximal run of them, and a run holds at most one, from its first start
+    character to its last end character when those are far enough apart (the greedy body takes
+    every end character of the run).
+    """
+    n, pos = len(text), 0
+    if n <= STEP_CHARS:  # one step
+        for match in _CLUSTER.finditer(text):
+            yield match.span()
+        return
+    while pos < n:
+        window = min(pos + STEP_CHARS, n)
+        matches = list(_CLUSTER.finditer(text, pos, window))
+        run = -1
+        if matches:
+            last = matches[-1]
+            exact = window == n or _NOT_CLUSTER_CHAR.search(text, last.end(), window) is not None
+            for match in matches if exact else matches[:-1]:
+                yield match.span()
+            if not exact:
+                run = last.start()
+            after = last.end()
+        else:
+            after = pos
+        if run < 0:
+            if window == n:
+                return
+            tail = _LAST_NOT_CLUSTER_CHAR.match(text, after, window)
+            run = tail.end() if tail is not None else after
+            if run == window:  # the window ends outside any run: nothing reaches past it
+                pos = window
+                yield None
+                continue
+        run_end = yield from _search(_NOT_CLUSTER_CHAR, text, run, n)
+        first = yield from _search(_CLUSTER_START, text, run, run_end)
+        if first < run_end:
+            last_end = yield from _search_back(text, first, run_end)
+            if last_end - first >= _CLUSTER_MIN - 1:
+                yield first, last_end + 1
+        pos = run_end
+        yield None
+
+
+def _clustered_hits(text: str) -> Iterator[str | None]:
+    found: set[str] = set()
+    for cluster in _clusters(text):
+        if cluster is None:
+            yield None
+            continue
+        start, end = cluster
+        size = end - start
+        if size < _SHORTEST_NON_IP and text.count(".", start, end) < 3:
+            continue
+        stop = end + _LOOKAHEAD
+        if size <= _SHORT_CLUSTER and _ANY_CLUSTERED.search(text, start, stop) is None:
             continue
         for candidate in _CLUSTERED:
-            if candidate.kind in found or len(chars) < candidate.shortest or not candidate.possible(chars):
+            if candidate.kind in found or size < candidate.shortest or not candidate.possible(text, start, end):
                 continue
-            if any(candidate.valid(m) for m in candidate.pattern.finditer(text, start, stop)):
+            for hit in _first(candidate.pattern, candidate.valid, text, start, stop):
+                if hit is None:
+                    yield None
+                    continue
                 found.add(candidate.kind)
                 yield candidate.kind
                 if found == _CLUSTERED_KINDS:
                     return
 
 
-def _hits(text: str) -> Iterator[str]:
-    """The kinds found, cheapest passes first so `contains_pii` can stop early; may repeat a kind."""
-    if "@" in text and any(_email(m) for m in _EMAIL.finditer(text)):
-        yield "email"
+def _hits(text: str) -> Iterator[str | None]:
+    """The kinds found, cheapest passes first so `contains_pii` can stop early; may repeat a kind.
+    `None` marks a pause (see `_finditer`)."""
+    if "@" in text:
+        for hit in _first(_EMAIL, _email, text):
+            yield None if hit is None else "email"
     if not any(digit in text for digit in _DIGITS):
         return
-    if "+" in text and any(_phone_international(m) for m in _PHONE_INTERNATIONAL.finditer(text)):
-        yield "phone"
+    if "+" in text:
+        for hit in _first(_PHONE_INTERNATIONAL, _phone_international, text):
+            yield None if hit is None else "phone"
     yield from _clustered_hits(text)
-    if any(_iban(m) for m in _IBAN.finditer(text)):
-        yield "iban"
-    if ("::" in text or text.count(":") >= _IPV6_FULL_COLONS) and any(_ipv6(m) for m in _IPV6.finditer(text)):
-        yield "ip_address"
+    for hit in _first(_IBAN, _iban, text):
+        yield None if hit is None else "iban"
+    if "::" in text or text.count(":") >= _IPV6_FULL_COLONS:
+        for hit in _first(_IPV6, _ipv6, text):
+            yield None if hit is None else "ip_address"
 
 
 def detect(text: str) -> frozenset[str]:
     """The kinds of PII in `text`, a subset of `KINDS`."""
-    return frozenset(_hits(text))
+    return frozenset(kind for kind in _hits(text) if kind is not None)
+
+
+def detect_steps(text: str) -> Iterator[frozenset[str] | None]:
+    """`detect(text)` in steps of bounded work (about a millisecond each): `None` after each step, a
+    point where the caller may let other work run, and the kinds found as the last item."""
+    found = set()
+    for kind in _hits(text):
+        if kind is None:
+            yield None
+        else:
+            found.add(kind)
+    yield frozenset(found)
 
 
 def contains_pii(text: str) -> bool:
     """Whether `text` holds any PII; stops at the first hit, for the router's hot path."""
-    return next(_hits(text), None) is not None
+    return any(kind is not None for kind in _hits(text))

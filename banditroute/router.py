@@ -146,12 +146,14 @@ class Router(Learning):
         escalate_from: str | None = None,
         input_tokens: int | None = None,
         restrict_to: Restriction | None = None,
+        pii_kinds: frozenset[str] | None = None,
     ) -> Decision:
         """Choose a model for one request.
 
         `escalate_from`: only models stronger (pricier) than this one. `input_tokens`: the whole
         prompt's size when the query is only part of it (a conversation). `restrict_to`: a caller's
-        own rule, (name, models it keeps), applied before the configured rules.
+        own rule, (name, models it keeps), applied before the configured rules. `pii_kinds`: what
+        `pii.detect(query)` returns, when the caller has scanned the query already.
 
         Raises guardrails.NoModelAllowed when the rules leave none (and no default model may take
         it), guardrails.UnknownModel when `escalate_from` is not in the catalog.
@@ -163,7 +165,7 @@ class Router(Learning):
         if input_tokens is None:
             input_tokens = features.estimate_tokens(query)
         request = guardrails.request_from(
-            query, meta, input_tokens, max_output_tokens, escalate_from, rules.pii_detection
+            query, meta, input_tokens, max_output_tokens, escalate_from, rules.pii_detection, pii_kinds
         )
         state = guardrails.LiveState(
             self.cooldowns.active(now), self.spend.exhausted(request.tenant, now), self.latency.p95
@@ -245,8 +247,7 @@ class Router(Learning):
         if self.observer is not None:
             self.observer.decided(decision, verdict.excluded)
         if self.joins:
-            for released in self.joiner.add(decision, now + self.config.reward.reward_wait_s):
-                self._finish(*released, now)
+            self.wait_for(decision)
         return decision
 
     def _default_verdict(

@@ -75,6 +75,12 @@ class UnknownModel(ValueError):
     """`escalate_from` names a model the catalog does not have."""
 
 
+def tagged_sensitive(metadata: Mapping[str, Any]) -> bool | None:
+    """The caller's own `metadata.sensitive` (it overrides detection); None when not given."""
+    tagged = metadata.get("sensitive")
+    return tagged if isinstance(tagged, bool) else None
+
+
 def request_from(
     query: str,
     metadata: Mapping[str, Any],
@@ -82,13 +88,18 @@ def request_from(
     max_output_tokens: int | None,
     escalate_from: str | None,
     pii_detection: bool,
+    detected: frozenset[str] | None = None,
 ) -> RuleRequest:
-    """Read the rule inputs from a request; `metadata.sensitive` overrides detection either way."""
-    tagged = metadata.get("sensitive")
-    if isinstance(tagged, bool):
+    """Read the rule inputs from a request; `metadata.sensitive` overrides detection either way.
+
+    `detected`: the kinds of PII in `query` when the caller has scanned it already (the service scans
+    a long query in steps, between other requests: pii.detect_steps).
+    """
+    tagged = tagged_sensitive(metadata)
+    if tagged is not None:
         sensitive, why = tagged, "tagged"
     elif pii_detection:
-        kinds = pii.detect(query)
+        kinds = pii.detect(query) if detected is None else detected
         sensitive, why = bool(kinds), ("detected " + "+".join(sorted(kinds))) if kinds else ""
     else:
         sensitive, why = False, ""

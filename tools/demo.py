@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -37,6 +38,7 @@ from typing import Any
 
 import aiohttp
 
+from banditroute.store.datadir import secret_path
 from simulators.datasets import Dataset, load_dataset
 from tools.launch import ServerDidNotStart, wait_healthy_async
 
@@ -62,6 +64,17 @@ def traffic(n_prompts: int, requests: int, seed: int) -> list[int]:
         rng.shuffle(block)
         order += block
     return order[:requests]
+
+
+def seed_secret(data_dir: Path, seed: int) -> None:
+    """The demo's log key, from its seed: the word features' keyed tokens, and so the run, repeat exactly.
+
+    A throwaway demo log only; a real data directory gets a random secret (store/datadir.py).
+    """
+    path = secret_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hashlib.sha256(f"banditroute demo seed {seed}".encode()).hexdigest())
+    path.chmod(0o600)
 
 
 def demo_config(ds: Dataset, data_dir: str, port: int, args: argparse.Namespace) -> str:
@@ -183,6 +196,7 @@ async def main_async(args: argparse.Namespace) -> int:
     work.mkdir(parents=True)
     config = work / "demo.toml"
     config.write_text(demo_config(ds, str(work / "var"), args.port, args))
+    seed_secret(work / "var", args.seed)
     env = {**os.environ, "BANDITROUTE_ADMIN_KEY": ADMIN_KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "banditroute.cli", "serve", "--config", str(config), "--log-level", "warning"], env=env

@@ -18,10 +18,15 @@ from banditroute.types import FeedbackPart
 SOURCES = ("user", "judge", "system")
 ERRORS = ("timeout", "rate_limited", "server_error", "connection_error", "content_filter", "other")
 _EVENT_ID = re.compile(r"[0-9A-Za-z_\-]{1,128}")
+# A character that is not blank, in a form Python and JSON Schema (ECMA-262) read alike: each
+# dialect's whitespace plus the other's (Python's \s adds \x1c-\x1f and \x85, ECMA's adds \ufeff).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+METADATA_MAX_KEYS = 32
+METADATA_MAX_KEY = 64
+METADATA_MAX_STRING = 512
+METADATA_MAX_LIST = 32
 _REWARD_TOKEN = re.compile(r"[0-9a-f]{64}")
-_METADATA_MAX_KEYS = 32
-_METADATA_MAX_STRING = 512
-_METADATA_MAX_LIST = 32
 ROUTE_FIELDS = frozenset({"query", "metadata", "max_output_tokens", "escalate_from"})
 _MODEL_NAME_MAX = 200
 REWARD_FIELDS = frozenset(
@@ -39,7 +44,10 @@ REWARD_FIELDS = frozenset(
     }
 )
 WEIGHT_MAX = 1_000_000.0  # cost_weight / latency_weight accepted at run time
-_FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+FEEDBACK_VALUES = ("quality", "latency_ms", "ttft_ms", "cost_usd", "input_tokens", "output_tokens", "error")
+LATENCY_MAX_MS = 86_400_000.0
+COST_MAX_USD = 1_000_000.0
+TOKENS_MAX = 100_000_000
 
 
 class ApiError(Exception):
@@ -82,7 +90,7 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     query = obj.get("query")
     if not isinstance(query, str):
         raise ApiError(400, "invalid_query", "query must be a string")
-    if not query.strip():
+    if _NOT_BLANK.search(query) is None:
         raise ApiError(400, "invalid_query", "query must not be empty")
     if len(query) > max_query_chars:
         raise ApiError(413, "query_too_long", f"query has {len(query)} characters; the limit is {max_query_chars}")
@@ -90,7 +98,7 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
     if metadata is None:
         metadata = {}
     check_metadata(metadata)
-    max_out = obj.get("max_output_tokens")
+    max_out = _integer(obj.get("max_output_tokens"))
     if max_out is not None and (not _is_int(max_out) or not 1 <= max_out <= 10_000_000):
         raise ApiError(400, "invalid_max_output_tokens", "max_output_tokens must be an integer in 1..10000000")
     escalate_from = obj.get("escalate_from")
@@ -104,23 +112,23 @@ def parse_route(obj: dict[str, Any], max_query_chars: int) -> RouteRequest:
 def check_metadata(metadata: Any) -> None:
     if not isinstance(metadata, dict):
         raise ApiError(400, "invalid_metadata", "metadata must be an object")
-    if len(metadata) > _METADATA_MAX_KEYS:
-        raise ApiError(400, "invalid_metadata", f"metadata has more than {_METADATA_MAX_KEYS} keys")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise ApiError(400, "invalid_metadata", f"metadata has more than {METADATA_MAX_KEYS} keys")
     for key, value in metadata.items():
-        if len(key) > 64:
-            raise ApiError(400, "invalid_metadata", "metadata keys must be at most 64 characters")
+        if len(key) > METADATA_MAX_KEY:
+            raise ApiError(400, "invalid_metadata", f"metadata keys must be at most {METADATA_MAX_KEY} characters")
         if isinstance(value, list):
-            if len(value) > _METADATA_MAX_LIST or not all(
-                isinstance(v, str) and len(v) <= _METADATA_MAX_STRING for v in value
+            if len(value) > METADATA_MAX_LIST or not all(
+                isinstance(v, str) and len(v) <= METADATA_MAX_STRING for v in value
             ):
                 raise ApiError(
                     400,
                     "invalid_metadata",
-                    f"metadata.{key}: a list must hold at most {_METADATA_MAX_LIST} short strings",
+                    f"metadata.{key}: a list must hold at most {METADATA_MAX_LIST} short strings",
                 )
         elif isinstance(value, str):
-            if len(value) > _METADATA_MAX_STRING:
-                raise ApiError(400, "invalid_metadata", f"metadata.{key} is longer than {_METADATA_MAX_STRING}")
+            if len(value) > METADATA_MAX_STRING:
+                raise ApiError(400, "invalid_metadata", f"metadata.{key} is longer than {METADATA_MAX_STRING}")
         elif isinstance(value, float) and not math.isfinite(value):
             raise ApiError(400, "invalid_metadata", f"metadata.{key} must be finite")
         elif value is not None and not isinstance(value, bool | int | float):
@@ -146,12 +154,12 @@ def parse_reward(obj: dict[str, Any], now: float) -> FeedbackPart:
     event_id = obj.get("event_id")
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise ApiError(400, "invalid_event_id", "event_id must be the string /route returned")
-    if not any(obj.get(k) is not None for k in _FEEDBACK_VALUES):
-        raise ApiError(400, "empty_feedback", f"send at least one of {list(_FEEDBACK_VALUES)}")
+    if not any(obj.get(k) is not None for k in FEEDBACK_VALUES):
+        raise ApiError(400, "empty_feedback", f"send at least one of {list(FEEDBACK_VALUES)}")
     quality = _number(obj, "quality", 0.0, 1.0)
-    latency = _number(obj, "latency_ms", 0.0, 86_400_000.0)
-    ttft = _number(obj, "ttft_ms", 0.0, 86_400_000.0)
-    cost = _number(obj, "cost_usd", 0.0, 1_000_000.0)
+    latency = _number(obj, "latency_ms", 0.0, LATENCY_MAX_MS)
+    ttft = _number(obj, "ttft_ms", 0.0, LATENCY_MAX_MS)
+    cost = _number(obj, "cost_usd", 0.0, COST_MAX_USD)
     tokens_in = _count(obj, "input_tokens")
     tokens_out = _count(obj, "output_tokens")
     source = obj.get("source", "user")
@@ -184,11 +192,18 @@ def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | N
 
 
 def _count(obj: dict[str, Any], key: str) -> int | None:
-    value = obj.get(key)
+    value = _integer(obj.get(key))
     if value is None:
         return None
-    if not _is_int(value) or not 0 <= value <= 100_000_000:
-        raise ApiError(400, f"invalid_{key}", f"{key} must be an integer in 0..100000000")
+    if not _is_int(value) or not 0 <= value <= TOKENS_MAX:
+        raise ApiError(400, f"invalid_{key}", f"{key} must be an integer in 0..{TOKENS_MAX}")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    """An integral float (`3.0`) as the int it is: JSON Schema counts it an integer, so the API does too."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

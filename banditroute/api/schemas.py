@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from banditroute.api.requests import ERRORS, SOURCES, WEIGHT_MAX
+from banditroute.api.requests import (
+    COST_MAX_USD,
+    ERRORS,
+    FEEDBACK_VALUES,
+    LATENCY_MAX_MS,
+    METADATA_MAX_KEY,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_LIST,
+    METADATA_MAX_STRING,
+    NOT_BLANK,
+    SOURCES,
+    TOKENS_MAX,
+    WEIGHT_MAX,
+)
 from banditroute.snapshot import FORMAT, VERSION
 
 JSON = "application/json"
@@ -45,6 +58,30 @@ def map_of(values: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": values}
 
 
+def any_given(keys: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
+    """`anyOf` branches: at least one of `keys` present and not null."""
+    return [{"required": [k], "properties": {k: {"not": {"type": "null"}}}} for k in keys]
+
+
+META_STRING = {"type": "string", "maxLength": METADATA_MAX_STRING}
+META_LIST = {"type": "array", "items": META_STRING, "maxItems": METADATA_MAX_LIST}
+META_TEXT = {"type": ["string", "number", "null"], "maxLength": METADATA_MAX_STRING}
+METADATA = {
+    "type": ["object", "null"],
+    "maxProperties": METADATA_MAX_KEYS,
+    "propertyNames": {"maxLength": METADATA_MAX_KEY},
+    "properties": {
+        "capabilities": {**META_LIST, "type": ["array", "null"]},
+        "sensitive": {"type": ["boolean", "null"]},
+        "max_latency_ms": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "user_tier": META_TEXT,
+        "tenant": META_TEXT,
+        "conversation_id": META_TEXT,
+    },
+    "additionalProperties": {"anyOf": [{**META_STRING, "type": ["string", "number", "boolean", "null"]}, META_LIST]},
+}
+
+
 ESTIMATE = obj(
     {
         "method": STRING,
@@ -64,17 +101,8 @@ SCHEMAS: dict[str, Any] = {
     ),
     "RouteRequest": obj(
         {
-            "query": {"type": "string", "minLength": 1, "description": "the request text"},
-            "metadata": {
-                "type": ["object", "null"],
-                "maxProperties": 32,
-                "additionalProperties": {
-                    "anyOf": [
-                        {"type": ["string", "number", "boolean", "null"]},
-                        {"type": "array", "items": STRING, "maxItems": 32},
-                    ]
-                },
-            },
+            "query": {"type": "string", "pattern": NOT_BLANK, "description": "the request text (not blank)"},
+            "metadata": METADATA,
             "max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000},
             "escalate_from": {
                 "type": ["string", "null"],
@@ -106,11 +134,11 @@ SCHEMAS: dict[str, Any] = {
         {
             "event_id": {"type": "string", "pattern": "^[0-9A-Za-z_\\-]{1,128}$"},
             "quality": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-            "latency_ms": {"type": ["number", "null"], "minimum": 0},
-            "ttft_ms": {"type": ["number", "null"], "minimum": 0},
-            "cost_usd": {"type": ["number", "null"], "minimum": 0},
-            "input_tokens": {"type": ["integer", "null"], "minimum": 0},
-            "output_tokens": {"type": ["integer", "null"], "minimum": 0},
+            "latency_ms": {"type": ["number", "null"], "minimum": 0, "maximum": LATENCY_MAX_MS},
+            "ttft_ms": {"type": ["number", "null"], "minimum": 0, "maximum": LATENCY_MAX_MS},
+            "cost_usd": {"type": ["number", "null"], "minimum": 0, "maximum": COST_MAX_USD},
+            "input_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": TOKENS_MAX},
+            "output_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": TOKENS_MAX},
             "source": {"enum": list(SOURCES)},
             "error": {"enum": [*ERRORS, None]},
             "reward_token": {
@@ -120,7 +148,9 @@ SCHEMAS: dict[str, Any] = {
             },
         },
         required=("event_id",),
-    ),
+        description="At least one of " + ", ".join(FEEDBACK_VALUES) + " (not null).",
+    )
+    | {"anyOf": any_given(FEEDBACK_VALUES)},
     "RewardResponse": obj(
         {
             "event_id": STRING,
@@ -227,7 +257,8 @@ SCHEMAS: dict[str, Any] = {
         },
         required=(),
         description="At least one of the two; the other keeps its value.",
-    ),
+    )
+    | {"anyOf": any_given(["cost_weight", "latency_weight"])},
     "ExplorationRequest": obj({"paused": BOOLEAN}),
     "ShadowRequest": obj(
         {

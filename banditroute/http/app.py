@@ -21,6 +21,7 @@ from aiohttp import web
 from banditroute.config import Config
 from banditroute.http import admin, handlers, proxy
 from banditroute.http.middleware import create_gate, errors_as_json, guard
+from banditroute.http.protocol import Runner
 from banditroute.http.state import BOOKKEEPING, GATE, SERVICE, UPSTREAM
 from banditroute.http.upstream import Timeouts, Upstream
 from banditroute.service.base import Service
@@ -123,17 +124,34 @@ def run(
     sockets = bind(host, port, reuse_port)
     app = create_app(config, config_path, kind)
 
-    def started(*_: object) -> None:  # run_app calls it once the sites listen
+    def started() -> None:  # once the sites listen
         urls = [_url(host or s.getsockname()[0], s.getsockname()[1]) for s in sockets]
         service = app[SERVICE]
         log.info("started", url=urls[0], urls=urls, auth=service.auth_summary(), db=str(service.db_path))
 
     try:
-        web.run_app(app, sock=sockets, access_log=None, print=started, handle_signals=True)
+        asyncio.run(_serve(app, sockets, started))
     finally:
         for s in sockets:
             s.close()
     return 0
+
+
+async def _serve(app: web.Application, sockets: list[socket.socket], started: Callable[[], None]) -> None:
+    """aiohttp's run_app, with the connections of protocol.Runner (parser errors as JSON, not logged)."""
+    runner = Runner(app, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        started()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def bind(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:

@@ -65,7 +65,7 @@ async def noop(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    healthy = service.eventlog.healthy
+    healthy = service.store_healthy
     return json_response({"status": "ok" if healthy else "degraded"}, status=200 if healthy else 503)
 
 

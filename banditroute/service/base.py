@@ -28,14 +28,14 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import structlog
 
-from banditroute import auth
+from banditroute import auth, pii
 from banditroute.config import Config
 from banditroute.router import Router
-from banditroute.rules import NoModelAllowed
+from banditroute.rules import NoModelAllowed, tagged_sensitive
 from banditroute.service.controls import OperatorControls
 from banditroute.store.base import LogStore, open_store, reward_secret
-from banditroute.store.datadir import db_path
-from banditroute.store.sqlite import StoreError
+from banditroute.store.datadir import db_path, has_room
+from banditroute.store.sqlite import PartsLimitReached, StoreError
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.observers import Observers
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
@@ -45,6 +45,21 @@ log = structlog.get_logger("banditroute")
 _CHANGES_SHOWN = 50  # operator changes listed on the dashboard
 
 Clock = Callable[[], float]
+
+
+async def _scan_for_pii(query: str, one_at_a_time: asyncio.Semaphore) -> frozenset[str]:
+    """pii.detect(query), letting other requests run between its steps: a long query (a 4M-character
+    prompt of digits takes about half a second to scan) must not stall every other client.
+
+    One long scan at a time: between two steps of it, every other ready request runs, so a request
+    waits for one step (about a millisecond of CPU), not one step of every long query in flight.
+    """
+    async with one_at_a_time:
+        for step in pii.detect_steps(query):
+            if step is not None:
+                return step
+            await asyncio.sleep(0)
+    raise AssertionError("pii.detect_steps ends with the kinds found")
 
 
 class UnknownEvent(LookupError):
@@ -83,6 +98,7 @@ class OpenLog:
             server.max_write_queue,
             linger_s=server.write_linger_ms / 1000.0,
             decisions_awaited=server.decision_ack == "commit",
+            max_parts_per_event=config.reward.max_parts_per_event,
         )
         eventlog.start()
         return cls(secret, store, eventlog)
@@ -145,6 +161,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self._checkpointed_seq = checkpointed_seq
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics.identify(self.host, lambda: self.is_learner)
+        self._long_scans = asyncio.Semaphore(1)
 
     @classmethod
     async def open(
@@ -200,6 +217,12 @@ class Service(OperatorControls, ABC, Generic[K]):
         return 0
 
     @property
+    def store_healthy(self) -> bool:
+        """The last write succeeded and the disk has room: a fresh start on a full disk is not healthy,
+        though nothing has failed yet."""
+        return self.eventlog.healthy and has_room(self.config.server.data_dir)
+
+    @property
     def db_path(self) -> Path:
         return db_path(self.config.server.data_dir)
 
@@ -232,6 +255,8 @@ class Service(OperatorControls, ABC, Generic[K]):
         """
         self.eventlog.admit()
         started = time.perf_counter()
+        if len(query) > pii.STEP_CHARS and self.config.rules.pii_detection and tagged_sensitive(metadata) is None:
+            options["pii_kinds"] = await _scan_for_pii(query, self._long_scans)
         try:
             decision = self.router.route(
                 query, metadata, now=self.clock(), max_output_tokens=max_output_tokens, **options
@@ -276,11 +301,14 @@ class Service(OperatorControls, ABC, Generic[K]):
             self.secret, part.event_id, known.tenant, reward_token
         ):
             raise RewardRefused(403, "invalid_reward_token", "reward_token does not match this event")
-        if known.parts >= self.config.reward.max_parts_per_event:
-            raise RewardRefused(
-                409, "too_many_parts", f"this event already has {self.config.reward.max_parts_per_event} feedback parts"
-            )
-        await self.eventlog.feedback(part)
+        limit = self.config.reward.max_parts_per_event
+        too_many = RewardRefused(409, "too_many_parts", f"this event already has {limit} feedback parts")
+        if known.parts >= limit:  # the cheap check; the commit enforces the limit under concurrency
+            raise too_many
+        try:
+            await self.eventlog.feedback(part)
+        except PartsLimitReached:
+            raise too_many from None
         receipt = self._accept(part, known)
         self.metrics.feedback(part.source, late=receipt.status == "late")
         learned = receipt.learned
@@ -321,7 +349,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         out["write_queue"] = self.eventlog.pending()
         out["recent_events"] = self.recent_events
         out["auth"] = "on" if self.auth_enabled else "off"
-        out["store_healthy"] = self.eventlog.healthy
+        out["store_healthy"] = self.store_healthy
         out["cost_weight"] = self.config.reward.cost_weight
         out["latency_weight"] = self.config.reward.latency_weight
         out["exploration_paused"] = self.router.exploration_paused

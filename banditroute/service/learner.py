@@ -22,27 +22,51 @@ from banditroute.policy import Policy, PolicyError
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.base import LogStore, open_store, reward_secret
+from banditroute.store.base import LogStore, is_postgres, open_store, reward_secret
+from banditroute.store.datadir import LearnerLock
 from banditroute.store.sqlite import StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
+
+# A learner restarted while its predecessor still stops (its last publish) waits this long for the lock.
+LOCK_WAIT_S = 15.0
 
 
 class Learner:
     """Synchronous; the clock is injected."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.time, store: LogStore | None = None):
-        """`store`: the log to learn from (the elected host's own session); default: the configured one."""
+    def __init__(
+        self, config: Config, *, clock: Clock = time.time, store: LogStore | None = None, lock_wait_s: float = 0.0
+    ):
+        """`store`: the log to learn from, given by a caller that holds the log's election (the elected
+        host's own session, election.py); default: the configured SQLite log, whose election is the
+        data directory's LearnerLock: raises LearnerRunning when another process learns from it (after
+        `lock_wait_s`). A PostgreSQL log is shared by hosts with a data directory each, so a file lock
+        cannot elect its learner: it needs the database's lock, hence a store."""
         self.clock = clock
         self.config = config
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
-        self.store = store if store is not None else open_store(config)
+        # One learner per log, for this object's life (`close`): two would learn every join twice.
+        self._lock: LearnerLock | None = None
+        if store is None:
+            if is_postgres(config.store.url):
+                raise ValueError("a learner over PostgreSQL runs in a host's LearnerSeat (election.py)")
+            self._lock = LearnerLock.acquire(config.server.data_dir, lock_wait_s)
+        try:
+            self.store = store if store is not None else open_store(config)
+        except BaseException:
+            self._release_lock()
+            raise
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
         # The serving processes' key: learning at start reads no query, but relearned and live must agree.
-        secret = reward_secret(config, self.store, os.environ)
-        recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
+        try:
+            secret = reward_secret(config, self.store, os.environ)
+            recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
+        except BaseException:
+            self.close()
+            raise
         self.router = recovered.router
         self.changes_seq = recovered.changes_seq
         self.decision_seq, self.feedback_seq = recovered.decision_seq, recovered.feedback_seq
@@ -133,4 +157,12 @@ class Learner:
         try:
             self.publish()
         finally:
-            self.store.close()
+            self.close()
+
+    def close(self) -> None:
+        self.store.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()

@@ -5,6 +5,7 @@ At start it recovers from its log (recovery.recover): nothing acknowledged befor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from banditroute.router import Router
 from banditroute.service import recovery
 from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
 from banditroute.store.base import LogStore
+from banditroute.store.datadir import LearnerLock
 from banditroute.store.prune import Pruned
 from banditroute.telemetry.observers import Observers
 from banditroute.telemetry.shadow import ShadowTracker
@@ -30,6 +32,9 @@ log = structlog.get_logger("banditroute")
 
 _RECENT_MAX = 100_000
 _TENANT_UNKNOWN = object()  # in `_recent`: finished, tenant not at hand (read the decision if needed)
+# Joins finished per turn of the event loop when many are overdue at once (after a long stop): each
+# slice takes milliseconds, and requests are served between slices.
+_EXPIRE_SLICE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,7 @@ class LearningService(Service[_Known]):
         *,
         config_path: str | Path | None,
         clock: Clock,
+        lock: LearnerLock,
     ):
         super().__init__(
             opened,
@@ -61,6 +67,7 @@ class LearningService(Service[_Known]):
         self.changes.extend(recovered.changes)
         # Events finished recently, with their tenant: known without a database read. Bounded.
         self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._lock = lock
 
     @classmethod
     def _assemble(cls, config: Config, opened: OpenLog, *, config_path: str | Path | None, clock: Clock) -> Self:
@@ -74,6 +81,28 @@ class LearningService(Service[_Known]):
             recovery.restore_counts(router, store)
             recovery.restore_live_state(router, store, now)
 
+        # One learner per log: a second one would learn every join twice (LearnerRunning if taken).
+        lock = LearnerLock.acquire(config.server.data_dir)
+        try:
+            return cls._recovered(config, opened, observers, restore, lock, config_path=config_path, clock=clock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _recovered(
+        cls,
+        config: Config,
+        opened: OpenLog,
+        observers: Observers,
+        restore: Callable[[Router], None],
+        lock: LearnerLock,
+        *,
+        config_path: str | Path | None,
+        clock: Clock,
+    ) -> Self:
+        """The rest of `_assemble`, with the learner's lock held: recovery and the service around it."""
+        store = opened.store
         recovered = recovery.recover(
             store,
             config,
@@ -82,11 +111,10 @@ class LearningService(Service[_Known]):
             observer=observers,
             before_pending=restore,
         )
-        service = cls(opened, recovered, observers, config_path=config_path, clock=clock)
+        service = cls(opened, recovered, observers, config_path=config_path, clock=clock, lock=lock)
         router = recovered.router
-        expired = router.expire(clock())
-        for row in expired:
-            service._remember(row.event_id, _TENANT_UNKNOWN)
+        # Decisions whose window passed while the service was down are finished by the expire loop,
+        # in slices, once it serves: start-up does not wait for them.
         log.info(
             "recovered",
             db=str(service.db_path),
@@ -94,7 +122,6 @@ class LearningService(Service[_Known]):
             checkpoint_seq=recovered.checkpoint_seq,
             replayed=recovered.relearned,
             pending_restored=recovered.pending,
-            expired_at_start=len(expired),
             models=list(router.catalog.names),
             exploration=router.config.policy.exploration,
         )
@@ -120,7 +147,10 @@ class LearningService(Service[_Known]):
         await self._stop_tasks()
         with contextlib.suppress(Exception):  # the log keeps everything a checkpoint would: it is relearned
             await self.checkpoint()
-        await super().stop()
+        try:
+            await super().stop()
+        finally:
+            self._lock.release()
 
     @property
     def recent_events(self) -> int:
@@ -150,11 +180,19 @@ class LearningService(Service[_Known]):
 
     # -- background -------------------------------------------------------------------------
 
-    def expire(self) -> None:
-        for row in self.router.expire(self.clock()):
-            self._remember(row.event_id, _TENANT_UNKNOWN)
-            self.metrics.expired.inc()
-            log.info("reward", event_id=row.event_id, status="expired", reward=row.reward, defaulted=row.defaulted)
+    async def expire(self) -> int:
+        """Finish every join whose window has passed, a slice per turn of the event loop; how many."""
+        finished = 0
+        while True:
+            rows = self.router.expire(self.clock(), _EXPIRE_SLICE)
+            for row in rows:
+                self._remember(row.event_id, _TENANT_UNKNOWN)
+                self.metrics.expired.inc()
+                log.info("reward", event_id=row.event_id, status="expired", reward=row.reward, defaulted=row.defaulted)
+            finished += len(rows)
+            if len(rows) < _EXPIRE_SLICE:
+                return finished
+            await asyncio.sleep(0)
 
     async def prune(self) -> Pruned:
         """Apply `store.retention_days`: batch after batch on the writer thread, the writes in between."""

@@ -7,7 +7,9 @@ satisfy it structurally, so the SQLite hot path keeps calling its own methods wi
 
 What both engines promise:
 - `write` appends one batch atomically, decisions before parts; once it returns, the batch is
-  committed (with `durable=True`, flushed to disk).
+  committed (with `durable=True`, flushed to disk). With `max_parts_per_event` it stores no part
+  that would take its event past that many, counting in the same transaction (so concurrent
+  writers on any process or host never exceed it), and returns the refused parts' indices.
 - `seq` of decisions, feedback parts and operator changes grows in commit order, so a reader that
   remembers the last seq it saw (`tail`, `config_changes_after`) never misses a row committed later.
 - Every failure is a `StoreError`; a store reconnects or reopens by itself at its next call.
@@ -58,7 +60,8 @@ class LogStore(Protocol):
         changes: Iterable[ConfigChange] = (),
         *,
         durable: bool = True,
-    ) -> None: ...
+        max_parts_per_event: int | None = None,
+    ) -> set[int]: ...
 
     # events
     def decision(self, event_id: str) -> Decision | None: ...

@@ -135,6 +135,20 @@ _INSERT_LEARNED = _insert("learned", LEARNED_COLUMNS)
 _INSERT_SAMPLE = _insert("judge_samples", SAMPLE_COLUMNS)
 
 
+def over_limit(parts: list[FeedbackPart], stored: dict[str, int], limit: int) -> set[int]:
+    """The indices of `parts` that would take their event past `limit` parts, given the parts
+    `stored` per event before them; a batch's earlier parts count against its later ones."""
+    counts = dict(stored)
+    refused = set()
+    for i, part in enumerate(parts):
+        n = counts.get(part.event_id, 0)
+        if n >= limit:
+            refused.add(i)
+        else:
+            counts[part.event_id] = n + 1
+    return refused
+
+
 class PostgresStore:
     """`LogStore` over one PostgreSQL session (see the module's docstring)."""
 
@@ -287,28 +301,43 @@ class PostgresStore:
         changes: Iterable[ConfigChange] = (),
         *,
         durable: bool = True,
-    ) -> None:
+        max_parts_per_event: int | None = None,
+    ) -> set[int]:
         """Append one batch in one transaction, decisions before parts (as `Store.write`).
+
+        With `max_parts_per_event`, a part whose event already has that many is not stored: returns
+        the indices (in `parts`) of those refused. They are counted inside the transaction and under
+        the log-order lock, which every writer of parts on every host takes before it writes, so the
+        count is of every part committed before, and no concurrent writer commits in between.
 
         `durable=False` commits with `synchronous_commit = off`: the database keeps the batch if this
         host dies, and loses at most the last few hundred milliseconds of such commits if the
         database server itself crashes.
         """
         decision_rows = [decision_row(d) for d in decisions]
-        part_rows = [feedback_row(p) for p in parts]
+        part_list = list(parts)
         learned_rows = [learned_row(r) for r in learned]
         change_rows = [(c.ts, c.kind, orjson.dumps(c.payload).decode()) for c in changes]
 
-        def run(conn: psycopg.Connection[Any]) -> None:
+        def run(conn: psycopg.Connection[Any]) -> set[int]:
+            refused: set[int] = set()
             with conn.transaction(), conn.cursor() as cur:
                 if not durable:
                     cur.execute("SET LOCAL synchronous_commit = off")
-                if decision_rows or part_rows or change_rows:
+                if decision_rows or part_list or change_rows:
                     cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOG_ORDER, self._scope))
                 if decision_rows:
                     cur.executemany(_INSERT_DECISION, decision_rows)
                 if change_rows:
                     cur.executemany("INSERT INTO config_changes (ts, kind, payload) VALUES (%s, %s, %s)", change_rows)
+                if part_list and max_parts_per_event is not None:
+                    event_ids = list({p.event_id for p in part_list})
+                    cur.execute(
+                        b"SELECT event_id, count(*) FROM feedback WHERE event_id = ANY(%s) GROUP BY event_id",
+                        (event_ids,),
+                    )
+                    refused = over_limit(part_list, dict(cur.fetchall()), max_parts_per_event)
+                part_rows = [feedback_row(p) for i, p in enumerate(part_list) if i not in refused]
                 if part_rows:
                     cur.executemany(_INSERT_FEEDBACK, part_rows)
                 if learned_rows:
@@ -329,8 +358,9 @@ class PostgresStore:
                         " (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT %s)",
                         (CHECKPOINTS_KEPT,),
                     )
+            return refused
 
-        self._call(run)
+        return self._call(run)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import orjson
 
 from banditroute.store import prune, schema
 from banditroute.store.base import Checkpoint, EventState
-from banditroute.store.errors import StoreError
+from banditroute.store.errors import PartsLimitReached, StoreError
 from banditroute.store.prune import Pruning
 from banditroute.store.samples import JudgeSamples
 from banditroute.store.schema import (
@@ -35,7 +35,7 @@ from banditroute.store.schema import (
 )
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
-__all__ = ["Checkpoint", "EventState", "Store", "StoreError"]
+__all__ = ["Checkpoint", "EventState", "PartsLimitReached", "Store", "StoreError"]
 
 # Older snapshots are kept for rollback; the newest few are enough.
 CHECKPOINTS_KEPT = 3
@@ -46,6 +46,12 @@ _DECISIONS = "SELECT " + columns(DECISION_COLUMNS) + " FROM decisions"
 _FEEDBACK = "SELECT " + columns(FEEDBACK_COLUMNS) + " FROM feedback"
 _INSERT_DECISION = insert("INSERT OR IGNORE", "decisions", DECISION_COLUMNS)
 _INSERT_FEEDBACK = insert("INSERT", "feedback", FEEDBACK_COLUMNS)
+# A part stored only while its event has fewer than the limit: the count and the insert in one
+# statement of the writer's transaction (one writer at a time across processes: `_writing`).
+_INSERT_FEEDBACK_WITHIN = (
+    f"INSERT INTO feedback ({columns(FEEDBACK_COLUMNS)}) SELECT {', '.join('?' * len(FEEDBACK_COLUMNS))}"
+    " WHERE (SELECT count(*) FROM feedback WHERE event_id = ?) < ?"
+)
 _INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
 
 
@@ -104,8 +110,13 @@ class Store(JudgeSamples, Pruning):
         changes: Iterable[ConfigChange] = (),
         *,
         durable: bool = True,
-    ) -> None:
+        max_parts_per_event: int | None = None,
+    ) -> set[int]:
         """Append one batch in one transaction, in this order (a part never precedes its decision).
+
+        With `max_parts_per_event`, a part whose event already has that many is not stored: returns
+        the indices (in `parts`) of those refused, counted inside the transaction, so concurrent
+        writers (other processes too) never store more than the limit.
 
         `durable=False` commits without an fsync (`synchronous=NORMAL`, WAL): the batch survives a
         killed process at once, a power cut only from the next durable commit or WAL checkpoint on,
@@ -122,7 +133,7 @@ class Store(JudgeSamples, Pruning):
                     "INSERT INTO config_changes (ts, kind, payload) VALUES (?,?,?)",
                     [(c.ts, c.kind, orjson.dumps(c.payload).decode()) for c in changes],
                 )
-                self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
+                refused = self._insert_parts(list(parts), max_parts_per_event)
                 self.conn.executemany(_INSERT_LEARNED, [learned_row(r) for r in learned])
                 if checkpoint is not None:
                     self.conn.execute(
@@ -142,6 +153,22 @@ class Store(JudgeSamples, Pruning):
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the event log at {self.path}: {exc}") from exc
+        return refused
+
+    def _insert_parts(self, parts: list[FeedbackPart], limit: int | None) -> set[int]:
+        if limit is None:
+            self.conn.executemany(_INSERT_FEEDBACK, [feedback_row(p) for p in parts])
+            return set()
+        rows = [(*feedback_row(p), p.event_id, limit) for p in parts]
+        # Usually every part fits: one executemany. Else the batch's parts are inserted again one by
+        # one, to learn which were refused.
+        self.conn.execute("SAVEPOINT parts")
+        if self.conn.executemany(_INSERT_FEEDBACK_WITHIN, rows).rowcount == len(rows):
+            self.conn.execute("RELEASE parts")
+            return set()
+        self.conn.execute("ROLLBACK TO parts")
+        self.conn.execute("RELEASE parts")
+        return {i for i, row in enumerate(rows) if self.conn.execute(_INSERT_FEEDBACK_WITHIN, row).rowcount != 1}
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from banditroute.store.base import LogStore
-from banditroute.store.sqlite import Checkpoint, StoreError
+from banditroute.store.sqlite import Checkpoint, PartsLimitReached, StoreError
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
 
 log = structlog.get_logger("banditroute.store.writer")
@@ -49,8 +49,11 @@ class EventLog:
         *,
         linger_s: float = 0.0,
         decisions_awaited: bool = True,
+        max_parts_per_event: int | None = None,
     ):
         self.store = store
+        # Enforced where a part is committed (Store.write): its awaiter gets PartsLimitReached.
+        self.max_parts_per_event = max_parts_per_event
         self.batch_max = batch_max
         self.max_queue = max_queue
         # Records nobody waits for: learned rows, and decisions when /route does not wait for their
@@ -157,9 +160,10 @@ class EventLog:
         checkpoints = [item for kind, item, _ in batch if kind == _CHECKPOINT]
         changes = [item for kind, item, _ in batch if kind == _CHANGE]
         error: Exception | None = None
+        refused: set[int] = set()
         durable = any(kind not in self._unawaited_kinds for kind, _, _ in batch)
         try:
-            await loop.run_in_executor(
+            refused = await loop.run_in_executor(
                 self._executor,
                 partial(
                     self.store.write,
@@ -169,6 +173,7 @@ class EventLog:
                     checkpoints[-1] if checkpoints else None,
                     changes,
                     durable=durable,
+                    max_parts_per_event=self.max_parts_per_event,
                 ),
             )
             self.batches += 1
@@ -183,14 +188,20 @@ class EventLog:
             # record is failed, so its client gets a 503 and retries.
             self._requeue([(k, i, None) for k, i, _ in batch if k == _LEARNED])
             await asyncio.sleep(RETRY_AFTER_FAILURE_S)
+        part_index = 0
         for kind, item, fut in batch:
+            outcome = error
             if kind == _DECISION:
                 self._decision_commits.pop(item.event_id, None)
+            elif kind == _PART:
+                if part_index in refused:
+                    outcome = PartsLimitReached(item.event_id)
+                part_index += 1
             if fut is not None and not fut.done():
-                if error is None:
+                if outcome is None:
                     fut.set_result(None)
                 else:
-                    fut.set_exception(error)
+                    fut.set_exception(outcome)
 
     def _requeue(self, items: list[tuple[int, Any, None]]) -> None:
         assert self._queue is not None

@@ -22,6 +22,7 @@ async def demo_figures(tmp_path: Path, seed: int) -> dict[str, Any]:
     tmp_path.mkdir()
     path = tmp_path / "demo.toml"
     path.write_text(demo.demo_config(ds, str(tmp_path / "var"), 0, args))
+    demo.seed_secret(tmp_path / "var", seed)
     admin = {"key_sha256": hashlib.sha256(demo.ADMIN_KEY.encode()).hexdigest()}
     api = await start_api(load_config(path).with_overrides(admin=admin))
     try:

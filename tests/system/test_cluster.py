@@ -72,7 +72,7 @@ async def test_a_reward_sent_to_another_serving_process_is_learned_and_snapshots
         assert status == 202 and answer["status"] == "late"
         assert learner.step() == 0
     finally:
-        learner.store.close()
+        learner.close()
         await stop_api(a)
         await stop_api(b)
 
@@ -88,13 +88,13 @@ async def test_a_restarted_learner_waits_again_for_pending_decisions(tmp_path: P
         assert first.step() == 1
         await api.post("/reward", {"event_id": d2["event_id"], "quality": 0.0})  # cost still missing
         assert first.step() == 0
-        first.store.close()  # the learner stops with d2 pending and one part of it folded in
+        first.close()  # the learner stops with d2 pending and one part of it folded in
 
         second = Learner(config)
         assert second.router.is_pending(d2["event_id"]) and not second.router.is_pending(d1["event_id"])
         await api.post("/reward", {"event_id": d2["event_id"], "cost_usd": 0.0001})
         assert second.step() == 1
-        second.store.close()
+        second.close()
     finally:
         await stop_api(api)
 
@@ -116,7 +116,7 @@ async def test_an_operator_change_made_on_one_process_reaches_the_others_and_the
         assert b.service.router.config.reward.cost_weight == 0.7
         assert b.service.stats()["cost_weight"] == 0.7
     finally:
-        learner.store.close()
+        learner.close()
         await stop_api(a)
         await stop_api(b)
 

@@ -100,6 +100,64 @@ def test_a_failed_batch_writes_nothing(store: LogStore) -> None:
     assert store.counts()["decisions"] == 1
 
 
+def parts_of(event_id: str, n: int) -> list[FeedbackPart]:
+    return [FeedbackPart(event_id, float(i), quality=0.5) for i in range(n)]
+
+
+def test_parts_beyond_the_limit_are_refused_within_and_across_batches(store: LogStore) -> None:
+    store.write([decision("a"), decision("b")])
+    assert store.write(parts=parts_of("a", 3), max_parts_per_event=4) == set()
+    assert store.write(parts=[*parts_of("a", 3), *parts_of("b", 2)], max_parts_per_event=4) == {1, 2}
+    assert store.feedback_count("a") == 4 and store.feedback_count("b") == 2
+    assert store.write(parts=parts_of("b", 5), max_parts_per_event=4) == {2, 3, 4}
+    assert store.write(parts=parts_of("a", 2)) == set()  # no limit given: stored as before
+    assert store.feedback_count("a") == 6 and store.feedback_count("b") == 4
+    # The refused parts are the only ones left out: the rest of the batch is committed with them.
+    assert store.write([decision("c")], parts_of("c", 3), max_parts_per_event=1) == {1, 2}
+    assert store.decision("c") == decision("c") and store.feedback_count("c") == 1
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_concurrent_writers_never_store_more_parts_than_the_limit(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The count and the insert are one transaction: writers on separate sessions (as on separate
+    processes or hosts) racing for one event's last places store exactly the limit between them."""
+    writers, batches, limit = 4, 10, 7
+
+    url = request.getfixturevalue("pg_url") if engine == "postgres" else ""
+
+    def opened() -> LogStore:
+        return Store(tmp_path / "log.db") if engine == "sqlite" else PostgresStore(url)
+
+    first = opened()
+    first.write([decision("hot")])
+    refused: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write() -> None:
+        store = opened()
+        try:
+            start.wait()
+            for _ in range(batches):
+                refused.append(len(store.write(parts=parts_of("hot", 2), max_parts_per_event=limit)))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert first.feedback_count("hot") == limit
+    assert sum(refused) == writers * batches * 2 - limit  # every part either stored or reported refused
+    first.close()
+
+
 def test_the_judge_queue_and_spend(store: LogStore) -> None:
     store.write([decision("e1"), decision("e2")], [FeedbackPart("e2", 1.0, quality=1.0, source="user")])
     store.put_sample(JudgeSample("e1", 10.0, "a", "[]", "hi"), keep_after=0.0, max_samples=10)
