@@ -33,7 +33,7 @@ from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.rules import NoModelAllowed, tagged_sensitive
 from banditroute.service.controls import OperatorControls
-from banditroute.store.base import LogStore, open_store, reward_secret
+from banditroute.store.base import LogStore, is_postgres, open_store, reward_secret
 from banditroute.store.datadir import db_path, has_room
 from banditroute.store.sqlite import PartsLimitReached, StoreError
 from banditroute.store.writer import EventLog
@@ -218,8 +218,11 @@ class Service(OperatorControls, ABC, Generic[K]):
 
     @property
     def store_healthy(self) -> bool:
-        """The last write succeeded and the disk has room: a fresh start on a full disk is not healthy,
-        though nothing has failed yet."""
+        """The last write succeeded and the log's disk has room: a fresh start on a full disk is not
+        healthy, though nothing has failed yet. A PostgreSQL log is not on this host's disk (and its
+        data directory need not exist): its health is the last write's."""
+        if is_postgres(self.config.store.url):
+            return self.eventlog.healthy
         return self.eventlog.healthy and has_room(self.config.server.data_dir)
 
     @property

@@ -289,7 +289,9 @@ async def test_a_policy_loaded_on_one_host_is_what_the_learner_goes_on_from(tmp_
     host = TestServer(create_app(config, kind=ServingService), host="127.0.0.1")
     await host.start_server()
     api = Api(host, aiohttp.ClientSession())
-    learner = Learner(config)
+    seat = PostgresStore(pg_url, reconnect=False)  # elected as a host's seat is: the database's lock
+    assert seat.try_lead()
+    learner = Learner(config, store=seat)
     try:
         status, _, _ = await api.raw("POST", "/admin/policy", data=favouring(config, "gpt-4.1"), headers=HEADERS)
         assert status == 200
