@@ -6,13 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= data
 
-.PHONY: setup browser run judge lint test test-fast docs demo demo-screenshot simulate sweep quality decision-bench ope bench clean
+.PHONY: setup browser postgres run judge lint test test-fast docs demo demo-screenshot simulate sweep quality decision-bench ope bench clean
 SETS   ?= routerbench llmrouter logpai
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint,sim]'
+	$(BIN)/pip install --quiet -e '.[test,lint,sim,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -37,7 +37,15 @@ browser:
 	    echo "installed chromium for the dashboard's browser test"; } || \
 	  echo "could not install chromium: the dashboard's browser test will be skipped"
 
-test: setup browser $(LITELLM_STAMP)
+# The PostgreSQL tests (store/postgres.py, the fleet) start a throwaway cluster from Debian's postgresql
+# package (tools/pgcluster.py); the same as for chromium when it cannot be installed.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 && \
+	    echo "installed postgresql for the PostgreSQL store's tests"; } || \
+	  echo "could not install postgresql: the PostgreSQL store's tests will be skipped"
+
+test: setup browser postgres $(LITELLM_STAMP)
 	$(BIN)/python -m pytest -q
 
 # The unit and api tests only: no server processes, no browser, so no chromium to install.

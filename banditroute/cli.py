@@ -28,6 +28,7 @@ from banditroute.config import (
     with_environment,
 )
 from banditroute.evals import EvalsError
+from banditroute.store.base import is_postgres
 from banditroute.store.sqlite import Store, StoreError
 
 API_KEYS_ENV = "BANDITROUTE_API_KEYS"
@@ -167,7 +168,22 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(**sections)
     if args.workers is not None:
         config = config.with_overrides(cluster={"workers": args.workers})
+    if args.store is not None:
+        config = config.with_overrides(store={"url": args.store})
+    if args.no_learner:
+        config = config.with_overrides(cluster={"learner": False})
     try:
+        if is_postgres(config.store.url):
+            from banditroute.service.host import HostService
+
+            if config.cluster.workers > 1:  # each process a host of the fleet: serves, and may be elected learner
+                from banditroute.service.supervisor import run_cluster
+
+                for sock in bind(config.server.host, config.server.port, reuse_port=True):
+                    sock.close()
+                serve = functools.partial(run, kind=HostService, reuse_port=True)
+                return run_cluster(config, config.cluster.workers, args.log_level, path, serve=serve, learner=False)
+            return run(config, path, kind=HostService)
         if config.cluster.workers > 1:
             from banditroute.service.serving import ServingService
             from banditroute.service.supervisor import run_cluster
@@ -292,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="serving processes sharing the port, plus one learner (default: cluster.workers, 1 = "
         "one process that serves and learns)",
+    )
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help='the log: "postgresql://…" for a fleet of hosts sharing one database (default: store.url, empty = '
+        "the SQLite file in the data directory)",
+    )
+    serve.add_argument(
+        "--no-learner", action="store_true", help="with a PostgreSQL store: never be elected the fleet's learner"
     )
     serve.set_defaults(func=_serve)
 

@@ -32,7 +32,6 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,8 +41,7 @@ from banditroute.api.chat import message_text, tokens_used
 from banditroute.auth import reward_token
 from banditroute.config import Config, ConfigError, JudgeConfig, config_path, load_config, with_environment
 from banditroute.http.upstream import Timeouts, Upstream, UpstreamError
-from banditroute.store.datadir import DB_NAME, SECRET_NAME, load_or_create_secret
-from banditroute.store.sqlite import Store
+from banditroute.store.base import LogStore, open_store, reward_secret
 from banditroute.types import JudgeSample
 
 log = structlog.get_logger("banditroute.judge")
@@ -137,7 +135,7 @@ class JudgeWorker:
             service_url or self.judge.service_url or f"http://{config.server.host}:{config.server.port}"
         ).rstrip("/")
         self.clock = clock
-        self.store: Store | None = None
+        self.store: LogStore | None = None
         self.client = Upstream(
             Timeouts(config.proxy.connect_timeout_s, self.judge.timeout_s, self.judge.concurrency * 2)
         )
@@ -151,9 +149,8 @@ class JudgeWorker:
     async def start(self) -> None:
         if not self.judge.endpoint or not self.judge.model:
             raise ConfigError("judge.endpoint and judge.model must be set to run the judge")
-        data_dir = Path(self.config.server.data_dir)
-        self.store = await self._db(Store, data_dir / DB_NAME)
-        self.secret = load_or_create_secret(data_dir / SECRET_NAME)  # the service's: tokens for /reward
+        self.store = store = await self._db(open_store, self.config)  # the service's log, SQLite or PostgreSQL
+        self.secret = await self._db(reward_secret, self.config, store, os.environ)  # the service's: tokens for /reward
         self.spent_usd = await self._db(self.store.judge_spend)
         await self.client.start()
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from banditroute.config import Config, default_config_text, load_config
 from banditroute.http.app import SERVICE, create_app
 from banditroute.service.base import Service
 from tests.support.fake_upstream import FakeUpstream
+from tools import pgcluster
 from tools.launch import ServerDidNotStart, wait_healthy_async
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -140,7 +141,9 @@ class ServerProcess:
         *,
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        args: tuple[str, ...] = (),
     ):
+        self.args = args  # more `serve` arguments
         self.port = free_port()
         self.data_dir = tmp_path / "var"
         self.config = tmp_path / "config.toml"
@@ -168,6 +171,7 @@ class ServerProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -208,3 +212,20 @@ async def post(
 ) -> tuple[int, dict]:
     async with session.post(url, json=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pgcluster.PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session (initdb + pg_ctl in a temp dir, loopback)."""
+    reason = pgcluster.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = pgcluster.PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: pgcluster.PostgresCluster) -> str:
+    """A fresh database in the session's cluster: its URL."""
+    return postgres.create_database()

@@ -237,11 +237,14 @@ SCHEMAS: dict[str, Any] = {
             "auth": {"enum": ["on", "off"]},
             "role": {
                 "type": "string",
-                "enum": ["single", "serving"],
-                "description": "serving: one of the processes of `serve --workers N` (counts are its own)",
+                "enum": ["single", "serving", "host"],
+                "description": "serving: one of the processes of `serve --workers N` (counts are its own);"
+                " host: a host of a fleet over PostgreSQL (`serve --store postgresql://…`)",
             },
             "pid": INTEGER,
             "policy_learned_seq": {**INTEGER, "description": "the last learned join the policy includes"},
+            "host": {**STRING, "description": "which host answered: `cluster.host_name`, else the machine's name:port"},
+            "learner": {**BOOLEAN, "description": "whether this process is the one that learns and publishes"},
         }
     ),
     "Settings": obj(

@@ -107,8 +107,12 @@ class StoreConfig:
 
     url: str = key(
         "",
-        '`""`: the SQLite file `banditroute.db` in `server.data_dir`',
-        Check(lambda v: v == "", "empty (other engines: not yet)"),
+        '`""`: the SQLite file `banditroute.db` in `server.data_dir`; `"postgresql://user@host/db"`: one'
+        " PostgreSQL database that any number of hosts share (`serve --store URL`, docs/deployment.md)",
+        Check(
+            lambda v: v == "" or v.startswith(("postgresql://", "postgres://")),
+            'empty or a "postgresql://" URL',
+        ),
     )
     retention_days: float = key(
         0.0,
@@ -118,6 +122,13 @@ class StoreConfig:
     )
     prune_interval_s: float = key(
         3600.0, "how often the service (the learner with `--workers`) applies `retention_days`", POSITIVE
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            lambda s: s.url == "" or s.retention_days == 0,
+            "store.retention_days works on the SQLite log only (not yet with a PostgreSQL store.url)",
+        ),
     )
 
 
@@ -426,6 +437,14 @@ class ClusterConfig:
     learner_poll_s: float = key(0.05, "how often the learner reads new decisions and feedback from the log", POSITIVE)
     publish_interval_s: float = key(1.0, "the learner publishes a policy snapshot at most this often", POSITIVE)
     reload_interval_s: float = key(0.5, "how often a serving process looks for a newer snapshot", POSITIVE)
+    failover_s: float = key(
+        5.0,
+        "with a PostgreSQL store: another host is the learner within this long after the learner dies"
+        " (the database frees a dead host's lock within it; hosts try for the lock four times as often)",
+        within(1, 300),
+    )
+    learner: bool = key(True, "with a PostgreSQL store: this host may be elected the learner (`--no-learner`: never)")
+    host_name: str = key("", "`/stats` `host` and the database session's name; `\"\"`: the machine's name and the port")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -32,8 +33,9 @@ from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.rules import NoModelAllowed, tagged_sensitive
 from banditroute.service.controls import OperatorControls
-from banditroute.store.datadir import db_path, has_room, load_or_create_secret, secret_path
-from banditroute.store.sqlite import PartsLimitReached, Store, StoreError
+from banditroute.store.base import LogStore, is_postgres, open_store, reward_secret
+from banditroute.store.datadir import db_path, has_room
+from banditroute.store.sqlite import PartsLimitReached, StoreError
 from banditroute.store.writer import EventLog
 from banditroute.telemetry.observers import Observers
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
@@ -77,21 +79,25 @@ class OpenLog:
     """What every kind opens first: the reward secret, the SQLite log, and its writer (started)."""
 
     secret: bytes
-    store: Store
+    store: LogStore
     eventlog: EventLog
 
     @classmethod
     def open(cls, config: Config, environ: Any) -> OpenLog:
         """Inside the running loop (the writer is an asyncio task)."""
         server = config.server
-        secret = load_or_create_secret(secret_path(server.data_dir), environ)
         if server.decision_ack == "enqueue":
             log.warning(
                 "decision_ack_deprecated",
                 message='server.decision_ack = "enqueue" is retired: /route answers after its commit, which'
                 ' with server.durability = "process" (the default) waits for no fsync; remove the key',
             )
-        store = Store(db_path(server.data_dir))
+        store = open_store(config)
+        try:
+            secret = reward_secret(config, store, environ)
+        except BaseException:
+            store.close()
+            raise
         eventlog = EventLog(
             store,
             server.write_batch_max,
@@ -162,6 +168,7 @@ class Service(OperatorControls, ABC, Generic[K]):
         self.started_at = clock()
         self._checkpointed_seq = checkpointed_seq
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.identify(self.host, lambda: self.is_learner)
         self._long_scans = asyncio.Semaphore(1)
 
     @classmethod
@@ -219,13 +226,26 @@ class Service(OperatorControls, ABC, Generic[K]):
 
     @property
     def store_healthy(self) -> bool:
-        """The last write succeeded and the disk has room: a fresh start on a full disk is not healthy,
-        though nothing has failed yet."""
+        """The last write succeeded and the log's disk has room: a fresh start on a full disk is not
+        healthy, though nothing has failed yet. A PostgreSQL log is not on this host's disk (and its
+        data directory need not exist): its health is the last write's."""
+        if is_postgres(self.config.store.url):
+            return self.eventlog.healthy
         return self.eventlog.healthy and has_room(self.config.server.data_dir)
 
     @property
     def db_path(self) -> Path:
         return db_path(self.config.server.data_dir)
+
+    @property
+    def host(self) -> str:
+        """Which host answers (`/stats` `host`): `cluster.host_name`, else the machine's name and the port."""
+        return self.config.cluster.host_name or f"{socket.gethostname()}:{self.config.server.port}"
+
+    @property
+    def is_learner(self) -> bool:
+        """Whether this process learns and publishes the policy (`/stats` `learner`)."""
+        return self.kind == "single"
 
     def auth_summary(self) -> str:
         a = self.config.auth
@@ -329,6 +349,8 @@ class Service(OperatorControls, ABC, Generic[K]):
     def stats(self) -> dict[str, Any]:
         out = self.router.stats(self.clock())
         out["role"] = self.kind
+        out["host"] = self.host
+        out["learner"] = self.is_learner
         out["pid"] = os.getpid()
         out["policy_learned_seq"] = self.router.learned_seq
         out["write_queue"] = self.eventlog.pending()

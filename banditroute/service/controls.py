@@ -8,6 +8,7 @@ the cluster's other processes apply it too (recovery.follow_changes).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -196,11 +197,13 @@ class OperatorControls:
         except PolicyError as exc:
             raise IncompatiblePolicy(str(exc)) from None
         self.router.set_policy(policy)
-        await self.checkpoint(force=True)
+        ckpt = await self.checkpoint(force=True)
         await self._record(
             POLICY_LOADED,
             {
                 "sha256": pf.sha256,
+                # the checkpoint row that holds it: a learner in another process adopts that one
+                "checkpoint_sha256": hashlib.sha256(ckpt.model).hexdigest() if ckpt is not None else None,
                 "source": pf.source,
                 "learned_seq": pf.learned_seq,
                 "cost_weight": pf.cost_weight,

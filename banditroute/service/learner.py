@@ -9,6 +9,8 @@ between deciding and learning, so the learner restarts like the single-process s
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 
@@ -16,11 +18,13 @@ import structlog
 
 from banditroute import features
 from banditroute.config import Config
+from banditroute.policy import Policy, PolicyError
 from banditroute.router import MemorySink
 from banditroute.service import recovery
 from banditroute.service.base import Clock
-from banditroute.store.datadir import LearnerLock, db_path, load_or_create_secret, secret_path
-from banditroute.store.sqlite import Store, StoreError
+from banditroute.store.base import LogStore, is_postgres, open_store, reward_secret
+from banditroute.store.datadir import LearnerLock
+from banditroute.store.sqlite import StoreError
 
 log = structlog.get_logger("banditroute.service.learner")
 
@@ -31,23 +35,34 @@ LOCK_WAIT_S = 15.0
 class Learner:
     """Synchronous; the clock is injected."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.time, lock_wait_s: float = 0.0):
-        """Raises LearnerRunning when another process learns from this log (after `lock_wait_s`)."""
+    def __init__(
+        self, config: Config, *, clock: Clock = time.time, store: LogStore | None = None, lock_wait_s: float = 0.0
+    ):
+        """`store`: the log to learn from, given by a caller that holds the log's election (the elected
+        host's own session, election.py); default: the configured SQLite log, whose election is the
+        data directory's LearnerLock: raises LearnerRunning when another process learns from it (after
+        `lock_wait_s`). A PostgreSQL log is shared by hosts with a data directory each, so a file lock
+        cannot elect its learner: it needs the database's lock, hence a store."""
         self.clock = clock
+        self.config = config
         self.publish_interval_s = config.cluster.publish_interval_s
         self.poll_s = config.cluster.learner_poll_s
         # One learner per log, for this object's life (`close`): two would learn every join twice.
-        self._lock = LearnerLock.acquire(config.server.data_dir, lock_wait_s)
+        self._lock: LearnerLock | None = None
+        if store is None:
+            if is_postgres(config.store.url):
+                raise ValueError("a learner over PostgreSQL runs in a host's LearnerSeat (election.py)")
+            self._lock = LearnerLock.acquire(config.server.data_dir, lock_wait_s)
         try:
-            self.store = Store(db_path(config.server.data_dir))
+            self.store = store if store is not None else open_store(config)
         except BaseException:
-            self._lock.release()
+            self._release_lock()
             raise
         # The learned rows of a step, appended to the log at its end. The learner never decides.
         self._rows = MemorySink()
         # The serving processes' key: learning at start reads no query, but relearned and live must agree.
         try:
-            secret = load_or_create_secret(secret_path(config.server.data_dir))
+            secret = reward_secret(config, self.store, os.environ)
             recovered = recovery.recover(self.store, config, sink=self._rows, word_key=features.word_key(secret))
         except BaseException:
             self.close()
@@ -76,9 +91,11 @@ class Learner:
         if parts:
             self.feedback_seq = parts[-1][0]
         # The operator's changes (reward weights above all) logged by any serving process.
-        self.changes_seq = recovery.follow_changes(
-            self.router, self.store.config_changes_after(self.changes_seq), self.changes_seq
-        )
+        changes = self.store.config_changes_after(self.changes_seq)
+        self.changes_seq = recovery.follow_changes(self.router, changes, self.changes_seq)
+        for _, change in changes:
+            if change.kind == recovery.POLICY_LOADED:
+                self._adopt(change.payload.get("checkpoint_sha256"))
         before = self.router.learned_seq
         self.router.restore_pending((d for _, d in decisions), (p for _, p in parts))
         self.router.expire(now)
@@ -95,6 +112,22 @@ class Learner:
             log.info("snapshot_published", learned_seq=checkpoint.learned_seq, bytes=len(checkpoint.model))
         self._prune(now)
         return self.router.learned_seq - before
+
+    def _adopt(self, sha256: object) -> None:
+        """Learn on top of a policy an operator loaded on a serving process (its checkpoint row), and
+        publish it at the next step, so every process serves it rather than the learner's older one."""
+        for ckpt, checksum_ok in self.store.checkpoints():
+            if checksum_ok and hashlib.sha256(ckpt.model).hexdigest() == sha256:
+                try:
+                    policy = Policy(self.config.policy, self.config.models, model_data=ckpt.model)
+                except PolicyError as exc:
+                    log.error("loaded_policy_not_adopted", reason=str(exc))
+                    return
+                self.router.set_policy(policy)
+                self.published_seq, self._published_at = -1, float("-inf")
+                log.info("loaded_policy_adopted", sha256=sha256)
+                return
+        log.warning("loaded_policy_not_adopted", reason="its checkpoint is no longer in the log", sha256=sha256)
 
     def _prune(self, now: float) -> None:
         """Apply `store.retention_days`, one batch a step, so the learner never stalls on a large backlog."""
@@ -128,4 +161,8 @@ class Learner:
 
     def close(self) -> None:
         self.store.close()
-        self._lock.release()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()

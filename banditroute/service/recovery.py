@@ -18,7 +18,7 @@ from banditroute import budget, retention
 from banditroute.config import Config, ConfigError
 from banditroute.policy import Policy, PolicyError, vw_args
 from banditroute.router import LogSink, Observer, Router
-from banditroute.store.sqlite import Checkpoint, Store
+from banditroute.store.base import Checkpoint, LogStore
 from banditroute.types import ConfigChange
 
 log = structlog.get_logger("banditroute")
@@ -30,7 +30,7 @@ PRUNE_BATCH = 5000
 WEIGHTS, EXPLORATION, SHADOW, POLICY_LOADED, RELOAD = "weights", "exploration", "shadow", "policy_loaded", "reload"
 
 
-def load_policy(store: Store, config: Config) -> tuple[Policy | None, int]:
+def load_policy(store: LogStore, config: Config) -> tuple[Policy | None, int]:
     """The newest good checkpoint's policy and the learned seq it includes; (None, 0) to start afresh.
 
     A checkpoint with other VW arguments than the configuration's is not used: the log is relearned.
@@ -94,7 +94,7 @@ def follow_changes(router: Router, changes: Iterable[tuple[int, ConfigChange]], 
     return after
 
 
-def restore_live_state(router: Router, store: Store, now: float) -> None:
+def restore_live_state(router: Router, store: LogStore, now: float) -> None:
     """The online state the rules read (rewards per model, spend, latencies), from the log."""
     router.restore_rewards(store.rewards_per_model())
     for tenant, usd in store.spend_since(router.spend.period_start(now)).items():
@@ -103,7 +103,7 @@ def restore_live_state(router: Router, store: Store, now: float) -> None:
         router.latency.observe(model, latency_ms)
 
 
-def restore_counts(router: Router, store: Store) -> None:
+def restore_counts(router: Router, store: LogStore) -> None:
     """The counters /stats shows (decisions, parts, rewards learned, selections), from the log."""
     counts = store.counts()
     router.counts.update(
@@ -125,7 +125,7 @@ class Recovered:
 
 
 def recover(
-    store: Store,
+    store: LogStore,
     config: Config,
     *,
     sink: LogSink,

@@ -20,7 +20,7 @@ from banditroute.config import Config
 from banditroute.router import Router
 from banditroute.service import recovery
 from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
-from banditroute.store.sqlite import EventState, Store
+from banditroute.store.base import EventState, LogStore, describe, open_store
 from banditroute.telemetry.observers import Observers
 from banditroute.types import FeedbackPart
 
@@ -37,8 +37,8 @@ class _Reader:
     """Reward look-ups on their own connection and thread, so they run while the writer thread waits
     for a commit's fsync (WAL readers do not wait for the writer)."""
 
-    def __init__(self, path: Path):
-        self._store = Store(path)
+    def __init__(self, store: LogStore):
+        self._store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="banditroute-reader")
 
     async def event_state(self, event_id: str) -> EventState | None:
@@ -68,7 +68,7 @@ class ServingService(Service[EventState]):
         self._snapshot_id = snapshot_id  # the checkpoint row the policy was loaded from
         self._followed_seq = followed_seq  # the last learned row folded into the online state
         self._changes_seq = changes_seq  # the last operator change applied
-        self._reader = _Reader(self.db_path)
+        self._reader = _Reader(open_store(self.config))
 
     @classmethod
     def _assemble(cls, config: Config, opened: OpenLog, *, config_path: str | Path | None, clock: Clock) -> Self:
@@ -100,7 +100,7 @@ class ServingService(Service[EventState]):
             followed_seq=followed_seq,
             changes_seq=changes_seq,
         )
-        log.info("recovered", role=cls.kind, db=str(service.db_path), policy_learned_seq=router.learned_seq)
+        log.info("recovered", role=cls.kind, db=describe(config), policy_learned_seq=router.learned_seq)
         return service
 
     def _loops(self) -> list[tuple[float, Callable[[], Any]]]:

@@ -21,9 +21,9 @@ from banditroute.joiner import COMPLETE, NOT_PENDING
 from banditroute.router import Router
 from banditroute.service import recovery
 from banditroute.service.base import Clock, OpenLog, Receipt, Service, UnknownEvent
+from banditroute.store.base import LogStore
 from banditroute.store.datadir import LearnerLock
 from banditroute.store.prune import Pruned
-from banditroute.store.sqlite import Store
 from banditroute.telemetry.observers import Observers
 from banditroute.telemetry.shadow import ShadowTracker
 from banditroute.types import FeedbackPart
@@ -215,7 +215,7 @@ class LearningService(Service[_Known]):
             self._recent.popitem(last=False)
 
 
-def _restore_shadow(shadow: ShadowTracker, store: Store) -> None:
+def _restore_shadow(shadow: ShadowTracker, store: LogStore) -> None:
     """The shadow estimate from the log (before pending joins finish at start: they add to it)."""
     shadow.decisions, shadow.matched = store.shadow_counts()
     for reward, probability in store.shadow_outcomes():

@@ -30,8 +30,8 @@ import structlog
 
 from banditroute.config import Config
 from banditroute.service.learner import LOCK_WAIT_S, Learner
-from banditroute.store.datadir import LearnerRunning, db_path, load_or_create_secret, secret_path
-from banditroute.store.sqlite import Store
+from banditroute.store.base import open_store, reward_secret
+from banditroute.store.datadir import LearnerRunning
 from banditroute.telemetry import logs
 
 log = structlog.get_logger("banditroute.service.supervisor")
@@ -90,15 +90,27 @@ def _server_main(serve: Serve, config: Config, log_level: str, config_path: str 
 
 
 def run_cluster(
-    config: Config, workers: int, log_level: str = "info", config_path: str | None = None, *, serve: Serve
+    config: Config,
+    workers: int,
+    log_level: str = "info",
+    config_path: str | None = None,
+    *,
+    serve: Serve,
+    learner: bool = True,
 ) -> int:
-    """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM."""
-    Store(db_path(config.server.data_dir)).close()  # the schema, once, before the children race
-    load_or_create_secret(secret_path(config.server.data_dir))  # and the secret (tokens, word key) they all read
+    """Start the learner and `workers` serving processes; supervise them until SIGINT/SIGTERM.
+
+    `learner=False`: no learner process (on PostgreSQL the serving processes elect one among the fleet).
+    """
+    store = open_store(config)  # the schema, once, before the children race
+    try:
+        reward_secret(config, store, os.environ)  # and the secret (tokens, word key) they all read
+    finally:
+        store.close()
     ctx = multiprocessing.get_context("spawn")
     me = os.getpid()
     targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
-        "learner": (_learner_main, (config, log_level, me)),
+        **({"learner": (_learner_main, (config, log_level, me))} if learner else {}),
         **{f"server-{i}": (_server_main, (serve, config, log_level, config_path, me)) for i in range(workers)},
     }
     children: dict[str, Any] = {}

@@ -16,12 +16,12 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from banditroute.store import prune, schema
+from banditroute.store.base import Checkpoint, EventState
 from banditroute.store.errors import PartsLimitReached, StoreError
 from banditroute.store.prune import Pruning
 from banditroute.store.samples import JudgeSamples
@@ -56,22 +56,6 @@ _INSERT_FEEDBACK_WITHIN = (
     " WHERE (SELECT count(*) FROM feedback WHERE event_id = ?) < ?"
 )
 _INSERT_LEARNED = insert("INSERT OR IGNORE", "learned", LEARNED_COLUMNS)
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    learned_seq: int
-    vw_args: list[str]
-    model: bytes
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class EventState:
-    model: str  # the model chosen
-    tenant: str | None
-    learned: bool  # its join has finished
-    parts: int  # feedback parts stored for it
 
 
 class Store(JudgeSamples, Pruning):

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import structlog
 
+from banditroute.store.base import LogStore
 from banditroute.store.sqlite import Checkpoint, PartsLimitReached, Store, StoreError
 from banditroute.store.walsync import WalSyncer
 from banditroute.types import ConfigChange, Decision, FeedbackPart, LearnedRow
@@ -50,7 +51,7 @@ class EventLog:
 
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         batch_max: int = 1024,
         max_queue: int = 100_000,
         *,
@@ -72,7 +73,7 @@ class EventLog:
         self._unawaited_kinds = {_LEARNED}
         self.durability = durability
         self.syncer: WalSyncer | None = None
-        if durability == "process":
+        if durability == "process" and isinstance(store, Store):  # PostgreSQL's commit is the server's to sync
             store.without_autocheckpoint()
             self.syncer = WalSyncer(store.path, fsync_interval_s)
         self._queue: asyncio.Queue[tuple[int, Any, asyncio.Future[None] | None]] | None = None

@@ -191,6 +191,16 @@ class Metrics:
         self.measured_quality.set_function(measured(Controller.measured_quality))
         self.cost_weight.set_function(cost_weight)
 
+    def identify(self, host: str, is_learner: Callable[[], bool]) -> None:
+        """`banditroute_learner{host}`: which host answers, and whether it is the learner (read at scrape time)."""
+        learner = Gauge(
+            "banditroute_learner",
+            "1 while this process is the learner (joins, learns, publishes snapshots); the label names the host",
+            ["host"],
+            registry=self.registry,
+        )
+        learner.labels(host).set_function(lambda: float(is_learner()))
+
     # Observer ---------------------------------------------------------------------------------
 
     def decided(self, decision: Decision, excluded: Mapping[str, str]) -> None:

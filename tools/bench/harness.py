@@ -48,7 +48,7 @@ from banditroute.router import Router
 from banditroute.store.sqlite import Store
 from banditroute.store.writer import EventLog
 from banditroute.types import ModelSpec
-from tools.bench import peers
+from tools.bench import fleet, peers
 from tools.bench.stats import percentile, timings_us
 from tools.launch import wait_healthy
 
@@ -487,6 +487,27 @@ def _reward_bodies(url: str, work: Path, events: int) -> Path:
     return path
 
 
+def bench_fleet_phase(prompts: list[str], saturation_s: float) -> dict[str, Any]:
+    """Two serving processes on PostgreSQL next to the same on SQLite (tools/bench/fleet.py)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        bodies = work / "route.jsonl"
+        bodies.write_text(
+            "".join(json.dumps({"query": q, "metadata": METADATA[i % 2]}) + "\n" for i, q in enumerate(prompts[:2000]))
+        )
+        result = fleet.bench_fleet(
+            work, bodies, saturation_s, serving=serving, wrk=wrk, reward_bodies=_reward_bodies, post=_post
+        )
+    for engine in ("sqlite", "postgres"):
+        if engine in result:
+            f = result[engine]
+            _progress(
+                f"fleet on {engine}: {f['routes_per_s']} routes/s, {f['reward_parts_per_s']} parts/s, snapshot delay "
+                f"{f['snapshot_delay_s']['median_s']} s"
+            )
+    return result
+
+
 def _progress(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -519,6 +540,11 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
             }
         )
         keys.update(ratio_keys(http))
+    for engine, f in report.get("fleet", {}).items():
+        if engine in ("sqlite", "postgres"):
+            keys[f"fleet_routes_per_s_{engine}"] = f["routes_per_s"]
+            keys[f"fleet_reward_parts_per_s_{engine}"] = f["reward_parts_per_s"]
+            keys[f"fleet_snapshot_delay_s_{engine}"] = f["snapshot_delay_s"]["median_s"]
     keys.update(peers.ratios(report.get("peers", {}).get("litellm_router", {"skipped": "not run"}), ip["decision_8"]))
     return keys
 
@@ -581,6 +607,8 @@ def table(report: dict[str, Any]) -> str:
                 f"  {what} @ {HEADLINE_RATE}/s, 2 workers {m['p50_ms']:.2f} {m['p90_ms']:.2f} {m['p99_ms']:.2f} "
                 f"{m['p999_ms']:.2f}"
             )
+    if report.get("fleet"):
+        lines.extend(fleet.summary(report["fleet"]))
     m = report["machine"]
     lines.append(
         f"machine: load average {m['loadavg_at_start'][0]:.2f} -> {m['loadavg_at_end'][0]:.2f}, speed probe "
@@ -739,6 +767,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=20_000, help="timed calls per in-process figure")
     p.add_argument("--memory-routes", type=int, default=1_000_000, help="routes kept pending for the RSS figure")
     p.add_argument("--skip-http", action="store_true", help="in-process figures only")
+    p.add_argument("--skip-fleet", action="store_true", help="without the PostgreSQL/SQLite fleet section")
     p.add_argument("--markdown", metavar="BENCH_JSON", help="print the README's table from a report, measure nothing")
 
 
@@ -766,6 +795,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_http:
         tool = Path(args.openloop) if args.openloop else Path(shutil.which("openloop") or "openloop")
         report["http"] = bench_http(prompts, tool, args.duration, args.warmup, RATES, args.saturation_s)
+        if not args.skip_fleet:
+            _progress("fleet: two serving processes on SQLite, then on PostgreSQL")
+            report["fleet"] = bench_fleet_phase(prompts, args.saturation_s)
     # Last: the child allocates and frees most of a GiB, and on this virtual machine the next phase
     # ran slower after it (memory given back to the host is faulted in again).
     _progress(f"memory after {args.memory_routes} pending routes")
