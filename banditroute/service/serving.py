@@ -26,12 +26,6 @@ from banditroute.types import FeedbackPart
 
 log = structlog.get_logger("banditroute")
 
-# With `decision_ack = "enqueue"` a client may hold an event id before its decision is committed
-# (by this process or another): /reward looks again, backing off, for about this long (plus the
-# write linger) before it answers 404. A decision is committed with its writer's next batch.
-_VISIBILITY_WAIT_S = 1.0
-_FIRST_LOOK_AGAIN_S = 0.002
-
 
 class _Reader:
     """Reward look-ups on their own connection and thread, so they run while the writer thread waits
@@ -140,29 +134,12 @@ class ServingService(Service[EventState]):
     # -- feedback: stored for the learner ----------------------------------------------------
 
     async def _known(self, event_id: str) -> EventState:
-        # The event may have been decided by another process, so it is read from the log.
+        # The event may have been decided by another process, so it is read from the log. `/route`
+        # answers after its commit, so an id a client holds is always there.
         known = await self._reader.event_state(event_id)
-        if known is None and self.config.server.decision_ack == "enqueue":
-            known = await self._committed_soon(event_id)
         if known is None:
             raise UnknownEvent(event_id)
         return known
-
-    async def _committed_soon(self, event_id: str) -> EventState | None:
-        """The event once its decision is committed, looked for again with backoff; None after the wait.
-
-        Under "commit" an id a client holds is always committed already, so there is nothing to wait for.
-        """
-        budget = _VISIBILITY_WAIT_S + self.config.server.write_linger_ms / 1000.0
-        delay, waited = _FIRST_LOOK_AGAIN_S, 0.0
-        while waited < budget:
-            await asyncio.sleep(delay)
-            waited += delay
-            known = await self._reader.event_state(event_id)
-            if known is not None:
-                return known
-            delay = min(2 * delay, budget - waited)
-        return None
 
     def _accept(self, part: FeedbackPart, known: EventState) -> Receipt:
         """The learner tails the log and joins the part; `late` when the join had finished."""
